@@ -1,0 +1,156 @@
+//! The port traits adapters implement. The core names what it needs; `takt-cli` wires the
+//! concrete adapters (local tracker, command backend, ...) to them.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use takt_protocol::{AgentEvent, Issue};
+
+/// Error categories of the tracker contract. The orchestrator only distinguishes success
+/// from failure; the category is for operators.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackerError {
+    /// `tracker.kind` names no adapter this build has. Not retryable: fix WORKFLOW.md.
+    #[error("unsupported_tracker_kind: {0}")]
+    UnsupportedKind(String),
+    /// The adapter rejected its configuration. Not retryable: fix WORKFLOW.md.
+    #[error("invalid_tracker_config: {0}")]
+    InvalidConfig(String),
+    /// A credential the adapter needs is missing or empty. Not retryable.
+    #[error("missing_tracker_secret: {0}")]
+    MissingSecret(String),
+    /// The request could not be made or completed (IO, database, connection). Retryable.
+    #[error("tracker_request: {0}")]
+    Request(String),
+    /// The provider answered with an error status. Retryable for 5xx.
+    #[error("tracker_status: {status}: {message}")]
+    Status { status: u16, message: String },
+    /// The answer could not be understood, or a requested record was malformed.
+    #[error("tracker_response: {0}")]
+    Response(String),
+    /// Paging broke off (a missing cursor). Retryable.
+    #[error("tracker_pagination: {0}")]
+    Pagination(String),
+    /// The provider asked us to slow down. Retry after the given delay.
+    #[error("tracker_rate_limited: retry after {retry_after_ms:?} ms")]
+    RateLimited { retry_after_ms: Option<u64> },
+    /// The issue does not exist in the tracker's scope.
+    #[error("tracker_not_found: {0}")]
+    NotFound(String),
+}
+
+impl TrackerError {
+    /// The spec's category name.
+    pub fn category(&self) -> &'static str {
+        match self {
+            TrackerError::UnsupportedKind(_) => "unsupported_tracker_kind",
+            TrackerError::InvalidConfig(_) => "invalid_tracker_config",
+            TrackerError::MissingSecret(_) => "missing_tracker_secret",
+            TrackerError::Request(_) => "tracker_request",
+            TrackerError::Status { .. } => "tracker_status",
+            TrackerError::Response(_) => "tracker_response",
+            TrackerError::Pagination(_) => "tracker_pagination",
+            TrackerError::RateLimited { .. } => "tracker_rate_limited",
+            TrackerError::NotFound(_) => "tracker_not_found",
+        }
+    }
+}
+
+/// The tracker contract of R-049..R-057.
+#[async_trait]
+pub trait Tracker: Send + Sync {
+    /// The `tracker.kind` this adapter implements.
+    fn kind(&self) -> &'static str;
+
+    /// Issues in any of `states` (compared case-insensitively), including non-dispatchable ones.
+    /// An empty `states` returns `[]` without a request.
+    async fn fetch_issues_by_states(&self, states: &[String]) -> Result<Vec<Issue>, TrackerError>;
+
+    /// Current snapshots of the given ids; ids no longer visible are omitted, a malformed
+    /// requested record fails the call.
+    async fn fetch_issues_by_ids(&self, ids: &[String]) -> Result<Vec<Issue>, TrackerError>;
+
+    /// Moves the issue to `state` (takt's write-back; trackers that do not support it return
+    /// `Ok(())` and log).
+    async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError>;
+}
+
+/// Errors of an agent backend.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The agent process could not be started (missing binary, bad command). Retryable with
+    /// backoff: the next attempt may succeed after an operator fixes the environment.
+    #[error("failed to spawn agent: {0}")]
+    Spawn(String),
+    /// The agent's protocol stream broke (bad JSON, closed pipe, unexpected exit). Retryable.
+    #[error("agent protocol error: {0}")]
+    Protocol(String),
+    /// IO around the agent failed (writing the prompt file, reading output). Retryable.
+    #[error("agent io error: {0}")]
+    Io(String),
+}
+
+/// Everything a backend needs to start a session for one run.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub task_id: String,
+    pub identifier: String,
+    pub run_id: String,
+    pub attempt: u32,
+    /// The agent's working directory; validated to lie under the workspace root.
+    pub workspace: PathBuf,
+    /// A directory outside the workspace for the run's private files (prompt copies, logs).
+    pub run_dir: PathBuf,
+}
+
+/// One turn's input: the full rendered prompt on turn 1, continuation guidance after.
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    pub turn: u32,
+    pub prompt: String,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnResult {
+    /// The turn completed; `finished` is true when the agent says it is done with the task
+    /// (a command backend always is: a command has no conversation to continue).
+    Completed { finished: bool },
+    /// The turn failed with an error message.
+    Failed { error: String },
+    /// The agent needs an answer before it can go on.
+    InputRequired { question: String },
+}
+
+/// Where a session reports its normalized events.
+pub trait AgentEventSink: Send + Sync {
+    fn emit(&self, event: AgentEvent);
+}
+
+/// An agent backend: codex, claude, builtin, command.
+#[async_trait]
+pub trait AgentBackend: Send + Sync {
+    /// The `agent.backend` name.
+    fn name(&self) -> &'static str;
+
+    async fn start_session(
+        &self,
+        context: SessionContext,
+    ) -> Result<Box<dyn AgentSession>, AgentError>;
+}
+
+/// A live session. Dropping it must stop the agent and everything it started.
+#[async_trait]
+pub trait AgentSession: Send {
+    /// The process id of the agent, when there is one.
+    fn pid(&self) -> Option<u32>;
+
+    async fn run_turn(
+        &mut self,
+        input: TurnInput,
+        events: &dyn AgentEventSink,
+    ) -> Result<TurnResult, AgentError>;
+
+    /// Stops the agent: politely, then by killing its process group.
+    async fn stop(&mut self);
+}

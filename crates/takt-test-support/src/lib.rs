@@ -1,0 +1,1 @@
+//! Fakes and fixtures for tests: temp git repositories, fake tracker, fake clock (dev-dependency only).

@@ -1,0 +1,1 @@
+//! WORKFLOW.md: discovery, front matter, defaults, validation and strict Liquid rendering.
