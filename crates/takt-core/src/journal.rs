@@ -108,17 +108,23 @@ pub fn seal(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokenLink {
     /// A sequence number is missing or repeated: a row was deleted or inserted.
-    #[error("entry {found} follows entry {previous}: the sequence has a gap (a row was deleted or inserted)")]
+    #[error(
+        "entry {found} follows entry {previous}: the sequence has a gap (a row was deleted or inserted)"
+    )]
     Gap { previous: u64, found: u64 },
     /// An entry's `prev_hash` is not the previous entry's hash: a row before it changed.
-    #[error("entry {seq} does not link to the entry before it (prev_hash {recorded}, expected {expected})")]
+    #[error(
+        "entry {seq} does not link to the entry before it (prev_hash {recorded}, expected {expected})"
+    )]
     Unlinked {
         seq: u64,
         recorded: String,
         expected: String,
     },
     /// An entry's own fields do not hash to its stored hash: the row itself was edited.
-    #[error("entry {seq} was modified after it was written (stored hash {recorded}, content hashes to {computed})")]
+    #[error(
+        "entry {seq} was modified after it was written (stored hash {recorded}, content hashes to {computed})"
+    )]
     Modified {
         seq: u64,
         recorded: String,
@@ -193,7 +199,9 @@ impl ChainVerifier {
 }
 
 /// Checks a whole chain in memory.
-pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a JournalEntry>) -> Result<u64, BrokenLink> {
+pub fn verify_chain<'a>(
+    entries: impl IntoIterator<Item = &'a JournalEntry>,
+) -> Result<u64, BrokenLink> {
     let mut verifier = ChainVerifier::default();
     for entry in entries {
         verifier.push(entry)?;
@@ -212,7 +220,14 @@ mod tests {
                 .last()
                 .map(|e| (e.seq, e.hash.clone()))
                 .unwrap_or((0, GENESIS_HASH.to_owned()));
-            out.push(seal(seq, &hash, 1000 + i as i64, "k".into(), None, serde_json::json!({"i": i})));
+            out.push(seal(
+                seq,
+                &hash,
+                1000 + i as i64,
+                "k".into(),
+                None,
+                serde_json::json!({"i": i}),
+            ));
         }
         out
     }
@@ -226,29 +241,51 @@ mod tests {
     fn an_edited_payload_is_reported_at_its_row() {
         let mut entries = chain(5);
         entries[2].payload = serde_json::json!({"i": 99});
-        assert!(matches!(verify_chain(&entries), Err(BrokenLink::Modified { seq: 3, .. })));
+        assert!(matches!(
+            verify_chain(&entries),
+            Err(BrokenLink::Modified { seq: 3, .. })
+        ));
     }
 
     #[test]
     fn a_deleted_row_is_a_gap() {
         let mut entries = chain(5);
         entries.remove(1);
-        assert!(matches!(verify_chain(&entries), Err(BrokenLink::Gap { previous: 1, found: 3 })));
+        assert!(matches!(
+            verify_chain(&entries),
+            Err(BrokenLink::Gap {
+                previous: 1,
+                found: 3
+            })
+        ));
     }
 
     #[test]
     fn a_rehashed_row_breaks_the_next_link() {
         let mut entries = chain(5);
         let e = &entries[1];
-        let forged = seal(e.seq - 1, &e.prev_hash, e.at_ms, e.kind.clone(), None, serde_json::json!({"forged": true}));
+        let forged = seal(
+            e.seq - 1,
+            &e.prev_hash,
+            e.at_ms,
+            e.kind.clone(),
+            None,
+            serde_json::json!({"forged": true}),
+        );
         entries[1] = forged;
-        assert!(matches!(verify_chain(&entries), Err(BrokenLink::Unlinked { seq: 3, .. })));
+        assert!(matches!(
+            verify_chain(&entries),
+            Err(BrokenLink::Unlinked { seq: 3, .. })
+        ));
     }
 
     #[test]
     fn key_order_does_not_change_the_hash() {
         let a: serde_json::Value = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
         let b: serde_json::Value = serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap();
-        assert_eq!(entry_hash("x", 1, 1, "k", None, &a), entry_hash("x", 1, 1, "k", None, &b));
+        assert_eq!(
+            entry_hash("x", 1, 1, "k", None, &a),
+            entry_hash("x", 1, 1, "k", None, &b)
+        );
     }
 }

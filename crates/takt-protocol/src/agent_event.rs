@@ -7,21 +7,51 @@ use crate::TokenUsage;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
-    SessionStarted { session_id: String },
-    TurnStarted { turn: u32 },
-    TurnCompleted { turn: u32 },
-    TurnFailed { turn: u32, error: String },
-    TurnCancelled { turn: u32 },
-    Message { text: String },
-    ToolCall { name: String, summary: String, ok: bool },
-    FileChange { path: String },
+    SessionStarted {
+        session_id: String,
+    },
+    TurnStarted {
+        turn: u32,
+    },
+    TurnCompleted {
+        turn: u32,
+    },
+    TurnFailed {
+        turn: u32,
+        error: String,
+    },
+    TurnCancelled {
+        turn: u32,
+    },
+    Message {
+        text: String,
+    },
+    ToolCall {
+        name: String,
+        summary: String,
+        ok: bool,
+    },
+    FileChange {
+        path: String,
+    },
     /// Absolute session totals, never deltas.
-    TokenUsage { usage: TokenUsage },
-    InputRequired { question: String },
-    ApprovalRequired { request: String },
+    TokenUsage {
+        usage: TokenUsage,
+    },
+    InputRequired {
+        question: String,
+    },
+    ApprovalRequired {
+        request: String,
+    },
     /// A line a command-style agent printed.
-    Output { stream: OutputStream, line: String },
-    Error { message: String },
+    Output {
+        stream: OutputStream,
+        line: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

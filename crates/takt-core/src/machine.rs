@@ -1,0 +1,839 @@
+//! `handle(state, policy, event, now) -> Step`: every decision the orchestrator makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use takt_protocol::{FailureReport, Issue, Millis, RetryKind, RunOutcome, TaskState};
+
+use crate::messages::{
+    CancelReason, Command, Event, MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step,
+    StopReason,
+};
+use crate::policy::{CONTINUATION_DELAY_MS, Policy, dispatch_order};
+use crate::state::{State, Task, apply};
+
+/// Decides what `event` means at time `now`. Records are applied to `state` as they are
+/// decided (so later decisions in the same step see them) and returned for the journal; the
+/// caller must journal `step.records` before executing `step.commands`.
+pub fn handle(state: &mut State, policy: &Policy, event: Event, now: Millis) -> Step {
+    let mut decider = Decider {
+        state,
+        policy,
+        now,
+        step: Step::default(),
+    };
+    decider.on(event);
+    decider.step
+}
+
+/// The earliest time at which a [`Event::Tick`] has something to do.
+pub fn next_deadline(state: &State, policy: &Policy) -> Millis {
+    let poll = state.last_poll_at_ms.map_or(0, |at| {
+        at.saturating_add(to_millis(policy.poll_interval_ms))
+    });
+    let mut deadline = poll;
+    for task in state.tasks.values() {
+        if let (TaskState::RetryWait, Some(retry)) = (task.state, &task.retry) {
+            deadline = deadline.min(retry.due_at_ms);
+        }
+        if let Some(run) = task.run.as_ref().filter(|run| run.stop.is_none()) {
+            if policy.stall_timeout_ms > 0 {
+                let quiet_since = run.last_event_at_ms.unwrap_or(run.started_at_ms);
+                deadline = deadline.min(quiet_since + policy.stall_timeout_ms + 1);
+            }
+            deadline = deadline.min(run.started_at_ms + to_millis(policy.max_run_duration_ms) + 1);
+        }
+    }
+    deadline
+}
+
+fn to_millis(ms: u64) -> Millis {
+    Millis::try_from(ms).unwrap_or(Millis::MAX / 4)
+}
+
+struct Decider<'a> {
+    state: &'a mut State,
+    policy: &'a Policy,
+    now: Millis,
+    step: Step,
+}
+
+impl Decider<'_> {
+    fn record(&mut self, record: Record) {
+        apply(self.state, &record, self.now);
+        self.step.records.push(record);
+    }
+
+    fn command(&mut self, command: Command) {
+        self.step.commands.push(command);
+    }
+
+    fn refuse(&mut self, why: String) {
+        self.step.refusal = Some(why);
+    }
+
+    fn on(&mut self, event: Event) {
+        match event {
+            Event::Tick => self.on_tick(),
+            Event::PollRequested => self.poll(),
+            Event::CandidatesFetched { issues } => self.on_candidates(issues),
+            Event::CandidatesFailed { .. } | Event::RefreshFailed { .. } => {}
+            Event::IssuesRefreshed { requested, issues } => self.on_refreshed(requested, issues),
+            Event::RunLaunched {
+                run_id,
+                pid,
+                workspace_path,
+                branch,
+            } => {
+                if let Some(task_id) = self.live_task(&run_id, "run_launched") {
+                    self.record(Record::RunLaunched {
+                        task_id,
+                        run_id,
+                        pid,
+                        workspace_path,
+                        branch,
+                    });
+                }
+            }
+            Event::RunPhaseChanged { run_id, phase } => {
+                if let Some(task_id) = self.live_task(&run_id, "run_phase_changed") {
+                    self.record(Record::RunPhaseChanged {
+                        task_id,
+                        run_id,
+                        phase,
+                    });
+                }
+            }
+            Event::AgentActivity { run_id, event } => {
+                if let Some(task_id) = self.live_task(&run_id, "agent_activity") {
+                    self.record(Record::AgentEventRecorded {
+                        task_id,
+                        run_id,
+                        event,
+                    });
+                }
+            }
+            Event::RunExited(exit) => self.on_run_exit(exit),
+            Event::MergeFinished { task_id, result } => self.on_merge_finished(task_id, result),
+            Event::Operator(command) => self.on_operator(command),
+            Event::Restarted => self.on_restarted(),
+        }
+    }
+
+    /// The fencing check: the id of the task whose *current* run is `run_id`, or a journaled
+    /// rejection of the stale report.
+    fn live_task(&mut self, run_id: &str, what: &str) -> Option<String> {
+        if let Some(task) = self.state.task_of_run(run_id) {
+            return Some(task.id.clone());
+        }
+        let task_id = run_task_hint(self.state, run_id);
+        self.record(Record::StaleReportRejected {
+            task_id,
+            run_id: run_id.to_owned(),
+            what: what.to_owned(),
+        });
+        None
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now;
+        let mut stops = Vec::new();
+        for task in self.state.running() {
+            let Some(run) = task.run.as_ref().filter(|run| run.stop.is_none()) else {
+                continue;
+            };
+            let quiet_since = run.last_event_at_ms.unwrap_or(run.started_at_ms);
+            if self.policy.stall_timeout_ms > 0 && now - quiet_since > self.policy.stall_timeout_ms
+            {
+                stops.push((task.id.clone(), run.run_id.clone(), StopReason::Stalled));
+            } else if now - run.started_at_ms > to_millis(self.policy.max_run_duration_ms) {
+                stops.push((task.id.clone(), run.run_id.clone(), StopReason::WallClock));
+            }
+        }
+        for (task_id, run_id, reason) in stops {
+            self.stop_run(task_id, run_id, reason);
+        }
+
+        let poll_due = self
+            .state
+            .last_poll_at_ms
+            .is_none_or(|at| now >= at.saturating_add(to_millis(self.policy.poll_interval_ms)));
+        if poll_due {
+            self.poll();
+        } else {
+            let due: Vec<String> = self
+                .state
+                .tasks
+                .values()
+                .filter(|task| is_due(task, now))
+                .map(|task| task.id.clone())
+                .collect();
+            if !due.is_empty() {
+                self.command(Command::RefreshIssues { ids: due });
+            }
+        }
+    }
+
+    /// Reconcile everything held (R-078: before dispatch), then fetch candidates.
+    fn poll(&mut self) {
+        self.record(Record::PollIssued);
+        let held: Vec<String> = self
+            .state
+            .tasks
+            .values()
+            .filter(|task| !task.state.is_terminal())
+            .map(|task| task.id.clone())
+            .collect();
+        if !held.is_empty() {
+            self.command(Command::RefreshIssues { ids: held });
+        }
+        self.command(Command::FetchCandidates);
+    }
+
+    fn stop_run(&mut self, task_id: String, run_id: String, reason: StopReason) {
+        self.record(Record::RunStopRequested {
+            task_id,
+            run_id: run_id.clone(),
+            reason,
+        });
+        self.command(Command::StopRun { run_id, reason });
+    }
+
+    fn on_candidates(&mut self, issues: Vec<Issue>) {
+        let mut active = BTreeSet::new();
+        for issue in &issues {
+            if !issue.has_required_fields() || !self.policy.is_active(&issue.state) {
+                continue;
+            }
+            active.insert(issue.id.clone());
+            let routable = self.policy.is_routable(issue);
+            match self.state.tasks.get(&issue.id) {
+                None if routable => self.record(Record::TaskQueued {
+                    issue: issue.clone(),
+                }),
+                Some(task)
+                    if task.state == TaskState::Cancelled
+                        && task.cancel_reason == Some(CancelReason::LeftActive)
+                        && routable =>
+                {
+                    self.record(Record::TaskReopened {
+                        task_id: issue.id.clone(),
+                        issue: issue.clone(),
+                    });
+                }
+                Some(task) if task.state == TaskState::Queued && task.issue != *issue => {
+                    self.record(Record::IssueUpdated {
+                        task_id: issue.id.clone(),
+                        issue: issue.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // A queued task whose issue is no longer among the active ones left the active states.
+        let gone: Vec<String> = self
+            .state
+            .tasks
+            .values()
+            .filter(|task| task.state == TaskState::Queued && !active.contains(&task.id))
+            .map(|task| task.id.clone())
+            .collect();
+        for task_id in gone {
+            self.record(Record::TaskCancelled {
+                task_id,
+                reason: CancelReason::LeftActive,
+            });
+        }
+        self.dispatch(&issues);
+    }
+
+    fn on_refreshed(&mut self, requested: Vec<String>, issues: Vec<Issue>) {
+        let by_id: BTreeMap<&str, &Issue> = issues
+            .iter()
+            .map(|issue| (issue.id.as_str(), issue))
+            .collect();
+        for id in &requested {
+            let Some(task) = self.state.tasks.get(id) else {
+                continue;
+            };
+            let current = by_id.get(id.as_str()).copied();
+            let terminal = current.is_some_and(|issue| self.policy.is_terminal(&issue.state));
+            let usable = current.is_some_and(|issue| {
+                self.policy.is_active(&issue.state) && self.policy.is_routable(issue)
+            });
+            let changed = current.filter(|issue| **issue != task.issue).cloned();
+
+            if let Some(run) = task.run.as_ref() {
+                // R-094: reconcile a live run.
+                if run.stop.is_some() {
+                    continue;
+                }
+                let run_id = run.run_id.clone();
+                if terminal {
+                    self.stop_run(id.clone(), run_id, StopReason::TrackerTerminal);
+                } else if !usable {
+                    self.stop_run(id.clone(), run_id, StopReason::LeftActive);
+                } else if let Some(issue) = changed {
+                    self.record(Record::IssueUpdated {
+                        task_id: id.clone(),
+                        issue,
+                    });
+                }
+                continue;
+            }
+            match task.state {
+                TaskState::Queued | TaskState::RetryWait | TaskState::Rejected => {
+                    if terminal {
+                        self.cancel(id.clone(), CancelReason::TrackerTerminal);
+                    } else if !usable {
+                        self.cancel(id.clone(), CancelReason::LeftActive);
+                    } else if let Some(issue) = changed {
+                        self.record(Record::IssueUpdated {
+                            task_id: id.clone(),
+                            issue,
+                        });
+                    }
+                }
+                TaskState::Blocked | TaskState::AwaitingReview => {
+                    if terminal {
+                        self.cancel(id.clone(), CancelReason::TrackerTerminal);
+                    } else if current.is_none() {
+                        self.cancel(id.clone(), CancelReason::LeftActive);
+                    } else if let Some(issue) = changed {
+                        self.record(Record::IssueUpdated {
+                            task_id: id.clone(),
+                            issue,
+                        });
+                    }
+                }
+                // A merge in flight finishes first; finished tasks are left alone.
+                _ => {}
+            }
+        }
+        let due: Vec<Issue> = issues
+            .into_iter()
+            .filter(|issue| requested.contains(&issue.id))
+            .collect();
+        self.dispatch(&due);
+    }
+
+    fn cancel(&mut self, task_id: String, reason: CancelReason) {
+        let clean = reason == CancelReason::TrackerTerminal;
+        let identifier = self.identifier(&task_id);
+        let path = self
+            .state
+            .tasks
+            .get(&task_id)
+            .and_then(|task| task.workspace_path.clone());
+        self.record(Record::TaskCancelled {
+            task_id: task_id.clone(),
+            reason,
+        });
+        if clean {
+            self.command(Command::CleanWorkspace {
+                task_id,
+                identifier,
+                path,
+            });
+        }
+    }
+
+    fn identifier(&self, task_id: &str) -> String {
+        self.state
+            .tasks
+            .get(task_id)
+            .map(|task| task.issue.identifier.clone())
+            .unwrap_or_default()
+    }
+
+    /// Starts runs for eligible tasks among `issues`, in dispatch order, while slots remain
+    /// (R-075, R-079..R-082).
+    fn dispatch(&mut self, issues: &[Issue]) {
+        let now = self.now;
+        let mut eligible: Vec<&Issue> = issues
+            .iter()
+            .filter(|issue| {
+                issue.has_required_fields()
+                    && self.policy.is_active(&issue.state)
+                    && self.policy.is_routable(issue)
+                    && self.state.tasks.get(&issue.id).is_some_and(|task| {
+                        task.run.is_none() && (task.state == TaskState::Queued || is_due(task, now))
+                    })
+            })
+            .collect();
+        eligible.sort_by(|a, b| dispatch_order(a, b));
+        let mut started = BTreeSet::new();
+        for issue in eligible {
+            if !started.insert(issue.id.clone()) {
+                continue;
+            }
+            let running = self.state.running_count();
+            if running >= self.policy.max_concurrent_agents as usize {
+                break;
+            }
+            let state_key = takt_protocol::normalize_state(&issue.state);
+            let in_state = self
+                .state
+                .running()
+                .filter(|task| takt_protocol::normalize_state(&task.issue.state) == state_key)
+                .count();
+            if in_state >= self.policy.state_limit(&issue.state) as usize {
+                continue;
+            }
+            self.start_run(issue.clone());
+        }
+    }
+
+    fn start_run(&mut self, issue: Issue) {
+        let Some(task) = self.state.tasks.get(&issue.id) else {
+            return;
+        };
+        let run_number = task.runs_started + 1;
+        let run_id = format!("{}#{run_number}", issue.identifier);
+        let retry_kind = task.retry.as_ref().map(|retry| retry.kind);
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            task_id: task.id.clone(),
+            issue: issue.clone(),
+            attempt: (run_number > 1).then(|| run_number - 1),
+            retry_kind,
+            last_error: task.last_error.clone(),
+            feedback: task.feedback.clone(),
+        };
+        if task.issue != issue {
+            self.record(Record::IssueUpdated {
+                task_id: issue.id.clone(),
+                issue: issue.clone(),
+            });
+        }
+        self.record(Record::RunDispatched {
+            task_id: issue.id.clone(),
+            run_id,
+            run_number,
+            retry_kind,
+        });
+        if let Some(state) = self.policy.on_start_state.clone()
+            && takt_protocol::normalize_state(&state)
+                != takt_protocol::normalize_state(&issue.state)
+        {
+            self.command(Command::TransitionIssue {
+                issue_id: issue.id.clone(),
+                state,
+            });
+        }
+        self.command(Command::StartRun(spec));
+    }
+
+    fn on_run_exit(&mut self, exit: RunExit) {
+        let Some(task_id) = self.live_task(&exit.run_id, "run_exited") else {
+            return;
+        };
+        let stop = self
+            .state
+            .tasks
+            .get(&task_id)
+            .and_then(|task| task.run.as_ref())
+            .and_then(|run| run.stop);
+        let finish =
+            |outcome: RunOutcome, error: Option<String>, counted: bool| Record::RunFinished {
+                task_id: task_id.clone(),
+                run_id: exit.run_id.clone(),
+                outcome,
+                commit: exit.commit.clone(),
+                error,
+                turns: exit.turns,
+                counted,
+            };
+        let cancel_reason = match stop {
+            Some(StopReason::TrackerTerminal) => Some(CancelReason::TrackerTerminal),
+            Some(StopReason::LeftActive) => Some(CancelReason::LeftActive),
+            Some(StopReason::Operator) => Some(CancelReason::Operator),
+            _ => None,
+        };
+        if let Some(reason) = cancel_reason {
+            self.record(finish(RunOutcome::Cancelled, exit.error.clone(), false));
+            self.cancel(task_id.clone(), reason);
+            if reason == CancelReason::Operator {
+                self.transition_issue(&task_id, self.policy.on_cancel_state.clone());
+            }
+            return;
+        }
+        let (outcome, error) = match stop {
+            Some(StopReason::Stalled) => (
+                RunOutcome::Stalled,
+                Some(format!(
+                    "stalled for more than {} ms without agent activity",
+                    self.policy.stall_timeout_ms
+                )),
+            ),
+            Some(StopReason::WallClock) => (
+                RunOutcome::TimedOut,
+                Some(format!(
+                    "ran longer than agent.max_run_duration_ms ({} ms)",
+                    self.policy.max_run_duration_ms
+                )),
+            ),
+            _ => (exit.outcome, exit.error.clone()),
+        };
+        match outcome {
+            RunOutcome::Succeeded => {
+                self.record(finish(outcome, None, true));
+                match exit.commit.clone() {
+                    Some(commit) => self.deliver(task_id, commit),
+                    None => self.retry_or_fail(
+                        task_id,
+                        RetryKind::Continuation,
+                        CONTINUATION_DELAY_MS,
+                        Some("the agent finished without changing anything".into()),
+                        None,
+                    ),
+                }
+            }
+            RunOutcome::InputRequired => {
+                self.record(finish(outcome, error, false));
+                let question = exit
+                    .question
+                    .clone()
+                    .unwrap_or_else(|| "the agent needs input to continue".into());
+                self.record(Record::TaskBlocked { task_id, question });
+            }
+            RunOutcome::Interrupted => {
+                self.record(finish(outcome, error.clone(), false));
+                self.schedule(task_id, RetryKind::Interrupted, 0, error, None);
+            }
+            RunOutcome::Cancelled => {
+                // Cancelled without a stop request: the shell found the issue ineligible just
+                // before launch (stale dispatch, R-083).
+                self.record(finish(outcome, error, false));
+                self.cancel(task_id, CancelReason::LeftActive);
+            }
+            RunOutcome::Failed
+            | RunOutcome::TimedOut
+            | RunOutcome::Stalled
+            | RunOutcome::BudgetExhausted
+            | RunOutcome::SandboxViolation => {
+                self.record(finish(outcome, error.clone(), true));
+                let attempt = self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .map_or(1, |task| task.attempt);
+                let delay = to_millis(self.policy.failure_backoff_ms(attempt));
+                self.retry_or_fail(task_id, RetryKind::Failure, delay, error, None);
+            }
+        }
+    }
+
+    /// A run produced a commit: review it, or merge it straight away under `auto_merge`.
+    fn deliver(&mut self, task_id: String, commit: String) {
+        if self.policy.auto_merge {
+            self.start_merge(task_id);
+        } else {
+            self.record(Record::ReviewRequested { task_id, commit });
+        }
+    }
+
+    fn start_merge(&mut self, task_id: String) {
+        let Some(task) = self.state.tasks.get(&task_id) else {
+            return;
+        };
+        let (Some(branch), Some(commit)) = (task.branch.clone(), task.commit.clone()) else {
+            return;
+        };
+        let identifier = task.issue.identifier.clone();
+        self.record(Record::MergeStarted {
+            task_id: task_id.clone(),
+        });
+        self.command(Command::Merge {
+            task_id,
+            identifier,
+            branch,
+            commit,
+        });
+    }
+
+    fn retry_or_fail(
+        &mut self,
+        task_id: String,
+        kind: RetryKind,
+        delay: Millis,
+        error: Option<String>,
+        feedback: Option<String>,
+    ) {
+        let exhausted = self
+            .state
+            .tasks
+            .get(&task_id)
+            .is_some_and(|task| task.attempt >= self.policy.max_attempts);
+        if exhausted {
+            let reason = error.unwrap_or_else(|| "the task ran out of attempts".into());
+            self.fail(task_id, reason);
+        } else {
+            self.schedule(task_id, kind, delay, error, feedback);
+        }
+    }
+
+    fn schedule(
+        &mut self,
+        task_id: String,
+        kind: RetryKind,
+        delay: Millis,
+        error: Option<String>,
+        feedback: Option<String>,
+    ) {
+        self.record(Record::RetryScheduled {
+            task_id: task_id.clone(),
+            due_at_ms: self.now + delay,
+            retry_kind: kind,
+            error,
+            feedback,
+        });
+        if delay == 0 {
+            self.command(Command::RefreshIssues { ids: vec![task_id] });
+        }
+    }
+
+    fn fail(&mut self, task_id: String, reason: String) {
+        let Some(task) = self.state.tasks.get(&task_id) else {
+            return;
+        };
+        let report = failure_report(task, reason, self.policy.max_attempts);
+        self.record(Record::TaskFailed { task_id, report });
+    }
+
+    fn transition_issue(&mut self, task_id: &str, state: Option<String>) {
+        if let (Some(state), Some(task)) = (state, self.state.tasks.get(task_id)) {
+            self.command(Command::TransitionIssue {
+                issue_id: task.issue.id.clone(),
+                state,
+            });
+        }
+    }
+
+    fn on_merge_finished(&mut self, task_id: String, result: MergeResult) {
+        let merging = self
+            .state
+            .tasks
+            .get(&task_id)
+            .is_some_and(|task| task.state == TaskState::Merging);
+        if !merging {
+            self.record(Record::StaleReportRejected {
+                task_id: Some(task_id),
+                run_id: String::new(),
+                what: "merge_finished".into(),
+            });
+            return;
+        }
+        match result {
+            MergeResult::Merged { sha } => {
+                let identifier = self.identifier(&task_id);
+                let path = self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .and_then(|task| task.workspace_path.clone());
+                self.record(Record::Merged {
+                    task_id: task_id.clone(),
+                    sha,
+                });
+                self.transition_issue(&task_id, self.policy.on_done_state.clone());
+                self.command(Command::CleanWorkspace {
+                    task_id,
+                    identifier,
+                    path,
+                });
+            }
+            MergeResult::Conflict { details } => {
+                self.record(Record::MergeConflicted {
+                    task_id: task_id.clone(),
+                    details: details.clone(),
+                });
+                let feedback = format!(
+                    "Merging your change into the base branch conflicted. Update the branch so it \
+                     merges cleanly.\n{details}"
+                );
+                self.retry_or_fail(
+                    task_id,
+                    RetryKind::Conflict,
+                    0,
+                    Some(format!("merge conflict: {details}")),
+                    Some(feedback),
+                );
+            }
+            MergeResult::Failed { error } => {
+                self.record(Record::MergeFailed { task_id, error });
+            }
+        }
+    }
+
+    fn on_operator(&mut self, command: OperatorCommand) {
+        let Some(task) = self.state.find(command.task_ref()) else {
+            self.refuse(format!(
+                "no task {}: `takt task list` shows the known tasks",
+                command.task_ref()
+            ));
+            return;
+        };
+        let task_id = task.id.clone();
+        let identifier = task.issue.identifier.clone();
+        let state = task.state;
+        let running = task.run.as_ref().map(|run| run.run_id.clone());
+        match command {
+            OperatorCommand::Approve { by, comment, .. } => {
+                if state != TaskState::AwaitingReview {
+                    return self.refuse(format!(
+                        "{identifier} is {state}, not awaiting_review; only a task awaiting review can be approved"
+                    ));
+                }
+                self.record(Record::Approved {
+                    task_id: task_id.clone(),
+                    by,
+                    comment,
+                });
+                self.start_merge(task_id);
+            }
+            OperatorCommand::Reject { by, comment, .. } => {
+                if state != TaskState::AwaitingReview {
+                    return self.refuse(format!(
+                        "{identifier} is {state}, not awaiting_review; only a task awaiting review can be rejected"
+                    ));
+                }
+                self.record(Record::Rejected {
+                    task_id: task_id.clone(),
+                    by,
+                    comment: comment.clone(),
+                });
+                self.retry_or_fail(
+                    task_id,
+                    RetryKind::Rejection,
+                    0,
+                    Some(format!("rejected in review: {comment}")),
+                    Some(comment),
+                );
+            }
+            OperatorCommand::Cancel { .. } => {
+                if state.is_terminal() {
+                    return self.refuse(format!("{identifier} is already {state}"));
+                }
+                if state == TaskState::Merging {
+                    return self.refuse(format!(
+                        "{identifier} is being merged; cancel after the merge finishes"
+                    ));
+                }
+                match running {
+                    Some(run_id) => self.stop_run(task_id, run_id, StopReason::Operator),
+                    None => {
+                        self.cancel(task_id.clone(), CancelReason::Operator);
+                        self.transition_issue(&task_id, self.policy.on_cancel_state.clone());
+                    }
+                }
+            }
+            OperatorCommand::Answer { by, text, .. } => {
+                if state != TaskState::Blocked {
+                    return self.refuse(format!(
+                        "{identifier} is {state}, not blocked; there is no question to answer"
+                    ));
+                }
+                self.record(Record::Answered {
+                    task_id: task_id.clone(),
+                    by,
+                    text: text.clone(),
+                });
+                self.schedule(task_id, RetryKind::Answer, 0, None, Some(text));
+            }
+            OperatorCommand::Retry { by, .. } => {
+                if !matches!(state, TaskState::Failed | TaskState::Cancelled) {
+                    return self.refuse(format!(
+                        "{identifier} is {state}; only failed or cancelled tasks can be retried"
+                    ));
+                }
+                self.record(Record::TaskRetried { task_id, by });
+                self.poll();
+            }
+        }
+    }
+
+    fn on_restarted(&mut self) {
+        let live: Vec<String> = self
+            .state
+            .running()
+            .filter_map(|task| task.run.as_ref().map(|run| run.run_id.clone()))
+            .collect();
+        for run_id in live {
+            self.on_run_exit(RunExit {
+                run_id,
+                outcome: RunOutcome::Interrupted,
+                commit: None,
+                error: Some("the daemon stopped while this run was live".into()),
+                turns: 0,
+                question: None,
+            });
+        }
+        let merging: Vec<String> = self
+            .state
+            .tasks
+            .values()
+            .filter(|task| task.state == TaskState::Merging)
+            .map(|task| task.id.clone())
+            .collect();
+        for task_id in merging {
+            // Merges are idempotent: a merge that landed before the crash reports as merged.
+            if let Some(task) = self.state.tasks.get(&task_id)
+                && let (Some(branch), Some(commit)) = (task.branch.clone(), task.commit.clone())
+            {
+                let identifier = task.issue.identifier.clone();
+                self.command(Command::Merge {
+                    task_id,
+                    identifier,
+                    branch,
+                    commit,
+                });
+            }
+        }
+        self.poll();
+    }
+}
+
+fn is_due(task: &Task, now: Millis) -> bool {
+    task.state == TaskState::RetryWait
+        && task.run.is_none()
+        && task
+            .retry
+            .as_ref()
+            .is_some_and(|retry| retry.due_at_ms <= now)
+}
+
+/// For a stale report, the task a run id names (`<identifier>#<n>`), if it still exists.
+fn run_task_hint(state: &State, run_id: &str) -> Option<String> {
+    let identifier = run_id.rsplit_once('#').map(|(identifier, _)| identifier)?;
+    state.find(identifier).map(|task| task.id.clone())
+}
+
+fn failure_report(task: &Task, reason: String, max_attempts: u32) -> FailureReport {
+    let suggested_action = if task.history.iter().all(|attempt| attempt.commit.is_none())
+        && task
+            .history
+            .last()
+            .is_some_and(|attempt| attempt.outcome == RunOutcome::Succeeded)
+    {
+        format!(
+            "The agent finished {max_attempts} times without changing anything. Check the task \
+             text and the agent configuration, then run `takt task retry {}`.",
+            task.issue.identifier
+        )
+    } else {
+        format!(
+            "Read the last error and the run logs, fix the cause (task text, hooks, agent \
+             configuration), then run `takt task retry {}`.",
+            task.issue.identifier
+        )
+    };
+    FailureReport {
+        reason,
+        identifier: task.issue.identifier.clone(),
+        title: task.issue.title.clone(),
+        attempts: task.history.clone(),
+        workspace_path: task.workspace_path.clone(),
+        branch: task.branch.clone(),
+        suggested_action,
+    }
+}

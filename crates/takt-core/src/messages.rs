@@ -1,0 +1,368 @@
+//! The state machine's vocabulary: events in (facts from the shell), records (facts the core
+//! decided, journaled and applied), commands out (intentions for the shell).
+
+use serde::{Deserialize, Serialize};
+use takt_protocol::{AgentEvent, FailureReport, Issue, Millis, RetryKind, RunOutcome, RunPhase};
+
+/// A fact reported to the core. Every report about a run carries its `run_id`, the fencing
+/// token: a report for a run that is not the task's current one is rejected, never applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Time passed; check timers (retries, stalls, wall clock, poll cadence).
+    Tick,
+    /// Someone asked for an immediate poll (a local submission, `POST /refresh`).
+    PollRequested,
+    /// `fetch_issues_by_states(active_states)` answered.
+    CandidatesFetched { issues: Vec<Issue> },
+    /// The candidate fetch failed: skip dispatch this tick.
+    CandidatesFailed { error: String },
+    /// `fetch_issues_by_ids(requested)` answered; ids missing from `issues` are gone.
+    IssuesRefreshed {
+        requested: Vec<String>,
+        issues: Vec<Issue>,
+    },
+    /// The refresh failed: keep workers, try again next tick.
+    RefreshFailed { error: String },
+    /// The shell started the agent process of a run.
+    RunLaunched {
+        run_id: String,
+        pid: Option<u32>,
+        workspace_path: String,
+        branch: String,
+    },
+    /// A run moved to another phase.
+    RunPhaseChanged { run_id: String, phase: RunPhase },
+    /// The agent reported something.
+    AgentActivity { run_id: String, event: AgentEvent },
+    /// A run is over.
+    RunExited(RunExit),
+    /// The shell finished a merge the core asked for.
+    MergeFinished {
+        task_id: String,
+        result: MergeResult,
+    },
+    /// A person asked for something.
+    Operator(OperatorCommand),
+    /// The daemon started on existing state: every live run is gone.
+    Restarted,
+}
+
+/// How a run ended, as the shell saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunExit {
+    pub run_id: String,
+    pub outcome: RunOutcome,
+    /// The commit holding the run's changes, when it made any.
+    pub commit: Option<String>,
+    pub error: Option<String>,
+    pub turns: u32,
+    /// For `InputRequired`: what the agent asked.
+    pub question: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum MergeResult {
+    Merged { sha: String },
+    Conflict { details: String },
+    Failed { error: String },
+}
+
+/// What people can ask of the daemon (CLI, API, dashboard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum OperatorCommand {
+    Approve {
+        task: String,
+        by: String,
+        comment: Option<String>,
+    },
+    Reject {
+        task: String,
+        by: String,
+        comment: String,
+    },
+    Cancel {
+        task: String,
+        by: String,
+    },
+    Answer {
+        task: String,
+        by: String,
+        text: String,
+    },
+    Retry {
+        task: String,
+        by: String,
+    },
+}
+
+impl OperatorCommand {
+    /// The task reference as the operator typed it (id or identifier).
+    pub fn task_ref(&self) -> &str {
+        match self {
+            OperatorCommand::Approve { task, .. }
+            | OperatorCommand::Reject { task, .. }
+            | OperatorCommand::Cancel { task, .. }
+            | OperatorCommand::Answer { task, .. }
+            | OperatorCommand::Retry { task, .. } => task,
+        }
+    }
+}
+
+/// Why the core wants a run stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// No agent activity for `stall_timeout_ms`.
+    Stalled,
+    /// Past `agent.max_run_duration_ms`.
+    WallClock,
+    /// The issue reached a terminal tracker state: stop and clean up.
+    TrackerTerminal,
+    /// The issue left the active states, became unroutable or vanished: stop, keep workspace.
+    LeftActive,
+    /// An operator cancelled the task.
+    Operator,
+}
+
+/// Why a task was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The tracker moved the issue to a terminal state.
+    TrackerTerminal,
+    /// The issue left the active states or vanished; it is picked up again if it comes back.
+    LeftActive,
+    Operator,
+}
+
+/// Everything the shell needs to run one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub task_id: String,
+    pub issue: Issue,
+    /// The 1-based run number of this task; `None` on its first run.
+    pub attempt: Option<u32>,
+    pub retry_kind: Option<RetryKind>,
+    pub last_error: Option<String>,
+    /// What a reviewer, a merge conflict or an answer said, for the next prompt.
+    pub feedback: Option<String>,
+}
+
+/// An intention for the shell. The shell executes commands in order and reports results as
+/// events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    FetchCandidates,
+    RefreshIssues {
+        ids: Vec<String>,
+    },
+    StartRun(RunSpec),
+    StopRun {
+        run_id: String,
+        reason: StopReason,
+    },
+    Merge {
+        task_id: String,
+        identifier: String,
+        branch: String,
+        commit: String,
+    },
+    CleanWorkspace {
+        task_id: String,
+        identifier: String,
+        path: Option<String>,
+    },
+    TransitionIssue {
+        issue_id: String,
+        state: String,
+    },
+}
+
+/// A fact the core decided. Records are journaled before their effects happen and are the
+/// only way state changes; replaying them with [`crate::apply`] rebuilds the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    TaskQueued {
+        issue: Issue,
+    },
+    IssueUpdated {
+        task_id: String,
+        issue: Issue,
+    },
+    TaskReopened {
+        task_id: String,
+        issue: Issue,
+    },
+    RunDispatched {
+        task_id: String,
+        run_id: String,
+        /// 1-based number of this run among the task's runs.
+        run_number: u32,
+        retry_kind: Option<RetryKind>,
+    },
+    RunLaunched {
+        task_id: String,
+        run_id: String,
+        pid: Option<u32>,
+        workspace_path: String,
+        branch: String,
+    },
+    RunPhaseChanged {
+        task_id: String,
+        run_id: String,
+        phase: RunPhase,
+    },
+    AgentEventRecorded {
+        task_id: String,
+        run_id: String,
+        event: AgentEvent,
+    },
+    RunStopRequested {
+        task_id: String,
+        run_id: String,
+        reason: StopReason,
+    },
+    RunFinished {
+        task_id: String,
+        run_id: String,
+        outcome: RunOutcome,
+        commit: Option<String>,
+        error: Option<String>,
+        turns: u32,
+        /// Whether this run counts toward `max_attempts` (an interruption does not).
+        counted: bool,
+    },
+    RetryScheduled {
+        task_id: String,
+        due_at_ms: Millis,
+        retry_kind: RetryKind,
+        error: Option<String>,
+        feedback: Option<String>,
+    },
+    ReviewRequested {
+        task_id: String,
+        commit: String,
+    },
+    TaskBlocked {
+        task_id: String,
+        question: String,
+    },
+    Answered {
+        task_id: String,
+        by: String,
+        text: String,
+    },
+    Approved {
+        task_id: String,
+        by: String,
+        comment: Option<String>,
+    },
+    Rejected {
+        task_id: String,
+        by: String,
+        comment: String,
+    },
+    MergeStarted {
+        task_id: String,
+    },
+    Merged {
+        task_id: String,
+        sha: String,
+    },
+    MergeConflicted {
+        task_id: String,
+        details: String,
+    },
+    MergeFailed {
+        task_id: String,
+        error: String,
+    },
+    TaskFailed {
+        task_id: String,
+        report: FailureReport,
+    },
+    TaskCancelled {
+        task_id: String,
+        reason: CancelReason,
+    },
+    TaskRetried {
+        task_id: String,
+        by: String,
+    },
+    /// A report about a run that is not the task's current run (a stale attempt). Kept for the
+    /// audit trail; changes nothing.
+    StaleReportRejected {
+        task_id: Option<String>,
+        run_id: String,
+        what: String,
+    },
+    /// Bookkeeping only (not journaled): a poll went out.
+    PollIssued,
+}
+
+impl Record {
+    /// The task the record is about.
+    pub fn task_id(&self) -> Option<&str> {
+        match self {
+            Record::TaskQueued { issue } => Some(&issue.id),
+            Record::IssueUpdated { task_id, .. }
+            | Record::TaskReopened { task_id, .. }
+            | Record::RunDispatched { task_id, .. }
+            | Record::RunLaunched { task_id, .. }
+            | Record::RunPhaseChanged { task_id, .. }
+            | Record::AgentEventRecorded { task_id, .. }
+            | Record::RunStopRequested { task_id, .. }
+            | Record::RunFinished { task_id, .. }
+            | Record::RetryScheduled { task_id, .. }
+            | Record::ReviewRequested { task_id, .. }
+            | Record::TaskBlocked { task_id, .. }
+            | Record::Answered { task_id, .. }
+            | Record::Approved { task_id, .. }
+            | Record::Rejected { task_id, .. }
+            | Record::MergeStarted { task_id }
+            | Record::Merged { task_id, .. }
+            | Record::MergeConflicted { task_id, .. }
+            | Record::MergeFailed { task_id, .. }
+            | Record::TaskFailed { task_id, .. }
+            | Record::TaskCancelled { task_id, .. }
+            | Record::TaskRetried { task_id, .. } => Some(task_id),
+            Record::StaleReportRejected { task_id, .. } => task_id.as_deref(),
+            Record::PollIssued => None,
+        }
+    }
+
+    /// The snake_case kind stored in the journal's `kind` column.
+    pub fn kind(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .get("kind")
+                .and_then(|kind| kind.as_str())
+                .unwrap_or("unknown")
+                .to_owned(),
+            _ => "unknown".to_owned(),
+        }
+    }
+
+    /// Whether the record belongs in the journal. Bookkeeping that only matters while the
+    /// daemon lives (polls, chatty output lines) is applied but not persisted.
+    pub fn is_durable(&self) -> bool {
+        match self {
+            Record::PollIssued => false,
+            Record::AgentEventRecorded { event, .. } => !matches!(event, AgentEvent::Output { .. }),
+            _ => true,
+        }
+    }
+}
+
+/// What one call of [`crate::handle`] decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    pub records: Vec<Record>,
+    pub commands: Vec<Command>,
+    /// Set when an operator command could not be applied, saying why.
+    pub refusal: Option<String>,
+}

@@ -1,0 +1,386 @@
+//! The orchestrator's state and the one function that changes it: [`apply`].
+
+use std::collections::BTreeMap;
+
+use takt_protocol::{
+    AgentEvent, AttemptSummary, FailureReport, Issue, Millis, RetryKind, RunOutcome, RunPhase,
+    TaskState, TaskSummary, TokenUsage,
+};
+
+use crate::messages::{CancelReason, Record, StopReason};
+
+/// Everything the orchestrator knows. Owned by one component; changed only by [`apply`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    /// Tasks by id (the tracker's issue id).
+    pub tasks: BTreeMap<String, Task>,
+    /// When the last candidate poll went out.
+    pub last_poll_at_ms: Option<Millis>,
+    pub totals: Totals,
+}
+
+/// Aggregates over all runs (R-068's `codex_totals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub runs_started: u64,
+    pub runs_finished: u64,
+    pub run_ms: i64,
+    pub tokens: TokenUsage,
+}
+
+/// takt's durable record of one issue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub issue: Issue,
+    pub state: TaskState,
+    /// Runs that counted toward `max_attempts`.
+    pub attempt: u32,
+    /// Every run ever dispatched, counted or not (names run ids).
+    pub runs_started: u32,
+    pub history: Vec<AttemptSummary>,
+    pub retry: Option<Retry>,
+    pub run: Option<LiveRun>,
+    pub workspace_path: Option<String>,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub last_error: Option<String>,
+    pub feedback: Option<String>,
+    pub question: Option<String>,
+    pub approvals: Vec<String>,
+    pub failure: Option<FailureReport>,
+    pub cancel_reason: Option<CancelReason>,
+    pub created_at_ms: Millis,
+    pub updated_at_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub due_at_ms: Millis,
+    pub kind: RetryKind,
+}
+
+/// The live run of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRun {
+    pub run_id: String,
+    pub run_number: u32,
+    pub retry_kind: Option<RetryKind>,
+    pub started_at_ms: Millis,
+    pub last_event_at_ms: Option<Millis>,
+    pub last_event: Option<String>,
+    pub last_message: Option<String>,
+    pub phase: Option<RunPhase>,
+    pub pid: Option<u32>,
+    pub session_id: Option<String>,
+    pub turns: u32,
+    pub tokens: TokenUsage,
+    pub stop: Option<StopReason>,
+}
+
+impl State {
+    /// Finds a task by id or (case-insensitively) by identifier.
+    pub fn find(&self, reference: &str) -> Option<&Task> {
+        self.tasks.get(reference).or_else(|| {
+            self.tasks
+                .values()
+                .find(|task| task.issue.identifier.eq_ignore_ascii_case(reference))
+        })
+    }
+
+    pub fn task_of_run(&self, run_id: &str) -> Option<&Task> {
+        self.tasks
+            .values()
+            .find(|task| task.run.as_ref().is_some_and(|run| run.run_id == run_id))
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values().filter(|task| task.run.is_some())
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.running().count()
+    }
+}
+
+impl Task {
+    fn new(issue: Issue, at: Millis) -> Task {
+        Task {
+            id: issue.id.clone(),
+            issue,
+            state: TaskState::Queued,
+            attempt: 0,
+            runs_started: 0,
+            history: Vec::new(),
+            retry: None,
+            run: None,
+            workspace_path: None,
+            branch: None,
+            commit: None,
+            last_error: None,
+            feedback: None,
+            question: None,
+            approvals: Vec::new(),
+            failure: None,
+            cancel_reason: None,
+            created_at_ms: at,
+            updated_at_ms: at,
+        }
+    }
+
+    /// The JSON shape of the task (`docs/json.md`).
+    pub fn summary(&self) -> TaskSummary {
+        TaskSummary {
+            id: self.id.clone(),
+            identifier: self.issue.identifier.clone(),
+            title: self.issue.title.clone(),
+            state: self.state,
+            tracker_state: self.issue.state.clone(),
+            priority: self.issue.priority,
+            labels: self.issue.labels.clone(),
+            attempt: self.attempt,
+            retry_kind: self.retry.as_ref().map(|retry| retry.kind),
+            retry_due_at_ms: self.retry.as_ref().map(|retry| retry.due_at_ms),
+            last_error: self.last_error.clone(),
+            workspace_path: self.workspace_path.clone(),
+            branch: self.branch.clone(),
+            commit: self.commit.clone(),
+            question: self.question.clone(),
+            feedback: self.feedback.clone(),
+            approvals: self.approvals.clone(),
+            run_id: self.run.as_ref().map(|run| run.run_id.clone()),
+            run_phase: self.run.as_ref().and_then(|run| run.phase),
+            pid: self.run.as_ref().and_then(|run| run.pid),
+            attempts: self.history.clone(),
+            failure: self.failure.clone(),
+            issue: self.issue.clone(),
+            updated_at_ms: self.updated_at_ms,
+        }
+    }
+}
+
+/// Applies one record at time `at`. Total and deterministic: a record about an unknown task is
+/// ignored, so a journal replays the same way every time.
+pub fn apply(state: &mut State, record: &Record, at: Millis) {
+    if let Record::PollIssued = record {
+        state.last_poll_at_ms = Some(at);
+        return;
+    }
+    if let Record::TaskQueued { issue } = record {
+        state
+            .tasks
+            .entry(issue.id.clone())
+            .or_insert_with(|| Task::new(issue.clone(), at));
+        return;
+    }
+    let Some(task_id) = record.task_id() else {
+        return;
+    };
+    let Some(task) = state.tasks.get_mut(task_id) else {
+        return;
+    };
+    task.updated_at_ms = at;
+    match record {
+        Record::TaskQueued { .. } | Record::PollIssued | Record::StaleReportRejected { .. } => {}
+        Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
+        Record::TaskReopened { issue, .. } => {
+            task.issue = issue.clone();
+            task.state = TaskState::Queued;
+            task.cancel_reason = None;
+        }
+        Record::RunDispatched {
+            run_id,
+            run_number,
+            retry_kind,
+            ..
+        } => {
+            task.state = TaskState::Running;
+            task.retry = None;
+            task.runs_started = (*run_number).max(task.runs_started);
+            task.run = Some(LiveRun {
+                run_id: run_id.clone(),
+                run_number: *run_number,
+                retry_kind: *retry_kind,
+                started_at_ms: at,
+                last_event_at_ms: None,
+                last_event: None,
+                last_message: None,
+                phase: None,
+                pid: None,
+                session_id: None,
+                turns: 0,
+                tokens: TokenUsage::default(),
+                stop: None,
+            });
+            state.totals.runs_started += 1;
+        }
+        Record::RunLaunched {
+            pid,
+            workspace_path,
+            branch,
+            ..
+        } => {
+            task.workspace_path = Some(workspace_path.clone());
+            task.branch = Some(branch.clone());
+            if let Some(run) = task.run.as_mut() {
+                run.pid = *pid;
+            }
+        }
+        Record::RunPhaseChanged { phase, .. } => {
+            if let Some(run) = task.run.as_mut() {
+                run.phase = Some(*phase);
+                if *phase == RunPhase::Verifying {
+                    task.state = TaskState::Verifying;
+                }
+            }
+        }
+        Record::AgentEventRecorded { event, .. } => {
+            if let Some(run) = task.run.as_mut() {
+                observe(run, event, at, &mut state.totals);
+            }
+        }
+        Record::RunStopRequested { reason, .. } => {
+            if let Some(run) = task.run.as_mut() {
+                run.stop = Some(*reason);
+            }
+        }
+        Record::RunFinished {
+            run_id,
+            outcome,
+            commit,
+            error,
+            turns,
+            counted,
+            ..
+        } => {
+            if let Some(run) = task.run.take() {
+                state.totals.run_ms += (at - run.started_at_ms).max(0);
+                task.history.push(AttemptSummary {
+                    run_id: run_id.clone(),
+                    attempt: run.run_number,
+                    retry_kind: run.retry_kind,
+                    outcome: *outcome,
+                    started_at_ms: run.started_at_ms,
+                    finished_at_ms: at,
+                    turns: *turns,
+                    commit: commit.clone(),
+                    error: error.clone(),
+                });
+            }
+            state.totals.runs_finished += 1;
+            if *counted {
+                task.attempt += 1;
+            }
+            if commit.is_some() {
+                task.commit = commit.clone();
+            }
+            if *outcome != RunOutcome::Succeeded {
+                task.last_error = error.clone().or_else(|| Some(outcome.to_string()));
+            }
+            task.state = TaskState::Verifying;
+        }
+        Record::RetryScheduled {
+            due_at_ms,
+            retry_kind,
+            error,
+            feedback,
+            ..
+        } => {
+            task.state = TaskState::RetryWait;
+            task.retry = Some(Retry {
+                due_at_ms: *due_at_ms,
+                kind: *retry_kind,
+            });
+            if error.is_some() {
+                task.last_error = error.clone();
+            }
+            task.feedback = feedback.clone();
+        }
+        Record::ReviewRequested { commit, .. } => {
+            task.state = TaskState::AwaitingReview;
+            task.commit = Some(commit.clone());
+            task.approvals.clear();
+        }
+        Record::TaskBlocked { question, .. } => {
+            task.state = TaskState::Blocked;
+            task.question = Some(question.clone());
+        }
+        Record::Answered { text, .. } => {
+            task.question = None;
+            task.feedback = Some(text.clone());
+        }
+        Record::Approved { by, .. } => {
+            if !task.approvals.contains(by) {
+                task.approvals.push(by.clone());
+            }
+        }
+        Record::Rejected { comment, .. } => {
+            task.state = TaskState::Rejected;
+            task.feedback = Some(comment.clone());
+            task.approvals.clear();
+        }
+        Record::MergeStarted { .. } => task.state = TaskState::Merging,
+        Record::Merged { sha, .. } => {
+            task.state = TaskState::Done;
+            task.commit = Some(sha.clone());
+            task.last_error = None;
+        }
+        Record::MergeConflicted { details, .. } => {
+            task.last_error = Some(format!("merge conflict: {details}"));
+        }
+        Record::MergeFailed { error, .. } => {
+            task.state = TaskState::AwaitingReview;
+            task.last_error = Some(error.clone());
+            task.approvals.clear();
+        }
+        Record::TaskFailed { report, .. } => {
+            task.state = TaskState::Failed;
+            task.retry = None;
+            task.failure = Some(report.clone());
+        }
+        Record::TaskCancelled { reason, .. } => {
+            task.state = TaskState::Cancelled;
+            task.retry = None;
+            task.cancel_reason = Some(*reason);
+        }
+        Record::TaskRetried { .. } => {
+            task.state = TaskState::Queued;
+            task.attempt = 0;
+            task.failure = None;
+            task.cancel_reason = None;
+            task.retry = None;
+        }
+    }
+}
+
+/// Folds an agent event into the live run's observable fields.
+fn observe(run: &mut LiveRun, event: &AgentEvent, at: Millis, totals: &mut Totals) {
+    run.last_event_at_ms = Some(at);
+    run.last_event = Some(event.kind().to_owned());
+    match event {
+        AgentEvent::SessionStarted { session_id } => run.session_id = Some(session_id.clone()),
+        AgentEvent::TurnStarted { turn } => run.turns = (*turn).max(run.turns),
+        AgentEvent::Message { text } => run.last_message = Some(text.clone()),
+        AgentEvent::Output { line, .. } => run.last_message = Some(line.clone()),
+        AgentEvent::TokenUsage { usage } => {
+            // Totals are absolute per session: add only the growth.
+            totals.tokens.input_tokens +=
+                usage.input_tokens.saturating_sub(run.tokens.input_tokens);
+            totals.tokens.output_tokens +=
+                usage.output_tokens.saturating_sub(run.tokens.output_tokens);
+            totals.tokens.total_tokens +=
+                usage.total_tokens.saturating_sub(run.tokens.total_tokens);
+            run.tokens = *usage;
+        }
+        _ => {}
+    }
+}
+
+/// Rebuilds state from journaled records, in order.
+pub fn replay<'a>(records: impl IntoIterator<Item = (&'a Record, Millis)>) -> State {
+    let mut state = State::default();
+    for (record, at) in records {
+        apply(&mut state, record, at);
+    }
+    state
+}

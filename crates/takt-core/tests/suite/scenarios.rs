@@ -1,0 +1,430 @@
+//! Single scenarios through the state machine, named by the requirement they check.
+
+use takt_core::{
+    Command, Event, MergeResult, OperatorCommand, Policy, RunExit, State, Step, StopReason, handle,
+};
+use takt_protocol::{Issue, RetryKind, RunOutcome, TaskState};
+
+fn issue(n: u32, state: &str) -> Issue {
+    Issue {
+        id: format!("id-{n}"),
+        identifier: format!("T-{n}"),
+        title: format!("task {n}"),
+        description: None,
+        priority: None,
+        state: state.into(),
+        branch_name: None,
+        url: None,
+        assignee_id: None,
+        labels: vec![],
+        blocked_by: vec![],
+        dispatchable: true,
+        created_at: None,
+        updated_at: None,
+        native_ref: None,
+    }
+}
+
+struct Harness {
+    state: State,
+    policy: Policy,
+    now: i64,
+}
+
+impl Harness {
+    fn new(policy: Policy) -> Harness {
+        Harness {
+            state: State::default(),
+            policy,
+            now: 1_000_000,
+        }
+    }
+
+    fn feed(&mut self, event: Event) -> Step {
+        handle(&mut self.state, &self.policy, event, self.now)
+    }
+
+    /// Polls with `issues` as the tracker's active issues; returns the started run ids.
+    fn poll(&mut self, issues: Vec<Issue>) -> Vec<String> {
+        let step = self.feed(Event::CandidatesFetched { issues });
+        started(&step)
+    }
+
+    fn exit(&mut self, run_id: &str, outcome: RunOutcome, commit: Option<&str>) -> Step {
+        self.feed(Event::RunExited(RunExit {
+            run_id: run_id.into(),
+            outcome,
+            commit: commit.map(String::from),
+            error: (outcome != RunOutcome::Succeeded).then(|| "boom".to_string()),
+            turns: 1,
+            question: None,
+        }))
+    }
+
+    fn launch(&mut self, run_id: &str) {
+        self.feed(Event::RunLaunched {
+            run_id: run_id.into(),
+            pid: Some(42),
+            workspace_path: "/ws/T-1".into(),
+            branch: "takt/T-1".into(),
+        });
+    }
+
+    fn task(&self, id: &str) -> &takt_core::Task {
+        &self.state.tasks[id]
+    }
+}
+
+fn started(step: &Step) -> Vec<String> {
+    step.commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::StartRun(spec) => Some(spec.run_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn r080_global_slots_limit_dispatch_in_priority_order() {
+    let mut h = Harness::new(Policy {
+        max_concurrent_agents: 2,
+        ..Policy::default()
+    });
+    let mut a = issue(1, "Todo");
+    a.priority = Some(3);
+    let mut b = issue(2, "Todo");
+    b.priority = Some(1);
+    let mut c = issue(3, "Todo");
+    c.priority = Some(2);
+    assert_eq!(h.poll(vec![a, b, c]), ["T-2#1", "T-3#1"]);
+    assert_eq!(h.task("id-1").state, TaskState::Queued);
+}
+
+#[test]
+fn r081_per_state_limit_counts_running_issues_by_state() {
+    let mut h = Harness::new(Policy {
+        max_concurrent_agents_by_state: [("todo".to_string(), 1)].into_iter().collect(),
+        ..Policy::default()
+    });
+    let started = h.poll(vec![
+        issue(1, "Todo"),
+        issue(2, "Todo"),
+        issue(3, "In Progress"),
+    ]);
+    assert_eq!(started, ["T-1#1", "T-3#1"]);
+}
+
+#[test]
+fn r075_non_dispatchable_and_non_active_issues_are_not_started() {
+    let mut h = Harness::new(Policy::default());
+    let mut blocked = issue(1, "Todo");
+    blocked.dispatchable = false;
+    let mut nameless = issue(3, "Todo");
+    nameless.title = "  ".into();
+    assert!(
+        h.poll(vec![blocked, issue(2, "Backlog"), nameless])
+            .is_empty()
+    );
+    assert!(h.state.tasks.is_empty());
+}
+
+#[test]
+fn r088_run_without_change_continues_after_one_second() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    h.exit("T-1#1", RunOutcome::Succeeded, None);
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    let retry = task.retry.clone().expect("retry scheduled");
+    assert_eq!(retry.kind, RetryKind::Continuation);
+    assert_eq!(retry.due_at_ms, h.now + 1_000);
+}
+
+#[test]
+fn r089_failures_back_off_exponentially_and_fail_after_max_attempts() {
+    let mut h = Harness::new(Policy {
+        max_attempts: 3,
+        ..Policy::default()
+    });
+    h.poll(vec![issue(1, "Todo")]);
+    let mut delays = Vec::new();
+    for n in 1..=3 {
+        h.exit(&format!("T-1#{n}"), RunOutcome::Failed, None);
+        if n == 3 {
+            break;
+        }
+        let due = h.task("id-1").retry.clone().expect("retry").due_at_ms;
+        delays.push(due - h.now);
+        // Not yet due: a refresh must not start it.
+        let early = h.feed(Event::IssuesRefreshed {
+            requested: vec!["id-1".into()],
+            issues: vec![issue(1, "In Progress")],
+        });
+        assert!(started(&early).is_empty());
+        h.now = due;
+        let step = h.feed(Event::IssuesRefreshed {
+            requested: vec!["id-1".into()],
+            issues: vec![issue(1, "In Progress")],
+        });
+        assert_eq!(started(&step), [format!("T-1#{}", n + 1)]);
+    }
+    assert_eq!(delays, [10_000, 20_000]);
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Failed);
+    let report = task.failure.clone().expect("failure report");
+    assert_eq!(report.attempts.len(), 3);
+    assert!(report.suggested_action.contains("takt task retry T-1"));
+}
+
+#[test]
+fn r094_terminal_tracker_state_stops_the_run_and_cleans_up() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    h.launch("T-1#1");
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "Done")],
+    });
+    assert!(step.commands.contains(&Command::StopRun {
+        run_id: "T-1#1".into(),
+        reason: StopReason::TrackerTerminal
+    }));
+    let step = h.exit("T-1#1", RunOutcome::Cancelled, None);
+    assert_eq!(h.task("id-1").state, TaskState::Cancelled);
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::CleanWorkspace { path: Some(p), .. } if p == "/ws/T-1"))
+    );
+}
+
+#[test]
+fn r094_missing_issue_stops_the_run_without_cleanup() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![],
+    });
+    assert!(step.commands.contains(&Command::StopRun {
+        run_id: "T-1#1".into(),
+        reason: StopReason::LeftActive
+    }));
+    let step = h.exit("T-1#1", RunOutcome::Cancelled, None);
+    assert!(
+        !step
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::CleanWorkspace { .. }))
+    );
+    // It comes back when the issue is active again (Symphony's release semantics).
+    assert_eq!(h.poll(vec![issue(1, "Todo")]), ["T-1#2"]);
+}
+
+#[test]
+fn r093_stalled_run_is_stopped_and_retried_as_a_failure() {
+    let mut h = Harness::new(Policy {
+        stall_timeout_ms: 60_000,
+        ..Policy::default()
+    });
+    h.feed(Event::Tick);
+    h.poll(vec![issue(1, "Todo")]);
+    h.now += 60_001;
+    let step = h.feed(Event::Tick);
+    assert!(step.commands.contains(&Command::StopRun {
+        run_id: "T-1#1".into(),
+        reason: StopReason::Stalled
+    }));
+    // The shell reports whatever it saw; the core records the stall.
+    h.exit("T-1#1", RunOutcome::Cancelled, None);
+    let task = h.task("id-1");
+    assert_eq!(task.history[0].outcome, RunOutcome::Stalled);
+    assert_eq!(task.retry.clone().expect("retry").kind, RetryKind::Failure);
+}
+
+#[test]
+fn review_approve_merges_and_reject_sends_feedback() {
+    let mut h = Harness::new(Policy {
+        on_done_state: Some("Done".into()),
+        ..Policy::default()
+    });
+    h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]);
+    h.launch("T-1#1");
+    h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+
+    let step = h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "t-1".into(),
+        by: "alice".into(),
+        comment: None,
+    }));
+    assert!(step.refusal.is_none());
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { commit, .. } if commit == "abc"))
+    );
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+    let step = h.feed(Event::MergeFinished {
+        task_id: "id-1".into(),
+        result: MergeResult::Merged { sha: "def".into() },
+    });
+    assert_eq!(h.task("id-1").state, TaskState::Done);
+    assert!(step.commands.contains(&Command::TransitionIssue {
+        issue_id: "id-1".into(),
+        state: "Done".into()
+    }));
+
+    h.exit("T-2#1", RunOutcome::Succeeded, Some("123"));
+    h.feed(Event::Operator(OperatorCommand::Reject {
+        task: "T-2".into(),
+        by: "alice".into(),
+        comment: "add a test".into(),
+    }));
+    let task = h.task("id-2");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(task.feedback.as_deref(), Some("add a test"));
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-2".into()],
+        issues: vec![issue(2, "In Progress")],
+    });
+    let spec = step
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            Command::StartRun(spec) => Some(spec.clone()),
+            _ => None,
+        })
+        .expect("second run");
+    assert_eq!(spec.feedback.as_deref(), Some("add a test"));
+    assert_eq!(spec.retry_kind, Some(RetryKind::Rejection));
+    assert_eq!(spec.attempt, Some(1));
+}
+
+#[test]
+fn operator_commands_that_do_not_apply_are_refused_without_change() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    let before = h.state.clone();
+    let step = h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "T-1".into(),
+        by: "alice".into(),
+        comment: None,
+    }));
+    assert!(step.refusal.expect("refused").contains("T-1 is running"));
+    assert_eq!(h.state, before);
+    let step = h.feed(Event::Operator(OperatorCommand::Answer {
+        task: "T-9".into(),
+        by: "alice".into(),
+        text: "x".into(),
+    }));
+    assert!(step.refusal.expect("refused").contains("no task T-9"));
+}
+
+#[test]
+fn blocked_task_resumes_with_the_answer() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    h.feed(Event::RunExited(RunExit {
+        run_id: "T-1#1".into(),
+        outcome: RunOutcome::InputRequired,
+        commit: None,
+        error: None,
+        turns: 1,
+        question: Some("Which database?".into()),
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::Blocked);
+    assert_eq!(h.task("id-1").question.as_deref(), Some("Which database?"));
+    assert_eq!(
+        h.task("id-1").attempt,
+        0,
+        "asking a question is not a failed attempt"
+    );
+    let step = h.feed(Event::Operator(OperatorCommand::Answer {
+        task: "T-1".into(),
+        by: "alice".into(),
+        text: "Postgres".into(),
+    }));
+    assert!(step.commands.contains(&Command::RefreshIssues {
+        ids: vec!["id-1".into()]
+    }));
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "In Progress")],
+    });
+    let spec = match &step.commands[..] {
+        [Command::StartRun(spec)] => spec.clone(),
+        other => panic!("expected one start, got {other:?}"),
+    };
+    assert_eq!(spec.feedback.as_deref(), Some("Postgres"));
+    assert_eq!(spec.retry_kind, Some(RetryKind::Answer));
+}
+
+#[test]
+fn merge_conflict_returns_the_task_to_the_agent_with_the_conflict() {
+    let mut h = Harness::new(Policy {
+        auto_merge: true,
+        ..Policy::default()
+    });
+    h.poll(vec![issue(1, "Todo")]);
+    h.launch("T-1#1");
+    let step = h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { .. })),
+        "auto_merge merges"
+    );
+    h.feed(Event::MergeFinished {
+        task_id: "id-1".into(),
+        result: MergeResult::Conflict {
+            details: "CONFLICT (content): src/lib.rs".into(),
+        },
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(task.retry.clone().expect("retry").kind, RetryKind::Conflict);
+    assert!(
+        task.feedback
+            .clone()
+            .unwrap_or_default()
+            .contains("src/lib.rs")
+    );
+}
+
+#[test]
+fn restart_interrupts_live_runs_without_spending_an_attempt_and_resumes_merges() {
+    let mut h = Harness::new(Policy {
+        auto_merge: true,
+        ..Policy::default()
+    });
+    h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]);
+    h.launch("T-1#1");
+    h.launch("T-2#1");
+    h.exit("T-2#1", RunOutcome::Succeeded, Some("abc"));
+    assert_eq!(h.task("id-2").state, TaskState::Merging);
+    let step = h.feed(Event::Restarted);
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(task.attempt, 0);
+    assert_eq!(task.history[0].outcome, RunOutcome::Interrupted);
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { task_id, .. } if task_id == "id-2"))
+    );
+    assert!(step.commands.contains(&Command::FetchCandidates));
+}
+
+#[test]
+fn stale_reports_are_journaled_and_ignored() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    h.exit("T-1#1", RunOutcome::Failed, None);
+    let before = h.state.clone();
+    let step = h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert_eq!(step.records.len(), 1);
+    assert_eq!(step.records[0].kind(), "stale_report_rejected");
+    assert_eq!(h.state.tasks, before.tasks);
+}
