@@ -420,7 +420,7 @@ impl Decider<'_> {
                 state,
             });
         }
-        self.command(Command::StartRun(spec));
+        self.command(Command::StartRun(Box::new(spec)));
     }
 
     fn on_run_exit(&mut self, exit: RunExit) {

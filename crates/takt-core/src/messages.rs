@@ -159,7 +159,7 @@ pub enum Command {
     RefreshIssues {
         ids: Vec<String>,
     },
-    StartRun(RunSpec),
+    StartRun(Box<RunSpec>),
     StopRun {
         run_id: String,
         reason: StopReason,

@@ -104,10 +104,10 @@ pub const CONTINUATION_DELAY_MS: Millis = 1_000;
 /// (missing last); then identifier.
 pub fn dispatch_order(a: &Issue, b: &Issue) -> Ordering {
     fn rank(issue: &Issue) -> i64 {
-        match issue.priority {
-            Some(p @ 1..=4) => p,
-            _ => 5,
-        }
+        issue
+            .priority
+            .filter(|priority| (1..=4).contains(priority))
+            .unwrap_or(5)
     }
     rank(a)
         .cmp(&rank(b))
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn r079_priority_then_age_then_identifier() {
-        let mut issues = vec![
+        let mut issues = [
             issue("C", None, Some("2026-01-01T00:00:00Z")),
             issue("B", Some(2), Some("2026-01-03T00:00:00Z")),
             issue("A", Some(2), Some("2026-01-02T00:00:00Z")),

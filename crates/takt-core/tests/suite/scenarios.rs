@@ -293,7 +293,7 @@ fn review_approve_merges_and_reject_sends_feedback() {
         .commands
         .iter()
         .find_map(|c| match c {
-            Command::StartRun(spec) => Some(spec.clone()),
+            Command::StartRun(spec) => Some((**spec).clone()),
             _ => None,
         })
         .expect("second run");
@@ -354,7 +354,7 @@ fn blocked_task_resumes_with_the_answer() {
         issues: vec![issue(1, "In Progress")],
     });
     let spec = match &step.commands[..] {
-        [Command::StartRun(spec)] => spec.clone(),
+        [Command::StartRun(spec)] => (**spec).clone(),
         other => panic!("expected one start, got {other:?}"),
     };
     assert_eq!(spec.feedback.as_deref(), Some("Postgres"));
