@@ -1,0 +1,100 @@
+//! Process-group supervision shared by every backend that runs a local process.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Sends `signal` to the process group `pgid`. A group that is already gone is not an error.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return;
+    };
+    if raw <= 1 {
+        return;
+    }
+    if let Err(error) = killpg(Pid::from_raw(raw), signal)
+        && error != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pgid, %error, "could not signal agent process group");
+    }
+}
+
+/// Whether any process of group `pgid` is still alive.
+pub fn group_alive(pgid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    raw > 1 && killpg(Pid::from_raw(raw), None).is_ok()
+}
+
+/// Stops a process group politely (SIGTERM), then by force (SIGKILL) after `grace`.
+pub async fn terminate_group(pgid: u32, grace: Duration) {
+    signal_group(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while group_alive(pgid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal_group(pgid, Signal::SIGKILL);
+}
+
+/// The kernel's start time of `pid` (field 22 of `/proc/<pid>/stat`), used to tell a process
+/// from a later one that reused its pid.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; fields resume after the
+    // last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// What identifies a run's process group across a daemon restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMark {
+    pub pgid: u32,
+    pub start_time: u64,
+}
+
+impl ProcessMark {
+    pub fn of(pid: u32) -> Option<ProcessMark> {
+        Some(ProcessMark {
+            pgid: pid,
+            start_time: process_start_time(pid)?,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{} {}\n", self.pgid, self.start_time)
+    }
+
+    pub fn decode(text: &str) -> Option<ProcessMark> {
+        let mut parts = text.split_whitespace();
+        Some(ProcessMark {
+            pgid: parts.next()?.parse().ok()?,
+            start_time: parts.next()?.parse().ok()?,
+        })
+    }
+
+    /// Kills the group if its leader is still the very process that was marked. Returns whether
+    /// anything was killed.
+    pub fn kill_if_same(&self) -> bool {
+        if process_start_time(self.pgid) != Some(self.start_time) {
+            return false;
+        }
+        signal_group(self.pgid, Signal::SIGKILL);
+        true
+    }
+}
+
+/// Kills the agent processes a previous daemon left behind in `run_dir` (recorded in
+/// `agent.pid`). Called on startup for every run the journal shows as live, because a daemon
+/// killed with SIGKILL cannot take its children with it.
+pub fn sweep_orphans(run_dir: &std::path::Path) -> bool {
+    let Ok(text) = fs_err::read_to_string(run_dir.join(PID_FILE)) else {
+        return false;
+    };
+    ProcessMark::decode(&text).is_some_and(|mark| mark.kill_if_same())
+}
+
+/// The file in a run directory that records the live agent process group.
+pub const PID_FILE: &str = "agent.pid";
