@@ -1,4 +1,5 @@
 //! The command backend against real processes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Mutex;
 use std::time::Duration;
