@@ -1,0 +1,154 @@
+//! The command line (clap types only; behaviour lives in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "takt",
+    version,
+    about = "A software factory: turns issues into verified changes.",
+    long_about = "takt takes work from a tracker, gives each item an isolated git workspace, runs a \
+                  coding agent there, and routes the result to review or merge with a \
+                  tamper-evident journal of everything that happened."
+)]
+pub struct Cli {
+    /// WORKFLOW.md to use (default: ./WORKFLOW.md). The state directory `.takt/` lives beside it.
+    #[arg(
+        long,
+        short = 'w',
+        global = true,
+        env = "TAKT_WORKFLOW",
+        value_name = "PATH"
+    )]
+    pub workflow: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Write a commented WORKFLOW.md and ignore `.takt/` in this git repository.
+    Init(InitArgs),
+    /// Run the factory daemon.
+    Run(RunArgs),
+    /// Add, list, show, cancel and retry tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Approve or reject a change awaiting review.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Answer a blocked task's question.
+    Answer(AnswerArgs),
+    /// Show what the factory is doing.
+    Status,
+    /// Check this machine and this workflow for problems.
+    Doctor,
+    /// Verify the journal's hash chain and the stored artifacts.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run a self-contained tour of the factory in a temporary repository.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing WORKFLOW.md.
+    #[arg(long)]
+    pub force: bool,
+    /// The agent backend to configure.
+    #[arg(long, default_value = "command", value_parser = ["command", "codex"])]
+    pub backend: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Exit once nothing is eligible or running (tasks waiting for review stay waiting).
+    #[arg(long)]
+    pub once: bool,
+    /// WORKFLOW.md to run (overrides --workflow).
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Add a task to the local tracker.
+    Add(TaskAddArgs),
+    /// List tasks.
+    List(TaskListArgs),
+    /// Show one task: its state, attempts, and failure report.
+    Show { id: String },
+    /// Cancel a task (stops its run if one is live).
+    Cancel { id: String },
+    /// Try a failed or cancelled task again from a fresh attempt count.
+    Retry { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TaskAddArgs {
+    #[arg(long)]
+    pub title: String,
+    /// The task description (the agent's instructions).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the description from a file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// 1 (urgent) .. 4 (low); 0 means none.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..=4))]
+    pub priority: Option<i64>,
+    /// A label (repeatable).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// A task this one waits for (repeatable; identifier like TAKT-3).
+    #[arg(long = "blocked-by", value_name = "ID")]
+    pub blocked_by: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskListArgs {
+    /// Only tasks in this state (repeatable), e.g. awaiting_review.
+    #[arg(long = "state")]
+    pub states: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Approve the change and merge it into the base branch.
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject the change; the comment goes to the agent's next attempt.
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the journal's hash chain and re-hash every artifact.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo repository in this directory instead of a fresh temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

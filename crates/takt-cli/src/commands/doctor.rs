@@ -1,0 +1,167 @@
+//! `takt doctor`: what works on this machine and in this workflow, and what to do about what
+//! does not.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use takt_store::StateLock;
+use takt_workflow::{BackendKind, RepoSource};
+
+use super::output;
+use crate::exit::Code;
+use crate::project::Project;
+
+#[derive(Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    /// `false` for information that does not stop takt from working.
+    required: bool,
+    detail: String,
+}
+
+fn tool_version(program: &str, args: &[&str]) -> Result<String, String> {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        Err(error) => Err(format!("{program} not found ({error})")),
+    }
+}
+
+pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
+    let mut checks = Vec::new();
+    let mut check = |name, required, result: Result<String, String>| {
+        let (ok, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        checks.push(Check {
+            name,
+            ok,
+            required,
+            detail,
+        });
+    };
+    check("git", true, tool_version("git", &["--version"]));
+    check("sh", true, tool_version("sh", &["-c", "echo available"]));
+    check(
+        "bubblewrap",
+        false,
+        tool_version("bwrap", &["--version"]).map_err(|e| {
+            format!("{e}; agents run without a sandbox until sandboxing lands (apt-get install bubblewrap)")
+        }),
+    );
+    match Project::locate(workflow) {
+        Err(error) => check("workflow", true, Err(format!("{error:#}"))),
+        Ok(project) => {
+            let wf = &project.workflow;
+            let warnings: Vec<String> = wf.warnings.iter().map(ToString::to_string).collect();
+            check(
+                "workflow",
+                true,
+                Ok(if warnings.is_empty() {
+                    format!("{} loads", wf.path.display())
+                } else {
+                    format!(
+                        "{} loads with warnings: {}",
+                        wf.path.display(),
+                        warnings.join("; ")
+                    )
+                }),
+            );
+            match &wf.workspace.repo {
+                RepoSource::Path(path) => check(
+                    "repository",
+                    true,
+                    tool_version(
+                        "git",
+                        &[
+                            "-C",
+                            &path.to_string_lossy(),
+                            "rev-parse",
+                            "--verify",
+                            "HEAD",
+                        ],
+                    )
+                    .map(|head| format!("{} at {}", path.display(), &head[..head.len().min(12)]))
+                    .map_err(|e| {
+                        format!(
+                            "{} is not a git repository with a commit: {e}",
+                            path.display()
+                        )
+                    }),
+                ),
+                RepoSource::Url(url) => check("repository", true, Ok(format!("{url} (remote)"))),
+            }
+            let backend = match wf.agent.backend {
+                BackendKind::Command => wf
+                    .command
+                    .as_ref()
+                    .map(|c| format!("command: {}", c.run))
+                    .ok_or_else(|| {
+                        "agent.backend is command but command.run is not set".to_owned()
+                    }),
+                other => Err(format!(
+                    "agent.backend `{}` is not available in this build yet; use `command`",
+                    other.as_str()
+                )),
+            };
+            check("agent backend", true, backend);
+            match project.store().await {
+                Ok(store) => {
+                    let chain = store.verify_journal().await;
+                    check(
+                        "journal",
+                        true,
+                        match chain {
+                            Ok(report) => match report.first_broken {
+                                None => Ok(format!(
+                                    "{} entries, chain intact ({})",
+                                    report.entries,
+                                    store.db_path().display()
+                                )),
+                                Some(broken) => {
+                                    Err(format!("broken at entry {}: {broken}", broken.seq()))
+                                }
+                            },
+                            Err(error) => Err(error.to_string()),
+                        },
+                    );
+                }
+                Err(error) => check("journal", true, Err(format!("{error:#}"))),
+            }
+            check(
+                "daemon",
+                false,
+                Ok(match StateLock::holder(&project.state_dir) {
+                    Some(pid) => format!("running (pid {pid})"),
+                    None => "not running".into(),
+                }),
+            );
+        }
+    }
+    let healthy = checks.iter().all(|c| c.ok || !c.required);
+    if json {
+        output::json(&serde_json::json!({"healthy": healthy, "checks": checks}))?;
+    } else {
+        for c in &checks {
+            let mark = match (c.ok, c.required) {
+                (true, _) => "ok  ",
+                (false, true) => "FAIL",
+                (false, false) => "warn",
+            };
+            println!("{mark}  {:<14} {}", c.name, c.detail);
+        }
+    }
+    Ok(if healthy {
+        Code::Success
+    } else {
+        Code::Unhealthy
+    })
+}

@@ -1,0 +1,204 @@
+//! `takt task add|list|show`.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use takt_protocol::{TaskState, TaskSummary};
+use takt_store::NewIssue;
+
+use super::output::{self, clip, print_table, unseen};
+use crate::args::{TaskAddArgs, TaskListArgs};
+use crate::clock::now_ms;
+use crate::daemon::wake;
+use crate::engine::load_state;
+use crate::exit::Code;
+use crate::project::Project;
+
+pub async fn add(workflow: Option<&Path>, args: TaskAddArgs, json: bool) -> Result<Code> {
+    let project = Project::locate(workflow)?;
+    let store = project.store().await?;
+    let tracker = project.local_tracker(&store)?;
+    let description = match (&args.body, &args.body_file) {
+        (Some(body), _) => Some(body.clone()),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the task body from stdin")?;
+            Some(text)
+        }
+        (None, Some(path)) => {
+            Some(fs_err::read_to_string(path).context("reading the task body file")?)
+        }
+        (None, None) => None,
+    };
+    let issue = tracker
+        .create_issue(
+            NewIssue {
+                title: args.title,
+                description,
+                priority: args.priority,
+                labels: args.labels,
+                blocked_by: args.blocked_by,
+                state: None,
+            },
+            now_ms(),
+        )
+        .await?;
+    // A running daemon dispatches at once instead of at its next poll.
+    wake(&project.state_dir, "poll").await;
+    if json {
+        output::json(&issue)?;
+    } else {
+        println!("Added {}: {}", issue.identifier, issue.title);
+    }
+    Ok(Code::Success)
+}
+
+/// Every task the daemon knows, plus local issues it has not picked up yet.
+pub async fn summaries(project: &Project) -> Result<Vec<TaskSummary>> {
+    let store = project.store().await?;
+    let state = load_state(&store).await?;
+    let mut rows: Vec<TaskSummary> = state.tasks.values().map(takt_core::Task::summary).collect();
+    if let Ok(tracker) = project.local_tracker(&store) {
+        for issue in tracker.list(None).await? {
+            let terminal = project.workflow.tracker.is_terminal(&issue.state);
+            if !state.tasks.contains_key(&issue.id) && !terminal {
+                rows.push(unseen(issue));
+            }
+        }
+    }
+    rows.sort_by_key(|row| natural_key(&row.identifier));
+    Ok(rows)
+}
+
+/// `TAKT-10` after `TAKT-9`.
+fn natural_key(identifier: &str) -> (String, u64) {
+    match identifier.rsplit_once('-') {
+        Some((prefix, number)) => (prefix.to_owned(), number.parse().unwrap_or(u64::MAX)),
+        None => (identifier.to_owned(), 0),
+    }
+}
+
+pub async fn list(workflow: Option<&Path>, args: &TaskListArgs, json: bool) -> Result<Code> {
+    let project = Project::locate(workflow)?;
+    let wanted: Vec<TaskState> = args
+        .states
+        .iter()
+        .map(|name| parse_state(name))
+        .collect::<Result<_>>()?;
+    let rows: Vec<TaskSummary> = summaries(&project)
+        .await?
+        .into_iter()
+        .filter(|row| wanted.is_empty() || wanted.contains(&row.state))
+        .collect();
+    if json {
+        output::json(&rows)?;
+        return Ok(Code::Success);
+    }
+    if rows.is_empty() {
+        println!("No tasks. Add one with `takt task add --title \"...\"`.");
+        return Ok(Code::Success);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.identifier.clone(),
+                row.state.to_string(),
+                row.tracker_state.clone(),
+                row.attempt.to_string(),
+                clip(&row.title, 50),
+                clip(
+                    &output::sanitize(row.last_error.as_deref().unwrap_or("")),
+                    60,
+                ),
+            ]
+        })
+        .collect();
+    print_table(
+        &["ID", "STATE", "TRACKER", "ATTEMPTS", "TITLE", "LAST ERROR"],
+        &table,
+    );
+    Ok(Code::Success)
+}
+
+fn parse_state(name: &str) -> Result<TaskState> {
+    TaskState::ALL
+        .into_iter()
+        .find(|state| state.as_str() == name.trim().to_lowercase())
+        .with_context(|| {
+            let names: Vec<&str> = TaskState::ALL.iter().map(|state| state.as_str()).collect();
+            format!("unknown state `{name}`; use one of: {}", names.join(", "))
+        })
+}
+
+pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code> {
+    let project = Project::locate(workflow)?;
+    let rows = summaries(&project).await?;
+    let Some(task) = rows
+        .into_iter()
+        .find(|row| row.id == id || row.identifier.eq_ignore_ascii_case(id))
+    else {
+        anyhow::bail!("no task {id}: `takt task list` shows the known tasks");
+    };
+    if json {
+        output::json(&task)?;
+        return Ok(Code::Success);
+    }
+    println!("{}  {}", task.identifier, task.title);
+    println!(
+        "  state:      {} (tracker: {})",
+        task.state, task.tracker_state
+    );
+    println!("  attempts:   {}", task.attempt);
+    if let Some(priority) = task.priority {
+        println!("  priority:   {priority}");
+    }
+    if !task.labels.is_empty() {
+        println!("  labels:     {}", task.labels.join(", "));
+    }
+    for (label, value) in [
+        ("workspace", &task.workspace_path),
+        ("branch", &task.branch),
+        ("commit", &task.commit),
+        ("question", &task.question),
+        ("feedback", &task.feedback),
+        ("last error", &task.last_error),
+    ] {
+        if let Some(value) = value {
+            println!("  {:<11} {}", format!("{label}:"), output::sanitize(value));
+        }
+    }
+    if let Some(due) = task.retry_due_at_ms {
+        println!("  next retry: {}", output::when(due));
+    }
+    if let Some(description) = &task.issue.description {
+        println!("\n  {}", description.trim().replace('\n', "\n  "));
+    }
+    if !task.attempts.is_empty() {
+        println!("\n  runs:");
+        for run in &task.attempts {
+            println!(
+                "    {}  {}  turns={}  {}{}",
+                run.run_id,
+                run.outcome,
+                run.turns,
+                run.commit
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or("-"),
+                run.error
+                    .as_deref()
+                    .map(|e| format!("  {}", output::sanitize(e)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(report) = &task.failure {
+        println!("\n  FAILED: {}", output::sanitize(&report.reason));
+        println!("  next: {}", report.suggested_action);
+    }
+    Ok(Code::Success)
+}

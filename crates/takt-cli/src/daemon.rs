@@ -1,0 +1,562 @@
+//! The daemon: the imperative shell around the core. It executes the core's commands through
+//! the adapters, feeds their results back as events, and journals every decision first.
+//!
+//! Shape (mini-redis): [`Daemon::run`] loops until `shutdown` resolves (or, with `--once`,
+//! until nothing is left to do).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use takt_core::ports::{AgentBackend, Tracker};
+use takt_core::{Command, Event, MergeResult, OperatorCommand, StopReason, next_deadline};
+use takt_protocol::TaskState;
+use takt_store::{LockError, StateLock};
+use takt_workflow::{BackendKind, ReloadOutcome, Workflow, WorkflowWatcher};
+use takt_workspace::{MergeOutcome, WorkspaceManager};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::clock::now_ms;
+use crate::engine::Engine;
+use crate::project::{Project, policy_for, run_dir, workspaces_for};
+use crate::worker::{self, RunContext};
+
+/// The socket beside the state that wakes the daemon (`poll`: new local work; `inbox`: an
+/// operator command is waiting).
+pub const WAKE_SOCKET: &str = "daemon.sock";
+
+/// How often the daemon re-checks WORKFLOW.md (R-043) and the operator inbox when no wake-up
+/// arrives.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+pub struct Daemon {
+    watcher: Option<WorkflowWatcher>,
+    workflow: Arc<Workflow>,
+    state_dir: PathBuf,
+    engine: Engine,
+    tracker: Arc<dyn Tracker>,
+    workspaces: Arc<WorkspaceManager>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events_rx: mpsc::UnboundedReceiver<Event>,
+    runs: HashMap<String, watch::Sender<Option<StopReason>>>,
+    background: JoinSet<()>,
+    pending: VecDeque<Command>,
+    merges_in_flight: usize,
+    polls_answered: u64,
+    /// Applying operator commands without a daemon: polls and dispatch wait for `takt run`.
+    inline: bool,
+    _lock: StateLock,
+}
+
+/// What `--once` came to.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub tasks: Vec<takt_protocol::TaskSummary>,
+}
+
+impl Daemon {
+    /// Takes the state lock, rebuilds state from the journal, kills what a crashed predecessor
+    /// left behind and cleans terminal workspaces (R-072, R-097).
+    pub async fn start(project: Project, watch_file: bool) -> Result<Daemon> {
+        let lock = StateLock::acquire(&project.state_dir).map_err(|error| match error {
+            LockError::Held { pid, state_dir } => anyhow!(
+                "another takt daemon{} is using {}; stop it first (only one daemon may drive a \
+                 state directory)",
+                pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+                state_dir.display()
+            ),
+            other => anyhow!(other),
+        })?;
+        let store = project.store().await?;
+        let tracker = project.tracker(&store)?;
+        let workspaces = Arc::new(project.workspaces()?);
+        let engine = Engine::load(store, project.policy()).await?;
+        let watcher = if watch_file {
+            Some(WorkflowWatcher::new(
+                &project.workflow.path,
+                Box::new(takt_workflow::ProcessEnv),
+            )?)
+        } else {
+            None
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut daemon = Daemon {
+            watcher,
+            workflow: project.workflow.clone(),
+            state_dir: project.state_dir.clone(),
+            engine,
+            tracker,
+            workspaces,
+            events_tx,
+            events_rx,
+            runs: HashMap::new(),
+            background: JoinSet::new(),
+            pending: VecDeque::new(),
+            merges_in_flight: 0,
+            polls_answered: 0,
+            inline: false,
+            _lock: lock,
+        };
+        daemon.sweep_orphans();
+        daemon.startup_cleanup().await;
+        let first = if daemon.engine.state.tasks.is_empty() {
+            Event::Tick
+        } else {
+            Event::Restarted
+        };
+        daemon.feed(first).await?;
+        Ok(daemon)
+    }
+
+    /// Processes the operator inbox without running any agent: used by CLI commands when no
+    /// daemon is running, so `takt review approve` works either way.
+    pub async fn settle_inbox(&mut self) -> Result<()> {
+        self.inline = true;
+        self.pending.clear();
+        self.process_inbox().await?;
+        loop {
+            self.execute_pending().await?;
+            if self.merges_in_flight == 0 && self.background.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                Some(event) = self.events_rx.recv() => self.feed(event).await?,
+                Some(_) = self.background.join_next() => {}
+            }
+        }
+    }
+
+    /// Queues the core's commands; inline, only what an operator command leads to (merges,
+    /// cleanups, write-back) is kept.
+    fn queue(&mut self, commands: Vec<Command>) {
+        let inline = self.inline;
+        self.pending.extend(commands.into_iter().filter(|command| {
+            !inline
+                || !matches!(
+                    command,
+                    Command::FetchCandidates | Command::RefreshIssues { .. } | Command::StartRun(_)
+                )
+        }));
+    }
+
+    pub async fn run(mut self, once: bool, shutdown: impl Future<Output = ()>) -> Result<Summary> {
+        let listener = self.bind_wake_socket();
+        tokio::pin!(shutdown);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            self.execute_pending().await?;
+            if once && self.idle() {
+                break;
+            }
+            let deadline = next_deadline(&self.engine.state, &self.engine.policy);
+            let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
+            tokio::select! {
+                Some(event) = self.events_rx.recv() => self.feed(event).await?,
+                () = tokio::time::sleep(wait) => self.feed(Event::Tick).await?,
+                Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
+                wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
+                _ = housekeeping.tick() => {
+                    self.reload();
+                    self.process_inbox().await?;
+                }
+                () = &mut shutdown => {
+                    info!("shutting down: live runs are stopped and resume on the next start");
+                    break;
+                }
+            }
+        }
+        // Dropping the workers kills their agents' process groups; the journal still shows the
+        // runs live, so the next start marks them interrupted and retries them.
+        self.background.shutdown().await;
+        let _ = fs_err::remove_file(self.state_dir.join(WAKE_SOCKET));
+        Ok(Summary {
+            tasks: self
+                .engine
+                .state
+                .tasks
+                .values()
+                .map(takt_core::Task::summary)
+                .collect(),
+        })
+    }
+
+    /// `--once`: nothing live, nothing queued, nothing about to retry.
+    fn idle(&self) -> bool {
+        self.polls_answered > 0
+            && self.pending.is_empty()
+            && self.runs.is_empty()
+            && self.merges_in_flight == 0
+            && self.engine.state.tasks.values().all(|task| {
+                !matches!(
+                    task.state,
+                    TaskState::Queued
+                        | TaskState::Running
+                        | TaskState::Verifying
+                        | TaskState::RetryWait
+                        | TaskState::Merging
+                )
+            })
+    }
+
+    async fn feed(&mut self, event: Event) -> Result<()> {
+        if let Event::RunExited(exit) = &event {
+            self.runs.remove(&exit.run_id);
+        }
+        if let Event::MergeFinished { .. } = &event {
+            self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
+        }
+        let step = self.engine.step(event).await?;
+        self.queue(step.commands);
+        Ok(())
+    }
+
+    async fn execute_pending(&mut self) -> Result<()> {
+        while let Some(command) = self.pending.pop_front() {
+            self.execute(command).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::FetchCandidates => {
+                let states = self.workflow.tracker.active_states.clone();
+                let event = match self.tracker.fetch_issues_by_states(&states).await {
+                    Ok(issues) => Event::CandidatesFetched { issues },
+                    Err(error) => {
+                        warn!(%error, category = error.category(), "candidate fetch failed; skipping dispatch this tick");
+                        Event::CandidatesFailed {
+                            error: error.to_string(),
+                        }
+                    }
+                };
+                self.polls_answered += 1;
+                self.feed(event).await?;
+            }
+            Command::RefreshIssues { ids } => {
+                let event = match self.tracker.fetch_issues_by_ids(&ids).await {
+                    Ok(issues) => Event::IssuesRefreshed {
+                        requested: ids,
+                        issues,
+                    },
+                    Err(error) => {
+                        warn!(%error, "issue refresh failed; keeping workers, retrying next tick");
+                        Event::RefreshFailed {
+                            error: error.to_string(),
+                        }
+                    }
+                };
+                self.feed(event).await?;
+            }
+            Command::StartRun(spec) => self.start_run(*spec),
+            Command::StopRun { run_id, reason } => match self.runs.get(&run_id) {
+                Some(stop) => {
+                    info!(run_id = %run_id, ?reason, "stopping run");
+                    let _ = stop.send(Some(reason));
+                }
+                None => {
+                    // No worker holds it (it never started here): report it over.
+                    let _ = self.events_tx.send(Event::RunExited(takt_core::RunExit {
+                        run_id,
+                        outcome: takt_protocol::RunOutcome::Cancelled,
+                        commit: None,
+                        error: Some("stopped before it started".into()),
+                        turns: 0,
+                        question: None,
+                    }));
+                }
+            },
+            Command::Merge {
+                task_id,
+                identifier,
+                branch,
+                commit,
+            } => {
+                self.merges_in_flight += 1;
+                let workspaces = self.workspaces.clone();
+                let events = self.events_tx.clone();
+                self.background.spawn(async move {
+                    let result = merge(&workspaces, &identifier, &branch, &commit).await;
+                    info!(issue_identifier = %identifier, ?result, "merge finished");
+                    let _ = events.send(Event::MergeFinished { task_id, result });
+                });
+            }
+            Command::CleanWorkspace {
+                identifier, path, ..
+            } => {
+                let workspaces = self.workspaces.clone();
+                self.background.spawn(async move {
+                    let removed = match path.as_deref().map(Path::new) {
+                        Some(path) => workspaces.remove(path).await,
+                        None => workspaces.remove(identifier.as_str()).await,
+                    };
+                    if let Err(error) = removed {
+                        warn!(issue_identifier = %identifier, %error, "workspace cleanup failed");
+                    }
+                });
+            }
+            Command::TransitionIssue { issue_id, state } => {
+                if let Err(error) = self.tracker.transition(&issue_id, &state).await {
+                    warn!(issue_id = %issue_id, %error, "tracker write-back failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_run(&mut self, spec: takt_core::RunSpec) {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        self.runs.insert(spec.run_id.clone(), stop_tx);
+        let backend = match backend_for(&self.workflow) {
+            Ok(backend) => backend,
+            Err(error) => {
+                let _ = self.events_tx.send(Event::RunExited(takt_core::RunExit {
+                    run_id: spec.run_id,
+                    outcome: takt_protocol::RunOutcome::Failed,
+                    commit: None,
+                    error: Some(format!("failed to spawn agent: {error}")),
+                    turns: 0,
+                    question: None,
+                }));
+                return;
+            }
+        };
+        info!(issue_id = %spec.task_id, issue_identifier = %spec.issue.identifier, run_id = %spec.run_id, "dispatching");
+        let context = RunContext {
+            run_dir: run_dir(&self.state_dir, &spec.run_id),
+            spec,
+            workflow: self.workflow.clone(),
+            policy: self.engine.policy.clone(),
+            backend,
+            tracker: self.tracker.clone(),
+            workspaces: self.workspaces.clone(),
+            events: self.events_tx.clone(),
+            stop: stop_rx,
+        };
+        self.background.spawn(worker::run(context));
+    }
+
+    async fn process_inbox(&mut self) -> Result<()> {
+        let items = self.engine.store.pending_commands().await?;
+        for item in items {
+            let result = match serde_json::from_value::<OperatorCommand>(item.payload.clone()) {
+                Ok(command) => {
+                    info!(?command, "operator command");
+                    let step = self.engine.step(Event::Operator(command)).await?;
+                    self.queue(step.commands);
+                    match step.refusal {
+                        None => serde_json::json!({"ok": true}),
+                        Some(why) => serde_json::json!({"ok": false, "message": why}),
+                    }
+                }
+                Err(error) => serde_json::json!({
+                    "ok": false,
+                    "message": format!("unreadable operator command ({error}); upgrade the CLI to the daemon's version"),
+                }),
+            };
+            self.engine
+                .store
+                .complete_command(item.id, result, now_ms())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_wake(&mut self, wake: Option<String>) -> Result<()> {
+        match wake.as_deref() {
+            Some("poll") => self.feed(Event::PollRequested).await,
+            Some("inbox") => self.process_inbox().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// R-043..R-046: apply a changed WORKFLOW.md to future work; keep the last good one when
+    /// the new one is invalid.
+    fn reload(&mut self) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        match watcher.check() {
+            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Reloaded(workflow) => {
+                info!(path = %workflow.path.display(), "WORKFLOW.md reloaded");
+                if workflow.workspace != self.workflow.workspace
+                    || workflow.hooks != self.workflow.hooks
+                    || workflow.publish.branch_prefix != self.workflow.publish.branch_prefix
+                {
+                    match workspaces_for(&workflow, &self.state_dir) {
+                        Ok(manager) => self.workspaces = Arc::new(manager),
+                        Err(error) => {
+                            error!(%error, "the reloaded workspace settings are unusable; keeping the previous ones");
+                        }
+                    }
+                }
+                if workflow.tracker.kind != self.workflow.tracker.kind {
+                    warn!("tracker.kind changed; restart takt to switch trackers");
+                }
+                self.engine.policy = policy_for(&workflow);
+                self.workflow = workflow;
+            }
+            ReloadOutcome::Invalid(error) | ReloadOutcome::Missing(error) => {
+                error!(
+                    category = error.category(),
+                    "{error}; keeping the last good configuration"
+                );
+            }
+        }
+    }
+
+    fn bind_wake_socket(&self) -> Option<UnixListener> {
+        let path = self.state_dir.join(WAKE_SOCKET);
+        let _ = fs_err::remove_file(&path);
+        match UnixListener::bind(&path) {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "no wake socket; local submissions wait for the next housekeeping pass");
+                None
+            }
+        }
+    }
+
+    /// Kills agent process groups that a daemon killed with SIGKILL left behind.
+    fn sweep_orphans(&self) {
+        for task in self.engine.state.running() {
+            if let Some(run) = &task.run
+                && takt_agents::process::sweep_orphans(&run_dir(&self.state_dir, &run.run_id))
+            {
+                info!(run_id = %run.run_id, "killed an agent left behind by a previous daemon");
+            }
+        }
+    }
+
+    /// R-097: remove the workspaces of issues that are already terminal.
+    async fn startup_cleanup(&self) {
+        let terminal = self.workflow.tracker.terminal_states.clone();
+        match self.tracker.fetch_issues_by_states(&terminal).await {
+            Ok(issues) => {
+                for issue in issues {
+                    let Ok(path) = self.workspaces.path_for(&issue.identifier) else {
+                        continue;
+                    };
+                    if path.exists()
+                        && let Err(error) = self.workspaces.remove(issue.identifier.as_str()).await
+                    {
+                        warn!(issue_identifier = %issue.identifier, %error, "startup cleanup failed");
+                    }
+                }
+            }
+            Err(error) => {
+                warn!(%error, "startup terminal cleanup skipped: the tracker did not answer")
+            }
+        }
+    }
+}
+
+async fn merge(
+    workspaces: &WorkspaceManager,
+    identifier: &str,
+    branch: &str,
+    commit: &str,
+) -> MergeResult {
+    let base = match workspaces.sync_mirror().await {
+        Ok(base) => base,
+        Err(error) => {
+            return MergeResult::Failed {
+                error: error.to_string(),
+            };
+        }
+    };
+    let message = format!("Merge {branch} ({identifier})");
+    match workspaces
+        .merge_to_source(branch, commit, &base.branch, &message)
+        .await
+    {
+        Ok(MergeOutcome::Merged { sha, .. } | MergeOutcome::AlreadyMerged { sha }) => {
+            MergeResult::Merged { sha }
+        }
+        Ok(MergeOutcome::Conflict { files, details }) => MergeResult::Conflict {
+            details: format!("conflicting files: {}\n{details}", files.join(", ")),
+        },
+        Err(error) => MergeResult::Failed {
+            error: error.to_string(),
+        },
+    }
+}
+
+/// Builds the agent backend for a run from the workflow snapshot it starts with.
+fn backend_for(workflow: &Workflow) -> Result<Arc<dyn AgentBackend>> {
+    match workflow.agent.backend {
+        BackendKind::Command => {
+            let run = workflow
+                .command
+                .as_ref()
+                .map(|command| command.run.clone())
+                .context("agent.backend is `command` but the `command.run` key is missing")?;
+            Ok(Arc::new(takt_agents::CommandBackend {
+                run,
+                remove_env: secret_env_names(workflow),
+            }))
+        }
+        other => Err(anyhow!(
+            "agent.backend `{}` is not available in this build yet; use `command`",
+            other.as_str()
+        )),
+    }
+}
+
+/// Variables that must never reach an agent (R-066, R-140).
+fn secret_env_names(workflow: &Workflow) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "LINEAR_API_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITLAB_PAT",
+        "GITLAB_TOKEN",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "TAKT_WORKFLOW",
+    ]
+    .map(String::from)
+    .to_vec();
+    for value in workflow.tracker.provider.values() {
+        if let Some(name) = value.as_str().and_then(takt_workflow::env_reference) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+async fn accept(listener: Option<&UnixListener>) -> Option<String> {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    let (stream, _) = listener.accept().await.ok()?;
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(read);
+    let read = tokio::time::timeout(Duration::from_millis(200), reader.read_line(&mut line)).await;
+    let _ = write.write_all(b"ok\n").await;
+    read.ok()?.ok()?;
+    Some(line.trim().to_owned())
+}
+
+/// Tells a running daemon that something is waiting; silently does nothing without one.
+pub async fn wake(state_dir: &Path, what: &str) {
+    let path = state_dir.join(WAKE_SOCKET);
+    if let Ok(Ok(mut stream)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::UnixStream::connect(&path),
+    )
+    .await
+    {
+        let _ = stream.write_all(format!("{what}\n").as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+}

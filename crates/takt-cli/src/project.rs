@@ -1,0 +1,151 @@
+//! A project: one WORKFLOW.md, its state directory, and the adapters its configuration builds.
+//! This is the composition root's one place where validated configuration becomes runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use takt_core::Policy;
+use takt_core::ports::Tracker;
+use takt_protocol::normalize_state;
+use takt_store::{LocalTracker, Store};
+use takt_workflow::{ProcessEnv, RepoSource, Workflow};
+use takt_workspace::{Hooks, WorkspaceManager, WorkspaceSettings};
+
+/// The directory beside WORKFLOW.md that holds takt's state.
+pub const STATE_DIR: &str = ".takt";
+
+pub struct Project {
+    pub workflow: Arc<Workflow>,
+    pub state_dir: PathBuf,
+}
+
+impl Project {
+    /// Finds and loads WORKFLOW.md (R-001: the explicit path, else `./WORKFLOW.md`).
+    pub fn locate(explicit: Option<&Path>) -> Result<Project> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let path = takt_workflow::discover(explicit, &cwd)?;
+        let workflow = takt_workflow::load(&path, &ProcessEnv)?;
+        Ok(Project::from_workflow(Arc::new(workflow)))
+    }
+
+    pub fn from_workflow(workflow: Arc<Workflow>) -> Project {
+        let state_dir = workflow.dir.join(STATE_DIR);
+        Project {
+            workflow,
+            state_dir,
+        }
+    }
+
+    pub async fn store(&self) -> Result<Store> {
+        Store::open(&self.state_dir)
+            .await
+            .with_context(|| format!("opening takt's state in {}", self.state_dir.display()))
+    }
+
+    /// The local tracker, when this workflow uses it.
+    pub fn local_tracker(&self, store: &Store) -> Result<LocalTracker> {
+        let tracker = &self.workflow.tracker;
+        if tracker.kind != "local" {
+            bail!(
+                "this workflow's tracker is `{}`; `takt task add` manages the local tracker only \
+                 (set `tracker: {{kind: local}}` in {} or add the issue in {})",
+                tracker.kind,
+                self.workflow.path.display(),
+                tracker.kind
+            );
+        }
+        Ok(LocalTracker::new(
+            store.clone(),
+            tracker.active_states.clone(),
+            tracker.terminal_states.clone(),
+        ))
+    }
+
+    pub fn tracker(&self, store: &Store) -> Result<Arc<dyn Tracker>> {
+        match self.workflow.tracker.kind.as_str() {
+            "local" => Ok(Arc::new(self.local_tracker(store)?)),
+            other => bail!(
+                "unsupported_tracker_kind: tracker.kind `{other}` in {} is not available in this \
+                 build yet; use `local`",
+                self.workflow.path.display()
+            ),
+        }
+    }
+
+    pub fn workspaces(&self) -> Result<WorkspaceManager> {
+        workspaces_for(&self.workflow, &self.state_dir)
+    }
+
+    pub fn policy(&self) -> Policy {
+        policy_for(&self.workflow)
+    }
+}
+
+/// Where a run keeps its private files (prompts, logs, the agent's pid).
+/// Run ids are `<identifier>#<n>`; their directories `runs/<workspace key>/<n>`.
+pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    let runs = state_dir.join("runs");
+    match run_id.rsplit_once('#') {
+        Some((identifier, number)) if number.chars().all(|c| c.is_ascii_digit()) => runs
+            .join(takt_workspace::workspace_key(identifier))
+            .join(number),
+        _ => runs.join(takt_workspace::workspace_key(run_id)),
+    }
+}
+
+pub fn workspaces_for(workflow: &Workflow, state_dir: &Path) -> Result<WorkspaceManager> {
+    let source = match &workflow.workspace.repo {
+        RepoSource::Path(path) => takt_workspace::RepoSource::Path(path.clone()),
+        RepoSource::Url(url) => takt_workspace::RepoSource::Url(url.clone()),
+    };
+    let hooks = &workflow.hooks;
+    let settings = WorkspaceSettings {
+        root: workflow.workspace.root.clone(),
+        mirror_dir: state_dir.join("mirror.git"),
+        source,
+        base_branch: workflow.workspace.base_branch.clone(),
+        branch_prefix: workflow.publish.branch_prefix.clone(),
+        hooks: Hooks {
+            after_create: hooks.after_create.clone(),
+            before_run: hooks.before_run.clone(),
+            after_run: hooks.after_run.clone(),
+            before_remove: hooks.before_remove.clone(),
+        },
+        hook_timeout: Duration::from_millis(hooks.timeout_ms),
+    };
+    Ok(WorkspaceManager::new(settings)?)
+}
+
+/// The core's view of a workflow. Applied live on reload (R-044).
+pub fn policy_for(workflow: &Workflow) -> Policy {
+    let tracker = &workflow.tracker;
+    let agent = &workflow.agent;
+    let normalized = |states: &[String]| states.iter().map(|s| normalize_state(s)).collect();
+    let active: Vec<String> = normalized(&tracker.active_states);
+    let terminal: Vec<String> = normalized(&tracker.terminal_states);
+    // The local tracker is takt's own, so the daemon keeps it current; other trackers are
+    // moved by their agents' tools (R-057).
+    let local = tracker.kind == "local";
+    let pick = |wanted: &str, among: &[String]| {
+        (local && among.iter().any(|state| state == &normalize_state(wanted)))
+            .then(|| wanted.to_owned())
+    };
+    Policy {
+        on_start_state: pick("In Progress", &active),
+        on_done_state: pick("Done", &terminal),
+        on_cancel_state: pick("Cancelled", &terminal),
+        active_states: active,
+        terminal_states: terminal,
+        required_labels: tracker.required_labels.clone(),
+        max_concurrent_agents: agent.max_concurrent_agents,
+        max_concurrent_agents_by_state: agent.max_concurrent_agents_by_state.clone(),
+        max_retry_backoff_ms: agent.max_retry_backoff_ms,
+        max_attempts: agent.max_attempts,
+        stall_timeout_ms: workflow.codex.stall_timeout_ms,
+        max_run_duration_ms: agent.max_run_duration_ms,
+        poll_interval_ms: workflow.polling.interval_ms,
+        auto_merge: workflow.publish.auto_merge,
+    }
+}

@@ -1,0 +1,201 @@
+//! The validated configuration types: what the runtime reads. Every value has been defaulted,
+//! resolved and checked; see `docs/workflow.md` for each key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use takt_protocol::normalize_state;
+
+/// `tracker`: which tracker to poll and which states mean what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerConfig {
+    /// One of [`crate::TRACKER_KINDS`], lowercased. Default `local` (a takt extension; Symphony
+    /// requires the key).
+    pub kind: String,
+    /// States that make an issue eligible, in the tracker's spelling; compare with
+    /// [`TrackerConfig::is_active`].
+    pub active_states: Vec<String>,
+    /// States that end an issue; compare with [`TrackerConfig::is_terminal`].
+    pub terminal_states: Vec<String>,
+    /// Labels an issue must all carry: trimmed, lowercased, de-duplicated. A blank entry
+    /// matches no issue.
+    pub required_labels: Vec<String>,
+    /// Adapter-owned settings, verbatim. The legacy flat keys `tracker.endpoint`,
+    /// `api_key`, `project_slug` and `assignee` are copied in when absent here.
+    /// `$VAR` references are left for the adapter to resolve (see [`crate::resolve_secret`]).
+    pub provider: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TrackerConfig {
+    /// Case-insensitive, trimmed membership in `active_states`.
+    pub fn is_active(&self, state: &str) -> bool {
+        contains_state(&self.active_states, state)
+    }
+
+    /// Case-insensitive, trimmed membership in `terminal_states`.
+    pub fn is_terminal(&self, state: &str) -> bool {
+        contains_state(&self.terminal_states, state)
+    }
+}
+
+fn contains_state(states: &[String], state: &str) -> bool {
+    let wanted = normalize_state(state);
+    states.iter().any(|s| normalize_state(s) == wanted)
+}
+
+/// `polling`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollingConfig {
+    /// Milliseconds between tracker polls; > 0; default 30000.
+    pub interval_ms: u64,
+}
+
+/// Where the repository comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoSource {
+    /// A local repository (absolute path).
+    Path(PathBuf),
+    /// A remote URL (`scheme://...` or `user@host:path`), kept verbatim.
+    Url(String),
+}
+
+/// `workspace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceConfig {
+    /// Absolute directory holding per-issue workspaces.
+    pub root: PathBuf,
+    /// The repository workspaces are created from (takt extension). Default: the WORKFLOW.md
+    /// directory.
+    pub repo: RepoSource,
+    /// The branch work starts from and merges into (takt extension); `None` means the
+    /// repository's current `HEAD` branch.
+    pub base_branch: Option<String>,
+}
+
+/// `hooks`: shell scripts run in the workspace. Blank scripts count as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HooksConfig {
+    pub after_create: Option<String>,
+    pub before_run: Option<String>,
+    pub after_run: Option<String>,
+    pub before_remove: Option<String>,
+    /// Applies to every hook; > 0; default 60000.
+    pub timeout_ms: u64,
+}
+
+/// `agent.backend`: which agent runs a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// `command.run`, a plain program.
+    Command,
+    /// Codex app-server over stdio JSON-RPC (Symphony's agent).
+    Codex,
+    /// Claude Code in stream-json mode.
+    Claude,
+    /// takt's built-in agent loop.
+    Builtin,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Command => "command",
+            BackendKind::Codex => "codex",
+            BackendKind::Claude => "claude",
+            BackendKind::Builtin => "builtin",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "command" => Some(BackendKind::Command),
+            "codex" => Some(BackendKind::Codex),
+            "claude" => Some(BackendKind::Claude),
+            "builtin" => Some(BackendKind::Builtin),
+            _ => None,
+        }
+    }
+}
+
+/// `agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Default `codex`, as in Symphony.
+    pub backend: BackendKind,
+    /// Global limit on running agents; > 0; default 10.
+    pub max_concurrent_agents: u32,
+    /// Turns per run; > 0; default 20.
+    pub max_turns: u32,
+    /// Cap on failure backoff; > 0; default 300000.
+    pub max_retry_backoff_ms: u64,
+    /// Per-state limits, keys trimmed and lowercased; every value > 0 (invalid entries are
+    /// rejected, not ignored).
+    pub max_concurrent_agents_by_state: BTreeMap<String, u32>,
+    /// Runs per task before it fails (takt); > 0; default 4.
+    pub max_attempts: u32,
+    /// Wall-clock cap on one run (takt); > 0; default 3600000.
+    pub max_run_duration_ms: u64,
+}
+
+impl AgentConfig {
+    /// The concurrency limit for issues in `state`: the per-state limit if one is configured,
+    /// else the global limit.
+    pub fn max_concurrent_agents_for_state(&self, state: &str) -> u32 {
+        self.max_concurrent_agents_by_state
+            .get(&normalize_state(state))
+            .copied()
+            .unwrap_or(self.max_concurrent_agents)
+    }
+}
+
+/// `codex`: settings for the Codex app-server backend, passed through to Codex.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodexConfig {
+    /// Shell command, run with `bash -lc` in the workspace; kept raw (no `~`/`$VAR` rewriting).
+    pub command: String,
+    /// Codex `AskForApproval` value (string or mapping); `None` lets the backend pick its default.
+    pub approval_policy: Option<serde_json::Value>,
+    /// Codex `SandboxMode`; `None` lets the backend pick its default.
+    pub thread_sandbox: Option<String>,
+    /// Codex `SandboxPolicy` mapping, passed unchanged; `None` lets the backend pick.
+    pub turn_sandbox_policy: Option<serde_json::Value>,
+    /// Silence allowed while a turn streams; > 0; default 3600000.
+    pub turn_timeout_ms: u64,
+    /// Request/response timeout; > 0; default 5000.
+    pub read_timeout_ms: u64,
+    /// Stall detection window; >= 0, 0 disables; default 300000.
+    pub stall_timeout_ms: i64,
+}
+
+/// `command` (takt): the command backend's program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// Shell command run in the workspace; kept raw.
+    pub run: String,
+}
+
+/// `publish.forge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeKind {
+    /// Merge locally into the base branch.
+    Local,
+}
+
+/// `publish` (takt): what happens to an accepted change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishConfig {
+    pub forge: ForgeKind,
+    /// Merge without a human when the risk policy allows; default false.
+    pub auto_merge: bool,
+    /// Prefix of the branches takt creates; default `takt/`.
+    pub branch_prefix: String,
+}
+
+/// `server`: the HTTP API (a Symphony extension, R-007). Changes need a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `None`: no listener unless the CLI asks for one; 0 picks a free port.
+    pub port: Option<u16>,
+    /// Default `127.0.0.1`.
+    pub host: String,
+}

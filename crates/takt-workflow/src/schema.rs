@@ -1,0 +1,161 @@
+//! The key tables: which sections and keys exist, and who owns them.
+//!
+//! Symphony's sections tolerate unknown keys (a warning, R-006); takt's own sections reject them.
+
+/// Tracker kinds this build accepts for `tracker.kind`.
+pub const TRACKER_KINDS: &[&str] = &["local", "linear", "github", "gitlab", "memory"];
+
+/// Tracker kinds whose adapters define default active and terminal states.
+pub(crate) const KINDS_WITH_DEFAULT_STATES: &[&str] = &["local", "linear", "memory"];
+
+/// `agent.backend` values.
+pub(crate) const BACKENDS: &[&str] = &["command", "codex", "claude", "builtin"];
+
+/// `publish.forge` values this crate knows; only `local` is available in this build.
+pub(crate) const FORGES: &[&str] = &["local", "github", "gitlab"];
+
+/// Who defines a section, which decides what an unknown key in it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Symphony's sections: unknown keys are warnings (forward compatibility, R-006).
+    Symphony,
+    /// takt's sections: unknown keys are errors.
+    Takt,
+}
+
+pub(crate) struct SectionSpec {
+    pub name: &'static str,
+    pub owner: Owner,
+    pub keys: &'static [&'static str],
+}
+
+pub(crate) const TRACKER: SectionSpec = SectionSpec {
+    name: "tracker",
+    owner: Owner::Symphony,
+    keys: &[
+        "kind",
+        "active_states",
+        "terminal_states",
+        "required_labels",
+        "provider",
+        // Symphony's legacy flat Linear keys, copied into `provider`.
+        "endpoint",
+        "api_key",
+        "project_slug",
+        "assignee",
+    ],
+};
+
+/// Legacy flat tracker keys copied into `tracker.provider` when the provider lacks them.
+pub(crate) const LEGACY_PROVIDER_KEYS: &[&str] =
+    &["endpoint", "api_key", "project_slug", "assignee"];
+
+pub(crate) const POLLING: SectionSpec = SectionSpec {
+    name: "polling",
+    owner: Owner::Symphony,
+    keys: &["interval_ms"],
+};
+
+pub(crate) const WORKSPACE: SectionSpec = SectionSpec {
+    name: "workspace",
+    owner: Owner::Symphony,
+    keys: &["root", "repo", "base_branch"],
+};
+
+pub(crate) const HOOKS: SectionSpec = SectionSpec {
+    name: "hooks",
+    owner: Owner::Symphony,
+    keys: &[
+        "after_create",
+        "before_run",
+        "after_run",
+        "before_remove",
+        "timeout_ms",
+    ],
+};
+
+pub(crate) const AGENT: SectionSpec = SectionSpec {
+    name: "agent",
+    owner: Owner::Symphony,
+    keys: &[
+        "backend",
+        "max_concurrent_agents",
+        "max_turns",
+        "max_retry_backoff_ms",
+        "max_concurrent_agents_by_state",
+        "max_attempts",
+        "max_run_duration_ms",
+    ],
+};
+
+pub(crate) const CODEX: SectionSpec = SectionSpec {
+    name: "codex",
+    owner: Owner::Symphony,
+    keys: &[
+        "command",
+        "approval_policy",
+        "thread_sandbox",
+        "turn_sandbox_policy",
+        "turn_timeout_ms",
+        "read_timeout_ms",
+        "stall_timeout_ms",
+    ],
+};
+
+pub(crate) const SERVER: SectionSpec = SectionSpec {
+    name: "server",
+    owner: Owner::Symphony,
+    keys: &["port", "host"],
+};
+
+pub(crate) const COMMAND: SectionSpec = SectionSpec {
+    name: "command",
+    owner: Owner::Takt,
+    keys: &["run"],
+};
+
+pub(crate) const PUBLISH: SectionSpec = SectionSpec {
+    name: "publish",
+    owner: Owner::Takt,
+    keys: &["forge", "auto_merge", "branch_prefix"],
+};
+
+/// Every section this crate validates.
+pub(crate) const SECTIONS: &[&SectionSpec] = &[
+    &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH,
+];
+
+/// Symphony extension sections takt recognizes but does not implement (SSH workers, Symphony's
+/// terminal dashboard): a warning says they are ignored.
+pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability"];
+
+/// takt sections that are planned but not available in this build yet: a warning says so.
+pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &[
+    "model",
+    "claude",
+    "sandbox",
+    "budget",
+    "gates",
+    "review",
+    "risk",
+    "schedules",
+];
+
+/// Every top-level name, for "did you mean" on unknown top-level keys.
+pub(crate) fn top_level_names() -> Vec<&'static str> {
+    SECTIONS
+        .iter()
+        .map(|s| s.name)
+        .chain(SYMPHONY_IGNORED_SECTIONS.iter().copied())
+        .chain(TAKT_PLANNED_SECTIONS.iter().copied())
+        .collect()
+}
+
+/// The sections other than `section` that define `key`, for "did you mean `codex.key`?".
+pub(crate) fn sections_defining(key: &str, section: &str) -> Vec<&'static str> {
+    SECTIONS
+        .iter()
+        .filter(|s| s.name != section && s.keys.contains(&key))
+        .map(|s| s.name)
+        .collect()
+}

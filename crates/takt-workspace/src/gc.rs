@@ -1,0 +1,208 @@
+//! Removing workspaces (R-097, R-098, R-104 `before_remove`) and collecting orphans.
+//!
+//! Every removal re-runs the containment checks of [`crate::WorkspaceLayout::check_contained`]
+//! right before deleting, so nothing outside the workspace root is ever touched, and a symlink
+//! is only ever unlinked, never followed. Task branches are kept: they hold the work.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::WorkspaceError;
+use crate::hooks::{self, HookContext, HookKind};
+use crate::key::{is_valid_key, workspace_key};
+use crate::manager::WorkspaceManager;
+use crate::paths::absolute_normalized;
+
+/// What to remove: the workspace of an identifier, or a recorded workspace path (R-098
+/// prefers the path recorded on the run; it is validated the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveTarget<'a> {
+    Identifier(&'a str),
+    Path(&'a Path),
+}
+
+impl<'a> From<&'a str> for RemoveTarget<'a> {
+    fn from(identifier: &'a str) -> Self {
+        RemoveTarget::Identifier(identifier)
+    }
+}
+
+impl<'a> From<&'a Path> for RemoveTarget<'a> {
+    fn from(path: &'a Path) -> Self {
+        RemoveTarget::Path(path)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for RemoveTarget<'a> {
+    fn from(path: &'a PathBuf) -> Self {
+        RemoveTarget::Path(path)
+    }
+}
+
+impl WorkspaceManager {
+    /// Removes a workspace: runs `before_remove` when the directory exists (a failure is logged
+    /// and removal proceeds, R-104), then `git worktree remove --force`, falling back to
+    /// deleting the directory, then `git worktree prune`. The task branch is kept. Removing a
+    /// workspace that does not exist is `Ok`.
+    pub async fn remove<'a>(
+        &self,
+        target: impl Into<RemoveTarget<'a>>,
+    ) -> Result<(), WorkspaceError> {
+        let (path, identifier, key) = match target.into() {
+            RemoveTarget::Identifier(identifier) => (
+                self.layout.path_for(identifier)?,
+                identifier.to_owned(),
+                workspace_key(identifier),
+            ),
+            RemoveTarget::Path(path) => {
+                let path = self.layout.check_contained(&absolute_normalized(path)?)?;
+                // R-104 IMPL: without an identifier, the hook gets the directory name.
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (path, name.clone(), name)
+            }
+        };
+        let is_dir = match fs_err::tokio::symlink_metadata(&path).await {
+            Ok(meta) => meta.is_dir(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.prune_locked().await;
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(WorkspaceError::io(
+                    "inspecting the workspace before removal",
+                    e,
+                ));
+            }
+        };
+        if is_dir && let Some(script) = self.settings.hooks.script(HookKind::BeforeRemove) {
+            let ctx = HookContext {
+                workspace: path.clone(),
+                identifier: identifier.clone(),
+                key,
+            };
+            if let Err(error) = hooks::run_hook(
+                HookKind::BeforeRemove,
+                script,
+                &ctx,
+                self.settings.hook_timeout,
+            )
+            .await
+            {
+                tracing::warn!(identifier, path = %path.display(), error = %error, "before_remove failed; removing the workspace anyway");
+            }
+        }
+        self.discard(&path).await?;
+        tracing::info!(identifier, path = %path.display(), "workspace removed");
+        Ok(())
+    }
+
+    /// Removes everything directly under the root whose name is a workspace key not in
+    /// `live_keys` (workspaces of finished or forgotten tasks), running `before_remove` for
+    /// each, then prunes the mirror's worktree list. Entries whose names are not workspace keys
+    /// were not made by takt and are left alone (with a warning). The caller must include every
+    /// task that is running or about to run in `live_keys`. Returns the removed paths; a failed
+    /// removal is logged and the sweep goes on.
+    pub async fn gc(&self, live_keys: &HashSet<String>) -> Result<Vec<PathBuf>, WorkspaceError> {
+        let root = self.layout.root();
+        let mut entries = match fs_err::tokio::read_dir(root).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(WorkspaceError::io("listing the workspace root", e)),
+        };
+        let mut orphans = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| WorkspaceError::io("listing the workspace root", e))?
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if live_keys.contains(&name) {
+                continue;
+            }
+            if !is_valid_key(&name) {
+                tracing::warn!(path = %entry.path().display(), "not a workspace key; GC leaves it alone");
+                continue;
+            }
+            orphans.push(entry.path());
+        }
+        orphans.sort();
+        let mut removed = Vec::new();
+        for path in orphans {
+            match self.remove(&path).await {
+                Ok(()) => removed.push(path),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), error = %error, "could not remove an orphaned workspace")
+                }
+            }
+        }
+        self.prune_locked().await;
+        Ok(removed)
+    }
+
+    /// Removes the worktree at `path` (already containment-checked) and its registration, with
+    /// no hook: `git worktree remove --force --force`, falling back to deleting the directory.
+    pub(crate) async fn discard(&self, path: &Path) -> Result<(), WorkspaceError> {
+        // The hook may have replaced the directory (even with a symlink): check again.
+        self.layout.check_contained(path)?;
+        let is_dir = fs_err::tokio::symlink_metadata(path)
+            .await
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if is_dir
+            && fs_err::tokio::metadata(&self.settings.mirror_dir)
+                .await
+                .is_ok()
+        {
+            let removed = self
+                .git
+                .cmd(&self.settings.mirror_dir)
+                .hardened()
+                .args(["worktree", "remove", "--force", "--force"])
+                .arg(path)
+                .run()
+                .await;
+            if let Err(error) = removed {
+                tracing::debug!(path = %path.display(), error = %error, "git worktree remove failed; deleting the directory");
+            }
+        }
+        self.delete_path(path).await?;
+        self.prune_locked().await;
+        Ok(())
+    }
+
+    /// Deletes whatever is at `path` after the containment check: a symlink or file is
+    /// unlinked, a directory deleted recursively (symlinks inside are unlinked, not followed).
+    pub(crate) async fn delete_path(&self, path: &Path) -> Result<(), WorkspaceError> {
+        self.layout.check_contained(path)?;
+        let meta = match fs_err::tokio::symlink_metadata(path).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(WorkspaceError::io(
+                    "inspecting a workspace path before deleting it",
+                    e,
+                ));
+            }
+        };
+        let result = if meta.is_dir() {
+            fs_err::tokio::remove_dir_all(path).await
+        } else {
+            fs_err::tokio::remove_file(path).await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(WorkspaceError::io("deleting the workspace directory", e)),
+        }
+    }
+
+    /// `git worktree prune` under the mirror lock.
+    async fn prune_locked(&self) {
+        let _guard = self.mirror_lock.lock().await;
+        self.prune_worktrees().await;
+    }
+}

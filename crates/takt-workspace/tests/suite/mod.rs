@@ -1,0 +1,9 @@
+//! Test modules, one per area, sharing the [`fixture`] helpers.
+
+mod commit;
+mod ensure;
+mod fixture;
+mod gc;
+mod hooks;
+mod merge;
+mod mirror;
