@@ -106,6 +106,7 @@ impl Daemon {
         };
         daemon.sweep_orphans();
         daemon.startup_cleanup().await;
+        daemon.collect_garbage().await;
         let first = if daemon.engine.state.tasks.is_empty() {
             Event::Tick
         } else {
@@ -433,6 +434,26 @@ impl Daemon {
             {
                 info!(run_id = %run.run_id, "killed an agent left behind by a previous daemon");
             }
+        }
+    }
+
+    /// Removes workspace directories no task owns any more (left by crashes or deleted state).
+    /// A failed or cancelled task keeps its workspace for inspection and retries.
+    async fn collect_garbage(&self) {
+        let live: std::collections::HashSet<String> = self
+            .engine
+            .state
+            .tasks
+            .values()
+            .filter(|task| task.state != TaskState::Done)
+            .map(|task| takt_workspace::workspace_key(&task.issue.identifier))
+            .collect();
+        match self.workspaces.gc(&live).await {
+            Ok(removed) if !removed.is_empty() => {
+                info!(count = removed.len(), "removed orphaned workspaces");
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "workspace garbage collection failed"),
         }
     }
 
