@@ -31,9 +31,13 @@ pub fn next_deadline(state: &State, policy: &Policy) -> Millis {
         at.saturating_add(to_millis(policy.poll_interval_ms))
     });
     let mut deadline = poll;
+    // A due retry that found no free slot is looked at again a second later, not in a loop.
+    let recheck = state
+        .retries_checked_at_ms
+        .map_or(Millis::MIN, |at| at + CONTINUATION_DELAY_MS);
     for task in state.tasks.values() {
         if let (TaskState::RetryWait, Some(retry)) = (task.state, &task.retry) {
-            deadline = deadline.min(retry.due_at_ms);
+            deadline = deadline.min(retry.due_at_ms.max(recheck));
         }
         if let Some(run) = task.run.as_ref().filter(|run| run.stop.is_none()) {
             if policy.stall_timeout_ms > 0 {
@@ -168,6 +172,7 @@ impl Decider<'_> {
                 .map(|task| task.id.clone())
                 .collect();
             if !due.is_empty() {
+                self.record(Record::RetriesChecked);
                 self.command(Command::RefreshIssues { ids: due });
             }
         }
@@ -427,6 +432,21 @@ impl Decider<'_> {
         let Some(task_id) = self.live_task(&exit.run_id, "run_exited") else {
             return;
         };
+        self.finish_run(task_id, exit);
+        // A freed slot goes to waiting work now rather than at the next poll.
+        let now = self.now;
+        let waiting = self
+            .state
+            .tasks
+            .values()
+            .any(|task| task.state == TaskState::Queued || is_due(task, now));
+        let free = self.state.running_count() < self.policy.max_concurrent_agents as usize;
+        if waiting && free && !self.step.commands.contains(&Command::FetchCandidates) {
+            self.poll();
+        }
+    }
+
+    fn finish_run(&mut self, task_id: String, exit: RunExit) {
         let stop = self
             .state
             .tasks
@@ -759,14 +779,20 @@ impl Decider<'_> {
             .filter_map(|task| task.run.as_ref().map(|run| run.run_id.clone()))
             .collect();
         for run_id in live {
-            self.on_run_exit(RunExit {
-                run_id,
-                outcome: RunOutcome::Interrupted,
-                commit: None,
-                error: Some("the daemon stopped while this run was live".into()),
-                turns: 0,
-                question: None,
-            });
+            let Some(task_id) = self.live_task(&run_id, "restart") else {
+                continue;
+            };
+            self.finish_run(
+                task_id,
+                RunExit {
+                    run_id,
+                    outcome: RunOutcome::Interrupted,
+                    commit: None,
+                    error: Some("the daemon stopped while this run was live".into()),
+                    turns: 0,
+                    question: None,
+                },
+            );
         }
         let merging: Vec<String> = self
             .state

@@ -302,6 +302,9 @@ pub enum Record {
     },
     /// Bookkeeping only (not journaled): a poll went out.
     PollIssued,
+    /// Bookkeeping only (not journaled): due retries were looked at; if none could start (no
+    /// free slot), the next look waits a little instead of spinning.
+    RetriesChecked,
 }
 
 impl Record {
@@ -331,7 +334,7 @@ impl Record {
             | Record::TaskCancelled { task_id, .. }
             | Record::TaskRetried { task_id, .. } => Some(task_id),
             Record::StaleReportRejected { task_id, .. } => task_id.as_deref(),
-            Record::PollIssued => None,
+            Record::PollIssued | Record::RetriesChecked => None,
         }
     }
 
@@ -351,7 +354,7 @@ impl Record {
     /// daemon lives (polls, chatty output lines) is applied but not persisted.
     pub fn is_durable(&self) -> bool {
         match self {
-            Record::PollIssued => false,
+            Record::PollIssued | Record::RetriesChecked => false,
             Record::AgentEventRecorded { event, .. } => !matches!(event, AgentEvent::Output { .. }),
             _ => true,
         }

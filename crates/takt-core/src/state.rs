@@ -16,6 +16,8 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     /// When the last candidate poll went out.
     pub last_poll_at_ms: Option<Millis>,
+    /// When due retries were last looked at.
+    pub retries_checked_at_ms: Option<Millis>,
     pub totals: Totals,
 }
 
@@ -162,9 +164,16 @@ impl Task {
 /// Applies one record at time `at`. Total and deterministic: a record about an unknown task is
 /// ignored, so a journal replays the same way every time.
 pub fn apply(state: &mut State, record: &Record, at: Millis) {
-    if let Record::PollIssued = record {
-        state.last_poll_at_ms = Some(at);
-        return;
+    match record {
+        Record::PollIssued => {
+            state.last_poll_at_ms = Some(at);
+            return;
+        }
+        Record::RetriesChecked => {
+            state.retries_checked_at_ms = Some(at);
+            return;
+        }
+        _ => {}
     }
     if let Record::TaskQueued { issue } = record {
         state
@@ -181,7 +190,10 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
     };
     task.updated_at_ms = at;
     match record {
-        Record::TaskQueued { .. } | Record::PollIssued | Record::StaleReportRejected { .. } => {}
+        Record::TaskQueued { .. }
+        | Record::PollIssued
+        | Record::RetriesChecked
+        | Record::StaleReportRejected { .. } => {}
         Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
         Record::TaskReopened { issue, .. } => {
             task.issue = issue.clone();

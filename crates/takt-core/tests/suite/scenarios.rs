@@ -428,3 +428,37 @@ fn stale_reports_are_journaled_and_ignored() {
     assert_eq!(step.records[0].kind(), "stale_report_rejected");
     assert_eq!(h.state.tasks, before.tasks);
 }
+
+#[test]
+fn a_freed_slot_goes_to_waiting_work_without_waiting_for_the_poll() {
+    let mut h = Harness::new(Policy {
+        max_concurrent_agents: 1,
+        ..Policy::default()
+    });
+    assert_eq!(h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]), ["T-1#1"]);
+    let step = h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert!(step.commands.contains(&Command::FetchCandidates));
+}
+
+#[test]
+fn a_due_retry_without_a_free_slot_does_not_make_the_daemon_spin() {
+    let mut h = Harness::new(Policy {
+        max_concurrent_agents: 1,
+        ..Policy::default()
+    });
+    h.feed(Event::Tick);
+    h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]);
+    h.exit("T-1#1", RunOutcome::Failed, None);
+    // T-2 takes the slot; T-1's retry comes due while it runs.
+    h.poll(vec![issue(1, "In Progress"), issue(2, "Todo")]);
+    h.now += 10_000;
+    let step = h.feed(Event::Tick);
+    assert!(matches!(&step.commands[..], [Command::RefreshIssues { .. }]));
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "In Progress")],
+    });
+    assert!(started(&step).is_empty(), "no slot is free");
+    let next = takt_core::next_deadline(&h.state, &h.policy);
+    assert!(next > h.now, "the next deadline {next} must lie ahead of {}", h.now);
+}
