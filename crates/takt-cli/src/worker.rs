@@ -60,7 +60,41 @@ impl Ending {
     }
 }
 
-pub async fn run(mut ctx: RunContext) {
+pub async fn run(ctx: RunContext) {
+    // If the worker dies without reporting (a panic, an abort), the engine still hears that
+    // the run is over; otherwise the task would look live forever.
+    let mut guard = ExitGuard {
+        run_id: ctx.spec.run_id.clone(),
+        events: ctx.events.clone(),
+        armed: true,
+    };
+    attempt(ctx).await;
+    guard.armed = false;
+}
+
+struct ExitGuard {
+    run_id: String,
+    events: mpsc::UnboundedSender<Event>,
+    armed: bool,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let _ = self.events.send(Event::RunExited(RunExit {
+            run_id: self.run_id.clone(),
+            outcome: RunOutcome::Failed,
+            commit: None,
+            error: Some("the run's worker stopped unexpectedly".into()),
+            turns: 0,
+            question: None,
+        }));
+    }
+}
+
+async fn attempt(mut ctx: RunContext) {
     let run_id = ctx.spec.run_id.clone();
     let identifier = ctx.spec.issue.identifier.clone();
 
