@@ -45,7 +45,7 @@ pub struct Daemon {
     workspaces: Arc<WorkspaceManager>,
     events_tx: mpsc::UnboundedSender<Event>,
     events_rx: mpsc::UnboundedReceiver<Event>,
-    runs: HashMap<String, watch::Sender<Option<StopReason>>>,
+    runs: HashMap<String, RunControl>,
     background: JoinSet<()>,
     pending: VecDeque<Command>,
     merges_in_flight: usize,
@@ -53,6 +53,12 @@ pub struct Daemon {
     /// Applying operator commands without a daemon: polls and dispatch wait for `takt run`.
     inline: bool,
     _lock: StateLock,
+}
+
+/// The daemon's handles on a live run's worker.
+struct RunControl {
+    stop: watch::Sender<Option<StopReason>>,
+    answers: mpsc::UnboundedSender<String>,
 }
 
 /// What `--once` came to.
@@ -258,9 +264,9 @@ impl Daemon {
             }
             Command::StartRun(spec) => self.start_run(*spec),
             Command::StopRun { run_id, reason } => match self.runs.get(&run_id) {
-                Some(stop) => {
+                Some(control) => {
                     info!(run_id = %run_id, ?reason, "stopping run");
-                    let _ = stop.send(Some(reason));
+                    let _ = control.stop.send(Some(reason));
                 }
                 None => {
                     // No worker holds it (it never started here): report it over.
@@ -303,6 +309,15 @@ impl Daemon {
                     }
                 });
             }
+            Command::DeliverAnswer { run_id, text } => {
+                let delivered = self
+                    .runs
+                    .get(&run_id)
+                    .is_some_and(|control| control.answers.send(text).is_ok());
+                if !delivered {
+                    warn!(run_id = %run_id, "the run that asked is gone; the answer waits in the task's feedback");
+                }
+            }
             Command::TransitionIssue { issue_id, state } => {
                 if let Err(error) = self.tracker.transition(&issue_id, &state).await {
                     warn!(issue_id = %issue_id, %error, "tracker write-back failed");
@@ -314,7 +329,14 @@ impl Daemon {
 
     fn start_run(&mut self, spec: takt_core::RunSpec) {
         let (stop_tx, stop_rx) = watch::channel(None);
-        self.runs.insert(spec.run_id.clone(), stop_tx);
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        self.runs.insert(
+            spec.run_id.clone(),
+            RunControl {
+                stop: stop_tx,
+                answers: answers_tx,
+            },
+        );
         let backend = match backend_for(&self.workflow) {
             Ok(backend) => backend,
             Err(error) => {
@@ -340,6 +362,7 @@ impl Daemon {
             workspaces: self.workspaces.clone(),
             events: self.events_tx.clone(),
             stop: stop_rx,
+            answers: answers_rx,
         };
         self.background.spawn(worker::run(context));
     }

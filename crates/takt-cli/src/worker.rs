@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use takt_core::ports::{
-    AgentBackend, AgentEventSink, SessionContext, Tracker, TurnInput, TurnResult,
+    AgentBackend, AgentEventSink, BoxFuture, SessionContext, Tracker, TurnInput, TurnResult,
 };
 use takt_core::{Event, Policy, RunExit, RunSpec, StopReason};
 use takt_protocol::{AgentEvent, RunOutcome, RunPhase};
@@ -25,11 +25,15 @@ pub struct RunContext {
     pub run_dir: std::path::PathBuf,
     pub events: mpsc::UnboundedSender<Event>,
     pub stop: watch::Receiver<Option<StopReason>>,
+    /// Answers a person gave to this run's questions.
+    pub answers: mpsc::UnboundedReceiver<String>,
 }
 
 struct Sink {
     run_id: String,
     events: mpsc::UnboundedSender<Event>,
+    answers: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    stop: watch::Receiver<Option<StopReason>>,
 }
 
 impl AgentEventSink for Sink {
@@ -38,6 +42,20 @@ impl AgentEventSink for Sink {
             run_id: self.run_id.clone(),
             event,
         });
+    }
+
+    /// The task shows the question; the session waits until a person answers (`takt answer`)
+    /// or the run is stopped.
+    fn ask(&self, question: String) -> BoxFuture<'_, Option<String>> {
+        self.emit(AgentEvent::InputRequired { question });
+        Box::pin(async move {
+            let mut answers = self.answers.lock().await;
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                answer = answers.recv() => answer,
+                _ = stopped(&mut stop) => None,
+            }
+        })
     }
 }
 
@@ -282,9 +300,12 @@ async fn converse(
         Err(error) => return Ending::failed(error.to_string(), 0),
     };
     phase(RunPhase::InitializingSession);
+    let (_, no_answers) = mpsc::unbounded_channel();
     let sink = Sink {
         run_id: ctx.spec.run_id.clone(),
         events: ctx.events.clone(),
+        answers: tokio::sync::Mutex::new(std::mem::replace(&mut ctx.answers, no_answers)),
+        stop: ctx.stop.clone(),
     };
     let max_turns = ctx.workflow.agent.max_turns;
     let mut ending = Ending {

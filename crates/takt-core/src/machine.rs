@@ -40,7 +40,7 @@ pub fn next_deadline(state: &State, policy: &Policy) -> Millis {
             deadline = deadline.min(retry.due_at_ms.max(recheck));
         }
         if let Some(run) = task.run.as_ref().filter(|run| run.stop.is_none()) {
-            if policy.stall_timeout_ms > 0 {
+            if policy.stall_timeout_ms > 0 && task.state != TaskState::Blocked {
                 let quiet_since = run.last_event_at_ms.unwrap_or(run.started_at_ms);
                 deadline = deadline.min(quiet_since + policy.stall_timeout_ms + 1);
             }
@@ -146,7 +146,11 @@ impl Decider<'_> {
                 continue;
             };
             let quiet_since = run.last_event_at_ms.unwrap_or(run.started_at_ms);
-            if self.policy.stall_timeout_ms > 0 && now - quiet_since > self.policy.stall_timeout_ms
+            // An agent waiting for a person is quiet by design: no stall, only the wall clock.
+            let waiting = task.state == TaskState::Blocked;
+            if !waiting
+                && self.policy.stall_timeout_ms > 0
+                && now - quiet_since > self.policy.stall_timeout_ms
             {
                 stops.push((task.id.clone(), run.run_id.clone(), StopReason::Stalled));
             } else if now - run.started_at_ms > to_millis(self.policy.max_run_duration_ms) {
@@ -758,7 +762,11 @@ impl Decider<'_> {
                     by,
                     text: text.clone(),
                 });
-                self.schedule(task_id, RetryKind::Answer, 0, None, Some(text));
+                match running {
+                    // The agent that asked is still there: the answer goes into its session.
+                    Some(run_id) => self.command(Command::DeliverAnswer { run_id, text }),
+                    None => self.schedule(task_id, RetryKind::Answer, 0, None, Some(text)),
+                }
             }
             OperatorCommand::Retry { by, .. } => {
                 if !matches!(state, TaskState::Failed | TaskState::Cancelled) {

@@ -179,6 +179,11 @@ pub enum Command {
         issue_id: String,
         state: String,
     },
+    /// Hands a person's answer to the live session that asked.
+    DeliverAnswer {
+        run_id: String,
+        text: String,
+    },
 }
 
 /// A fact the core decided. Records are journaled before their effects happen and are the

@@ -122,9 +122,22 @@ pub enum TurnResult {
     InputRequired { question: String },
 }
 
-/// Where a session reports its normalized events.
+/// A boxed future, so the port traits stay object-safe without naming a runtime.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where a session reports its normalized events, and asks a person when its policy cannot
+/// decide.
 pub trait AgentEventSink: Send + Sync {
     fn emit(&self, event: AgentEvent);
+
+    /// Puts the task in `blocked` with `question` and waits for a person's answer, which is
+    /// delivered into this same live session. `None` means nobody will answer in this session
+    /// (the run is being stopped, or the shell does not wait): the backend should end the turn
+    /// with [`TurnResult::InputRequired`] so the answer reaches the next run's prompt instead.
+    fn ask(&self, question: String) -> BoxFuture<'_, Option<String>> {
+        self.emit(AgentEvent::InputRequired { question });
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// An agent backend: codex, claude, builtin, command.

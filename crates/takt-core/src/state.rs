@@ -249,6 +249,14 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::AgentEventRecorded { event, .. } => {
             if let Some(run) = task.run.as_mut() {
                 observe(run, event, at, &mut state.totals);
+                // A live agent waiting for a person: the run holds its slot, the task shows
+                // the question.
+                if let AgentEvent::InputRequired { question }
+                | AgentEvent::ApprovalRequired { request: question } = event
+                {
+                    task.state = TaskState::Blocked;
+                    task.question = Some(question.clone());
+                }
             }
         }
         Record::RunStopRequested { reason, .. } => {
@@ -320,6 +328,9 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::Answered { text, .. } => {
             task.question = None;
             task.feedback = Some(text.clone());
+            if task.run.is_some() {
+                task.state = TaskState::Running;
+            }
         }
         Record::Approved { by, .. } => {
             if !task.approvals.contains(by) {

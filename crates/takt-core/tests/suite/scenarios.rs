@@ -453,12 +453,60 @@ fn a_due_retry_without_a_free_slot_does_not_make_the_daemon_spin() {
     h.poll(vec![issue(1, "In Progress"), issue(2, "Todo")]);
     h.now += 10_000;
     let step = h.feed(Event::Tick);
-    assert!(matches!(&step.commands[..], [Command::RefreshIssues { .. }]));
+    assert!(matches!(
+        &step.commands[..],
+        [Command::RefreshIssues { .. }]
+    ));
     let step = h.feed(Event::IssuesRefreshed {
         requested: vec!["id-1".into()],
         issues: vec![issue(1, "In Progress")],
     });
     assert!(started(&step).is_empty(), "no slot is free");
     let next = takt_core::next_deadline(&h.state, &h.policy);
-    assert!(next > h.now, "the next deadline {next} must lie ahead of {}", h.now);
+    assert!(
+        next > h.now,
+        "the next deadline {next} must lie ahead of {}",
+        h.now
+    );
+}
+
+#[test]
+fn a_live_agent_that_asks_is_answered_in_its_own_session() {
+    let mut h = Harness::new(Policy {
+        stall_timeout_ms: 60_000,
+        ..Policy::default()
+    });
+    h.poll(vec![issue(1, "Todo")]);
+    h.feed(Event::AgentActivity {
+        run_id: "T-1#1".into(),
+        event: takt_protocol::AgentEvent::InputRequired {
+            question: "May I delete the legacy module?".into(),
+        },
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Blocked);
+    assert!(task.run.is_some(), "the session stays live while it waits");
+    // Waiting for a person is not a stall.
+    h.now += 600_000;
+    let step = h.feed(Event::Tick);
+    assert!(!step.commands.iter().any(|c| matches!(
+        c,
+        Command::StopRun {
+            reason: StopReason::Stalled,
+            ..
+        }
+    )));
+    let step = h.feed(Event::Operator(OperatorCommand::Answer {
+        task: "T-1".into(),
+        by: "alice".into(),
+        text: "yes".into(),
+    }));
+    assert_eq!(
+        step.commands,
+        [Command::DeliverAnswer {
+            run_id: "T-1#1".into(),
+            text: "yes".into()
+        }]
+    );
+    assert_eq!(h.task("id-1").state, TaskState::Running);
 }

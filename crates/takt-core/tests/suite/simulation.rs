@@ -190,8 +190,9 @@ impl World {
                     task.id, task.attempt, self.policy.max_attempts
                 ));
             }
-            if task.run.is_some() != matches!(task.state, TaskState::Running | TaskState::Verifying)
-            {
+            let live_state = matches!(task.state, TaskState::Running | TaskState::Verifying);
+            let may_hold_run = live_state || task.state == TaskState::Blocked;
+            if (task.run.is_some() && !may_hold_run) || (live_state && task.run.is_none()) {
                 self.fail(&format!(
                     "{} is {} but has run {:?}",
                     task.id, task.state, task.run
@@ -342,6 +343,21 @@ impl World {
                 self.feed(Event::MergeFinished { task_id, result });
             }
             Command::CleanWorkspace { .. } => {}
+            Command::DeliverAnswer { run_id, .. } => {
+                if !self.live.contains_key(&run_id) {
+                    // The run ended meanwhile: the answer is lost to the session, which is the
+                    // shell's problem to report; the core must not have sent it to a dead run
+                    // it knew about.
+                    let current = self
+                        .state
+                        .tasks
+                        .values()
+                        .any(|task| task.run.as_ref().is_some_and(|run| run.run_id == run_id));
+                    if current {
+                        self.fail(&format!("answer for {run_id} whose process is gone"));
+                    }
+                }
+            }
             Command::TransitionIssue { issue_id, state } => {
                 if let Some(issue) = self.tracker.get_mut(&issue_id) {
                     issue.state = state;
@@ -524,7 +540,19 @@ impl World {
             68..=77 => self.random_operator(false),
             78..=81 => self.stale_report(),
             82..=84 => self.crash_and_restart(),
-            85..=89 => {
+            85..=86 => {
+                let runs: Vec<String> = self.live.keys().cloned().collect();
+                if !runs.is_empty() {
+                    let run_id = runs[self.rng.random_range(0..runs.len())].clone();
+                    self.feed(Event::AgentActivity {
+                        run_id,
+                        event: AgentEvent::InputRequired {
+                            question: "which API?".into(),
+                        },
+                    });
+                }
+            }
+            87..=89 => {
                 if let Some(run_id) = self.live.keys().next().cloned() {
                     self.feed(Event::AgentActivity {
                         run_id,
