@@ -42,6 +42,7 @@ fn context(dir: &tempfile::TempDir) -> SessionContext {
         attempt: 1,
         workspace,
         run_dir: dir.path().join("run"),
+        model: None,
     }
 }
 

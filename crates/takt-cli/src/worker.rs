@@ -294,6 +294,7 @@ async fn converse(
         attempt: ctx.spec.attempt.unwrap_or(0) + 1,
         workspace: workspace.path.clone(),
         run_dir: ctx.run_dir.clone(),
+        model: None,
     };
     let mut session = match ctx.backend.start_session(session_context).await {
         Ok(session) => session,

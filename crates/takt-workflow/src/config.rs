@@ -199,3 +199,73 @@ pub struct ServerConfig {
     /// Default `127.0.0.1`.
     pub host: String,
 }
+
+/// `model.provider`: which wire API the model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelProvider {
+    /// OpenAI or any OpenAI-compatible server (vLLM, llama.cpp, Ollama): Chat Completions and
+    /// Responses.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// takt's embedded scripted model (tests and the demo); no network, no key.
+    Mock,
+}
+
+impl ModelProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelProvider::Openai => "openai",
+            ModelProvider::Anthropic => "anthropic",
+            ModelProvider::Mock => "mock",
+        }
+    }
+}
+
+/// takt's `model` section: the upstream every agent's model traffic is forwarded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub provider: ModelProvider,
+    /// Upstream base URL (`https://api.openai.com/v1`, `https://api.anthropic.com`); `None`
+    /// for the mock.
+    pub base_url: Option<String>,
+    /// The resolved provider key (from `$VAR` or the provider's canonical variable). Never
+    /// printed; lives only in the daemon.
+    pub api_key: Option<String>,
+    /// The environment variable the key came from, so it can be kept out of agents.
+    pub api_key_var: Option<String>,
+    /// Model name sent upstream.
+    pub name: Option<String>,
+    /// Directory of scenario files for the mock provider (default: the built-in scenarios).
+    pub scenarios: Option<std::path::PathBuf>,
+}
+
+/// takt's `claude` section: how Claude Code is launched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaudeConfig {
+    /// Shell command, default `claude`.
+    pub command: String,
+    pub model: Option<String>,
+    /// `default`, `acceptEdits`, `plan`, `dontAsk` or `bypassPermissions`.
+    pub permission_mode: String,
+    pub allowed_tools: Vec<String>,
+    pub disallowed_tools: Vec<String>,
+}
+
+/// takt's `builtin` section: limits of the built-in agent loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinConfig {
+    /// Model round trips per turn before the turn is cut off.
+    pub max_steps: u32,
+    /// Tokens (input + output, as the provider reports them) per turn.
+    pub max_tokens_per_turn: u64,
+    /// Old tool output is truncated once the conversation exceeds this estimate.
+    pub context_budget_tokens: u64,
+    /// Timeout of one `run` tool command.
+    pub command_timeout_ms: u64,
+    /// Bytes of a tool's output kept (head and tail).
+    pub output_limit_bytes: u64,
+    /// Commands the `run` tool refuses (matched as whole words at the start of a command or
+    /// after `;`, `&&`, `||`, `|`).
+    pub deny_commands: Vec<String>,
+}

@@ -48,8 +48,9 @@ mod workflow;
 use std::path::Path;
 
 pub use config::{
-    AgentConfig, BackendKind, CodexConfig, CommandConfig, ForgeKind, HooksConfig, PollingConfig,
-    PublishConfig, RepoSource, ServerConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BackendKind, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, ForgeKind,
+    HooksConfig, ModelConfig, ModelProvider, PollingConfig, PublishConfig, RepoSource,
+    ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};
@@ -57,7 +58,9 @@ pub use file::{WORKFLOW_FILE_NAME, discover};
 pub use schema::TRACKER_KINDS;
 pub use suggest::did_you_mean;
 pub use template::{DEFAULT_PROMPT, PromptContext, PromptTemplate, continuation_prompt};
-pub use validate::{DEFAULT_ACTIVE_STATES, DEFAULT_CODEX_COMMAND, DEFAULT_TERMINAL_STATES};
+pub use validate::{
+    DEFAULT_ACTIVE_STATES, DEFAULT_CODEX_COMMAND, DEFAULT_DENY_COMMANDS, DEFAULT_TERMINAL_STATES,
+};
 pub use watch::{ReloadOutcome, WorkflowWatcher};
 pub use workflow::Workflow;
 

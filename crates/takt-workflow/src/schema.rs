@@ -120,9 +120,41 @@ pub(crate) const PUBLISH: SectionSpec = SectionSpec {
     keys: &["forge", "auto_merge", "branch_prefix"],
 };
 
+pub(crate) const MODEL: SectionSpec = SectionSpec {
+    name: "model",
+    owner: Owner::Takt,
+    keys: &["provider", "base_url", "api_key", "name", "scenarios"],
+};
+
+pub(crate) const CLAUDE: SectionSpec = SectionSpec {
+    name: "claude",
+    owner: Owner::Takt,
+    keys: &[
+        "command",
+        "model",
+        "permission_mode",
+        "allowed_tools",
+        "disallowed_tools",
+    ],
+};
+
+pub(crate) const BUILTIN: SectionSpec = SectionSpec {
+    name: "builtin",
+    owner: Owner::Takt,
+    keys: &[
+        "max_steps",
+        "max_tokens_per_turn",
+        "context_budget_tokens",
+        "command_timeout_ms",
+        "output_limit_bytes",
+        "deny_commands",
+    ],
+};
+
 /// Every section this crate validates.
 pub(crate) const SECTIONS: &[&SectionSpec] = &[
-    &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH,
+    &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH, &MODEL,
+    &CLAUDE, &BUILTIN,
 ];
 
 /// Symphony extension sections takt recognizes but does not implement (SSH workers, Symphony's
@@ -130,16 +162,8 @@ pub(crate) const SECTIONS: &[&SectionSpec] = &[
 pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability"];
 
 /// takt sections that are planned but not available in this build yet: a warning says so.
-pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &[
-    "model",
-    "claude",
-    "sandbox",
-    "budget",
-    "gates",
-    "review",
-    "risk",
-    "schedules",
-];
+pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] =
+    &["sandbox", "budget", "gates", "review", "risk", "schedules"];
 
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {

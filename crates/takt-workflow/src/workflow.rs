@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    AgentConfig, CodexConfig, CommandConfig, HooksConfig, PollingConfig, PublishConfig,
-    ServerConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
+    PollingConfig, PublishConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};
@@ -35,6 +35,12 @@ pub struct Workflow {
     pub command: Option<CommandConfig>,
     pub publish: PublishConfig,
     pub server: ServerConfig,
+    /// The upstream model every agent's traffic is forwarded to (takt).
+    pub model: ModelConfig,
+    /// How Claude Code is launched (takt).
+    pub claude: ClaudeConfig,
+    /// Limits of the built-in agent loop (takt).
+    pub builtin: BuiltinConfig,
     /// The prompt body as a parsed strict Liquid template.
     pub prompt: PromptTemplate,
     /// Top-level sections this crate does not validate (unknown keys, Symphony's `worker` and
@@ -125,6 +131,9 @@ fn build(
         publish: config.publish,
         server: config.server,
         prompt,
+        model: config.model,
+        claude: config.claude,
+        builtin: config.builtin,
         extensions: config.extensions,
         warnings: config.warnings,
     })

@@ -1,6 +1,7 @@
 //! The high half of the two-phase configuration: the raw tree becomes the typed configuration,
 //! with defaults, `$VAR` and `~` in local paths only, and precise problems.
 
+mod agents;
 mod paths;
 mod runtime;
 mod takt;
@@ -9,9 +10,11 @@ mod tracker;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use agents::DEFAULT_DENY_COMMANDS;
+
 use crate::config::{
-    AgentConfig, CodexConfig, CommandConfig, HooksConfig, PollingConfig, PublishConfig,
-    ServerConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
+    PollingConfig, PublishConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::Env;
 use crate::error::{ConfigWarning, WorkflowError};
@@ -43,6 +46,9 @@ pub(crate) struct Validated {
     pub command: Option<CommandConfig>,
     pub publish: PublishConfig,
     pub server: ServerConfig,
+    pub model: ModelConfig,
+    pub claude: ClaudeConfig,
+    pub builtin: BuiltinConfig,
     pub extensions: BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<ConfigWarning>,
 }
@@ -80,6 +86,9 @@ pub(crate) fn validate(
         section(&schema::COMMAND),
         section(&schema::PUBLISH),
         section(&schema::SERVER),
+        section(&schema::MODEL),
+        section(&schema::CLAUDE),
+        section(&schema::BUILTIN),
     ];
     let [
         tracker,
@@ -91,6 +100,9 @@ pub(crate) fn validate(
         command,
         publish,
         server,
+        model,
+        claude,
+        builtin,
     ] = &sections;
     let tracker = tracker::tracker(tracker, &mut report, path)?;
     let polling = runtime::polling(polling, &mut report);
@@ -101,6 +113,12 @@ pub(crate) fn validate(
     let command = takt::command(command, &mut report, agent.backend);
     let publish = takt::publish(publish, &mut report);
     let server = runtime::server(server, &mut report);
+    let mut model = agents::model(model, &mut report, env);
+    if let Some(scenarios) = model.scenarios.take() {
+        model.scenarios = Some(dir.join(scenarios));
+    }
+    let claude = agents::claude(claude, &mut report);
+    let builtin = agents::builtin(builtin, &mut report);
 
     if !report.problems.is_empty() {
         let mut problems = report.problems;
@@ -128,6 +146,9 @@ pub(crate) fn validate(
         command,
         publish,
         server,
+        model,
+        claude,
+        builtin,
         extensions,
         warnings,
     })

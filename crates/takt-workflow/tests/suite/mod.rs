@@ -1,3 +1,4 @@
+mod agent_sections;
 mod bad_input;
 mod discovery;
 mod examples;
