@@ -99,8 +99,25 @@ pub struct SessionContext {
     pub attempt: u32,
     /// The agent's working directory; validated to lie under the workspace root.
     pub workspace: PathBuf,
-    /// A directory outside the workspace for the run's private files (prompt copies, logs).
+    /// A directory outside the workspace for the run's private files (prompts, logs,
+    /// per-run agent configuration such as `CODEX_HOME`).
     pub run_dir: PathBuf,
+    /// How the session reaches a model, for backends that use one.
+    pub model: Option<ModelAccess>,
+}
+
+/// How an agent reaches a model: the daemon's model endpoint and the run's own token. Agents
+/// never see a provider key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelAccess {
+    /// OpenAI-style base URL ending in `/v1` (Responses, Chat Completions).
+    pub openai_base_url: String,
+    /// Anthropic-style base URL without `/v1` (clients append `/v1/messages`).
+    pub anthropic_base_url: String,
+    /// The credential the agent presents (as its API key): valid for this run only.
+    pub token: String,
+    /// The model name to ask for, when the workflow sets one.
+    pub model: Option<String>,
 }
 
 /// One turn's input: the full rendered prompt on turn 1, continuation guidance after.
