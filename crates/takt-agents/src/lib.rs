@@ -1,8 +1,14 @@
 //! Agent backends behind one interface ([`takt_core::ports::AgentBackend`]).
 //!
 //! - [`command::CommandBackend`]: runs a shell command per turn (codemods, scripted fixes).
+//! - [`codex`]: drives `codex app-server` (Codex CLI) over stdio JSON-RPC.
+//! - [`claude`]: drives Claude Code headless with stream-json.
+//! - [`builtin`]: takt's own agent loop with workspace-confined tools.
 //! - [`process`]: process-group supervision and the orphan sweep every local backend shares.
 
+pub mod builtin;
+pub mod claude;
+pub mod codex;
 pub mod command;
 pub mod lines;
 pub mod process;

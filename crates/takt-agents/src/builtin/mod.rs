@@ -1,0 +1,1 @@
+//! takt's built-in agent loop over Chat Completions and Anthropic Messages.

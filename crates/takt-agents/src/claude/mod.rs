@@ -1,0 +1,1 @@
+//! The Claude Code backend: `claude -p` with stream-json in and out.

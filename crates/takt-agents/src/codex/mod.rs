@@ -1,0 +1,1 @@
+//! The Codex backend: `codex app-server` over stdio JSON-RPC.

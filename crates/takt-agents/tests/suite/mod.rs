@@ -1,0 +1,4 @@
+mod builtin;
+mod claude;
+mod codex;
+mod command;
