@@ -57,10 +57,17 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
 ];
 
-/// Keeps the first 6 characters of a credential.
+/// Keeps the scheme (`Bearer `, `Basic `) and the first 6 characters of a credential, enough
+/// for a test to tell which credential arrived without the log holding it.
 pub(crate) fn redact(value: &str) -> String {
-    let keep: String = value.chars().take(6).collect();
-    format!("{keep}…REDACTED")
+    let (scheme, credential) = match value.split_once(' ') {
+        Some((scheme, rest)) if matches!(scheme, "Bearer" | "Basic") => {
+            (format!("{scheme} "), rest)
+        }
+        _ => (String::new(), value),
+    };
+    let keep: String = credential.chars().take(6).collect();
+    format!("{scheme}{keep}…REDACTED")
 }
 
 pub(crate) fn headers_for_log(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -101,7 +108,7 @@ mod tests {
         h.append("x-multi", HeaderValue::from_static("a"));
         h.append("x-multi", HeaderValue::from_static("b"));
         let logged = headers_for_log(&h);
-        assert_eq!(logged["authorization"], "Bearer…REDACTED");
+        assert_eq!(logged["authorization"], "Bearer sk-sec…REDACTED");
         assert_eq!(logged["x-api-key"], "sk-ant…REDACTED");
         assert_eq!(logged["x-multi"], "a, b");
         assert!(!format!("{logged:?}").contains("secret"));

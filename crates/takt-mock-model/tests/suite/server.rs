@@ -420,7 +420,10 @@ async fn request_log_in_memory_and_as_json_lines() {
     let first = &log[0];
     assert_eq!(first.method, "POST");
     assert_eq!(first.path, "/v1/responses");
-    assert_eq!(first.header("authorization"), Some("Bearer…REDACTED"));
+    assert_eq!(
+        first.header("authorization"),
+        Some("Bearer sk-ver…REDACTED")
+    );
     assert_eq!(first.header("originator"), Some("codex_exec"));
     assert_eq!(first.body, body);
     assert_eq!(first.api.as_deref(), Some("responses"));
