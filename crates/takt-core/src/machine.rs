@@ -120,6 +120,19 @@ impl Decider<'_> {
             Event::MergeFinished { task_id, result } => self.on_merge_finished(task_id, result),
             Event::Operator(command) => self.on_operator(command),
             Event::Restarted => self.on_restarted(),
+            Event::ModelCall(call) => {
+                let task_id = call
+                    .run_id
+                    .as_deref()
+                    .and_then(|run_id| {
+                        self.state.task_of_run(run_id).or_else(|| {
+                            run_task_hint(self.state, run_id)
+                                .and_then(|id| self.state.tasks.get(&id))
+                        })
+                    })
+                    .map(|task| task.id.clone());
+                self.record(Record::ModelCallMetered { task_id, call });
+            }
         }
     }
 

@@ -2,7 +2,9 @@
 //! decided, journaled and applied), commands out (intentions for the shell).
 
 use serde::{Deserialize, Serialize};
-use takt_protocol::{AgentEvent, FailureReport, Issue, Millis, RetryKind, RunOutcome, RunPhase};
+use takt_protocol::{
+    AgentEvent, FailureReport, Issue, Millis, ModelCallReport, RetryKind, RunOutcome, RunPhase,
+};
 
 /// A fact reported to the core. Every report about a run carries its `run_id`, the fencing
 /// token: a report for a run that is not the task's current one is rejected, never applied.
@@ -45,6 +47,8 @@ pub enum Event {
     Operator(OperatorCommand),
     /// The daemon started on existing state: every live run is gone.
     Restarted,
+    /// The model endpoint finished (or refused) one call.
+    ModelCall(ModelCallReport),
 }
 
 /// How a run ended, as the shell saw it.
@@ -298,6 +302,11 @@ pub enum Record {
         task_id: String,
         by: String,
     },
+    /// A metered model call (or a refused one, with no task).
+    ModelCallMetered {
+        task_id: Option<String>,
+        call: ModelCallReport,
+    },
     /// A report about a run that is not the task's current run (a stale attempt). Kept for the
     /// audit trail; changes nothing.
     StaleReportRejected {
@@ -338,7 +347,8 @@ impl Record {
             | Record::TaskFailed { task_id, .. }
             | Record::TaskCancelled { task_id, .. }
             | Record::TaskRetried { task_id, .. } => Some(task_id),
-            Record::StaleReportRejected { task_id, .. } => task_id.as_deref(),
+            Record::StaleReportRejected { task_id, .. }
+            | Record::ModelCallMetered { task_id, .. } => task_id.as_deref(),
             Record::PollIssued | Record::RetriesChecked => None,
         }
     }

@@ -27,7 +27,13 @@ pub struct Totals {
     pub runs_started: u64,
     pub runs_finished: u64,
     pub run_ms: i64,
+    /// As the agents reported them.
     pub tokens: TokenUsage,
+    /// As the model endpoint metered them from the providers' responses.
+    pub metered: TokenUsage,
+    pub model_calls: u64,
+    /// Calls the endpoint refused (bad tokens, wrong API).
+    pub model_calls_refused: u64,
 }
 
 /// takt's durable record of one issue.
@@ -52,6 +58,8 @@ pub struct Task {
     pub approvals: Vec<String>,
     pub failure: Option<FailureReport>,
     pub cancel_reason: Option<CancelReason>,
+    /// Tokens metered for this task across its runs.
+    pub metered: TokenUsage,
     pub created_at_ms: Millis,
     pub updated_at_ms: Millis,
 }
@@ -125,6 +133,7 @@ impl Task {
             approvals: Vec::new(),
             failure: None,
             cancel_reason: None,
+            metered: TokenUsage::default(),
             created_at_ms: at,
             updated_at_ms: at,
         }
@@ -155,6 +164,7 @@ impl Task {
             pid: self.run.as_ref().and_then(|run| run.pid),
             attempts: self.history.clone(),
             failure: self.failure.clone(),
+            metered_usage: self.metered,
             issue: self.issue.clone(),
             updated_at_ms: self.updated_at_ms,
         }
@@ -171,6 +181,22 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         }
         Record::RetriesChecked => {
             state.retries_checked_at_ms = Some(at);
+            return;
+        }
+        Record::ModelCallMetered { task_id, call } => {
+            state.totals.model_calls += 1;
+            if call.refused.is_some() {
+                state.totals.model_calls_refused += 1;
+            }
+            let usage = TokenUsage {
+                input_tokens: call.input_tokens,
+                output_tokens: call.output_tokens,
+                total_tokens: call.input_tokens + call.output_tokens,
+            };
+            add_usage(&mut state.totals.metered, usage);
+            if let Some(task) = task_id.as_ref().and_then(|id| state.tasks.get_mut(id)) {
+                add_usage(&mut task.metered, usage);
+            }
             return;
         }
         _ => {}
@@ -193,6 +219,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::TaskQueued { .. }
         | Record::PollIssued
         | Record::RetriesChecked
+        | Record::ModelCallMetered { .. }
         | Record::StaleReportRejected { .. } => {}
         Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
         Record::TaskReopened { issue, .. } => {
@@ -374,6 +401,12 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.retry = None;
         }
     }
+}
+
+fn add_usage(total: &mut TokenUsage, more: TokenUsage) {
+    total.input_tokens += more.input_tokens;
+    total.output_tokens += more.output_tokens;
+    total.total_tokens += more.total_tokens;
 }
 
 /// Folds an agent event into the live run's observable fields.

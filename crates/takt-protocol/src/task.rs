@@ -229,6 +229,30 @@ pub struct TaskSummary {
     pub pid: Option<u32>,
     pub attempts: Vec<AttemptSummary>,
     pub failure: Option<FailureReport>,
+    /// Tokens the model endpoint metered for this task across all its runs (from the
+    /// provider's responses, not the agent's word).
+    pub metered_usage: TokenUsage,
     pub issue: Issue,
     pub updated_at_ms: Millis,
+}
+
+/// One model call through the daemon's model endpoint, metered from the provider's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCallReport {
+    /// The run whose token made the call; `None` when the token was not valid.
+    pub run_id: Option<String>,
+    /// `responses`, `chat_completions`, `messages`, ...
+    pub api: String,
+    pub path: String,
+    pub status: u16,
+    pub model: Option<String>,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// False when the response carried no usage (a cut stream, a provider that omits it).
+    pub metered: bool,
+    pub latency_ms: u64,
+    /// Why the endpoint refused the call itself (bad token, wrong API), if it did.
+    pub refused: Option<String>,
 }

@@ -36,6 +36,7 @@ pub fn unseen(issue: Issue) -> TaskSummary {
         pid: None,
         attempts: Vec::new(),
         failure: None,
+        metered_usage: Default::default(),
         issue,
         updated_at_ms: 0,
     }
