@@ -55,6 +55,22 @@ pub enum Commands {
     Audit(AuditCommand),
     /// Run a self-contained tour of the factory in a temporary repository.
     Demo(DemoArgs),
+    /// Serve the scripted model (OpenAI Responses, Chat Completions, Anthropic Messages) for
+    /// tests and offline experiments.
+    MockModel(MockModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MockModelArgs {
+    /// A directory of scenario files (YAML or JSON); the built-in scenarios are served too.
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
+    /// The port on 127.0.0.1 (0 picks a free one and logs it).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Append every request as a JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

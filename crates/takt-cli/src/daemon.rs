@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::now_ms;
 use crate::engine::Engine;
+use crate::models::{ModelEndpoint, next_call};
 use crate::project::{Project, policy_for, run_dir, workspaces_for};
 use crate::worker::{self, RunContext};
 
@@ -52,7 +53,20 @@ pub struct Daemon {
     polls_answered: u64,
     /// Applying operator commands without a daemon: polls and dispatch wait for `takt run`.
     inline: bool,
+    /// The model endpoint agents reach their model through (when the backend uses one).
+    models: Option<ModelEndpoint>,
     _lock: StateLock,
+}
+
+/// How much of the factory a process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `takt run`: agents, the model endpoint, WORKFLOW.md reloads.
+    Daemon,
+    /// A self-contained run (the demo): agents and the model endpoint, no reloads.
+    Embedded,
+    /// Applying operator commands with no daemon running: no agents, no model endpoint.
+    Inline,
 }
 
 /// The daemon's handles on a live run's worker.
@@ -70,7 +84,8 @@ pub struct Summary {
 impl Daemon {
     /// Takes the state lock, rebuilds state from the journal, kills what a crashed predecessor
     /// left behind and cleans terminal workspaces (R-072, R-097).
-    pub async fn start(project: Project, watch_file: bool) -> Result<Daemon> {
+    pub async fn start(project: Project, mode: Mode) -> Result<Daemon> {
+        let watch_file = mode == Mode::Daemon;
         let lock = StateLock::acquire(&project.state_dir).map_err(|error| match error {
             LockError::Held { pid, state_dir } => anyhow!(
                 "another takt daemon{} is using {}; stop it first (only one daemon may drive a \
@@ -108,8 +123,12 @@ impl Daemon {
             merges_in_flight: 0,
             polls_answered: 0,
             inline: false,
+            models: None,
             _lock: lock,
         };
+        if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
+            daemon.models = Some(ModelEndpoint::start(&daemon.workflow).await?);
+        }
         daemon.sweep_orphans();
         daemon.startup_cleanup().await;
         daemon.collect_garbage().await;
@@ -166,6 +185,9 @@ impl Daemon {
             let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.feed(event).await?,
+                Some(call) = next_call(self.models.as_mut()) => {
+                    self.feed(Event::ModelCall(call)).await?;
+                }
                 () = tokio::time::sleep(wait) => self.feed(Event::Tick).await?,
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
@@ -182,6 +204,9 @@ impl Daemon {
         // Dropping the workers kills their agents' process groups; the journal still shows the
         // runs live, so the next start marks them interrupted and retries them.
         self.background.shutdown().await;
+        if let Some(models) = self.models.take() {
+            models.shutdown().await;
+        }
         let _ = fs_err::remove_file(self.state_dir.join(WAKE_SOCKET));
         Ok(Summary {
             tasks: self
@@ -215,6 +240,9 @@ impl Daemon {
     async fn feed(&mut self, event: Event) -> Result<()> {
         if let Event::RunExited(exit) = &event {
             self.runs.remove(&exit.run_id);
+            if let Some(models) = &self.models {
+                models.revoke(&exit.run_id);
+            }
         }
         if let Event::MergeFinished { .. } = &event {
             self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
@@ -352,7 +380,15 @@ impl Daemon {
             }
         };
         info!(issue_id = %spec.task_id, issue_identifier = %spec.issue.identifier, run_id = %spec.run_id, "dispatching");
+        let model = self.models.as_ref().map(|models| {
+            models.grant(
+                &spec.run_id,
+                &spec.task_id,
+                self.workflow.model.name.clone(),
+            )
+        });
         let context = RunContext {
+            model,
             run_dir: run_dir(&self.state_dir, &spec.run_id),
             spec,
             workflow: self.workflow.clone(),
@@ -426,6 +462,9 @@ impl Daemon {
                     warn!("tracker.kind changed; restart takt to switch trackers");
                 }
                 self.engine.policy = policy_for(&workflow);
+                if let Some(models) = &self.models {
+                    models.reload(&workflow);
+                }
                 self.workflow = workflow;
             }
             ReloadOutcome::Invalid(error) | ReloadOutcome::Missing(error) => {

@@ -9,6 +9,7 @@ mod commands;
 mod daemon;
 mod engine;
 mod exit;
+mod models;
 mod project;
 mod worker;
 
@@ -16,7 +17,12 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = args::Cli::parse();
-    init_tracing(matches!(cli.command, args::Commands::Run(_)));
+    init_tracing(matches!(
+        cli.command,
+        args::Commands::Run(_) | args::Commands::MockModel(_)
+    ));
+    // One TLS provider for the whole process (ring); libraries configure theirs explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

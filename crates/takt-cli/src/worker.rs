@@ -17,6 +17,8 @@ use tracing::{info, warn};
 /// session's configuration).
 pub struct RunContext {
     pub spec: RunSpec,
+    /// The run's access to the model endpoint, for backends that use a model.
+    pub model: Option<takt_core::ports::ModelAccess>,
     pub workflow: Arc<Workflow>,
     pub policy: Policy,
     pub backend: Arc<dyn AgentBackend>,
@@ -294,7 +296,7 @@ async fn converse(
         attempt: ctx.spec.attempt.unwrap_or(0) + 1,
         workspace: workspace.path.clone(),
         run_dir: ctx.run_dir.clone(),
-        model: None,
+        model: ctx.model.clone(),
     };
     let mut session = match ctx.backend.start_session(session_context).await {
         Ok(session) => session,

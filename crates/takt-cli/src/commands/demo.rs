@@ -13,7 +13,7 @@ use takt_store::NewIssue;
 
 use super::output::{self, clip, print_table};
 use crate::clock::now_ms;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Mode};
 use crate::exit::Code;
 use crate::project::Project;
 
@@ -197,8 +197,8 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
 }
 
 async fn run_once(project: &Project) -> Result<Vec<TaskSummary>> {
-    let daemon =
-        Daemon::start(Project::from_workflow(Arc::clone(&project.workflow)), false).await?;
+    let project = Project::from_workflow(Arc::clone(&project.workflow));
+    let daemon = Daemon::start(project, Mode::Embedded).await?;
     Ok(daemon.run(true, std::future::pending()).await?.tasks)
 }
 
@@ -207,8 +207,8 @@ async fn operate(project: &Project, command: OperatorCommand) -> Result<()> {
     let id = store
         .enqueue_command("demo", serde_json::to_value(&command)?, now_ms())
         .await?;
-    let mut daemon =
-        Daemon::start(Project::from_workflow(Arc::clone(&project.workflow)), false).await?;
+    let inline = Project::from_workflow(Arc::clone(&project.workflow));
+    let mut daemon = Daemon::start(inline, Mode::Inline).await?;
     daemon.settle_inbox().await?;
     let item = store
         .get_command(id)

@@ -75,6 +75,16 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
         Commands::Doctor => doctor::run(workflow, json).await,
         Commands::Audit(_) => audit::verify(workflow, json).await,
         Commands::Demo(args) => demo::run(args.dir, json).await,
+        Commands::MockModel(args) => {
+            let mut config = match args.scenarios {
+                Some(dir) => takt_mock_model::MockConfig::with_dir(dir),
+                None => takt_mock_model::MockConfig::default(),
+            };
+            config.port = args.port;
+            config.log_path = args.log;
+            takt_mock_model::serve_forever(config).await?;
+            Ok(Code::Success)
+        }
     }
 }
 

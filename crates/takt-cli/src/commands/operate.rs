@@ -12,7 +12,7 @@ use takt_store::StateLock;
 
 use super::output;
 use crate::clock::now_ms;
-use crate::daemon::{Daemon, wake};
+use crate::daemon::{Daemon, Mode, wake};
 use crate::engine::load_state;
 use crate::exit::Code;
 use crate::project::Project;
@@ -38,7 +38,7 @@ pub async fn send(workflow: Option<&Path>, command: OperatorCommand, json: bool)
         wake(&project.state_dir, "inbox").await;
     } else {
         let workflow = project.workflow.clone();
-        let mut inline = Daemon::start(Project::from_workflow(workflow), false).await?;
+        let mut inline = Daemon::start(Project::from_workflow(workflow), Mode::Inline).await?;
         inline.settle_inbox().await?;
     }
     let result = wait_for_result(&store, id).await?;

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::output;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Mode};
 use crate::exit::Code;
 use crate::project::Project;
 
@@ -19,7 +19,7 @@ pub async fn run(workflow: Option<&Path>, once: bool, json: bool) -> Result<Code
         state = %project.state_dir.display(),
         "takt starting"
     );
-    let daemon = Daemon::start(project, true).await?;
+    let daemon = Daemon::start(project, Mode::Daemon).await?;
     let summary = daemon.run(once, shutdown_signal()).await?;
     if once {
         if json {

@@ -1,0 +1,134 @@
+//! Wiring the model endpoint (takt-gateway) to the workflow's `model` section: which upstream,
+//! which key, and for `provider: mock` the embedded scripted model server.
+
+use anyhow::{Context, Result};
+use takt_core::ports::ModelAccess;
+use takt_gateway::{Gateway, ModelCall, Upstream, UpstreamKind};
+use takt_mock_model::{MockConfig, MockModel};
+use takt_protocol::ModelCallReport;
+use takt_workflow::{BackendKind, ModelProvider, Workflow};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{info, warn};
+
+/// Backends that talk to a model need the endpoint; the command backend does not.
+pub fn needs_model(workflow: &Workflow) -> bool {
+    workflow.agent.backend != BackendKind::Command
+}
+
+pub struct ModelEndpoint {
+    gateway: Gateway,
+    calls: UnboundedReceiver<ModelCall>,
+    /// The embedded scripted model when `model.provider` is `mock`.
+    mock: Option<MockModel>,
+    provider: ModelProvider,
+}
+
+impl ModelEndpoint {
+    pub async fn start(workflow: &Workflow) -> Result<ModelEndpoint> {
+        let mut mock = None;
+        let upstream = match workflow.model.provider {
+            ModelProvider::Mock => {
+                let config = match &workflow.model.scenarios {
+                    Some(dir) => MockConfig::with_dir(dir.clone()),
+                    None => MockConfig::default(),
+                };
+                let server = MockModel::start(config)
+                    .await
+                    .context("starting the embedded mock model")?;
+                let url = server.base_url();
+                mock = Some(server);
+                Upstream {
+                    kind: UpstreamKind::Mock,
+                    base_url: url,
+                    api_key: None,
+                }
+            }
+            _ => upstream_for(workflow),
+        };
+        if workflow.model.provider != ModelProvider::Mock && upstream.api_key.is_none() {
+            warn!(
+                variable = workflow.model.api_key_var.as_deref().unwrap_or("?"),
+                "no model provider key is set; model calls will be refused upstream"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the model endpoint on 127.0.0.1")?;
+        let (gateway, calls) = Gateway::start(listener, upstream).await?;
+        info!(addr = %gateway.addr(), provider = workflow.model.provider.as_str(), "model endpoint listening");
+        Ok(ModelEndpoint {
+            gateway,
+            calls,
+            mock,
+            provider: workflow.model.provider,
+        })
+    }
+
+    pub fn grant(&self, run_id: &str, task_id: &str, model: Option<String>) -> ModelAccess {
+        self.gateway.grant(run_id, task_id, model)
+    }
+
+    pub fn revoke(&self, run_id: &str) {
+        self.gateway.revoke(run_id);
+    }
+
+    /// Applies a changed `model` section to future calls (switching to or from the embedded
+    /// mock needs a restart).
+    pub fn reload(&self, workflow: &Workflow) {
+        if (workflow.model.provider == ModelProvider::Mock)
+            != (self.provider == ModelProvider::Mock)
+        {
+            warn!("model.provider switched to or from `mock`; restart takt to apply it");
+            return;
+        }
+        if workflow.model.provider != ModelProvider::Mock {
+            self.gateway.set_upstream(upstream_for(workflow));
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+        if let Some(mock) = self.mock {
+            let _ = mock.shutdown().await;
+        }
+    }
+}
+
+fn upstream_for(workflow: &Workflow) -> Upstream {
+    let model = &workflow.model;
+    Upstream {
+        kind: match model.provider {
+            ModelProvider::Anthropic => UpstreamKind::Anthropic,
+            ModelProvider::Openai => UpstreamKind::OpenAi,
+            ModelProvider::Mock => UpstreamKind::Mock,
+        },
+        base_url: model.base_url.clone().unwrap_or_default(),
+        api_key: model.api_key.clone(),
+    }
+}
+
+/// The next metered call, as the core's report; pending forever without an endpoint.
+pub async fn next_call(models: Option<&mut ModelEndpoint>) -> Option<ModelCallReport> {
+    let Some(models) = models else {
+        return std::future::pending().await;
+    };
+    let call = models.calls.recv().await?;
+    let api = serde_json::to_value(call.api)
+        .ok()
+        .and_then(|value| value.as_str().map(String::from))
+        .unwrap_or_default();
+    Some(ModelCallReport {
+        run_id: call.grant.map(|grant| grant.run_id),
+        api,
+        path: call.path,
+        status: call.status,
+        model: call.model,
+        input_tokens: call.usage.input_tokens,
+        cached_input_tokens: call.usage.cached_input_tokens,
+        output_tokens: call.usage.output_tokens,
+        reasoning_tokens: call.usage.reasoning_tokens,
+        metered: call.usage.reported,
+        latency_ms: call.latency_ms,
+        refused: call.refused,
+    })
+}
