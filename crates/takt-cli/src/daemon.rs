@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
-use takt_core::ports::{AgentBackend, Tracker};
+use anyhow::{Result, anyhow};
+use takt_core::ports::Tracker;
 use takt_core::{Command, Event, MergeResult, OperatorCommand, StopReason, next_deadline};
 use takt_protocol::TaskState;
 use takt_store::{LockError, StateLock};
-use takt_workflow::{BackendKind, ReloadOutcome, Workflow, WorkflowWatcher};
+use takt_workflow::{ReloadOutcome, Workflow, WorkflowWatcher};
 use takt_workspace::{MergeOutcome, WorkspaceManager};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -365,7 +365,7 @@ impl Daemon {
                 answers: answers_tx,
             },
         );
-        let backend = match backend_for(&self.workflow) {
+        let backend = match crate::backends::backend_for(&self.workflow, &spec.issue) {
             Ok(backend) => backend,
             Err(error) => {
                 let _ = self.events_tx.send(Event::RunExited(takt_core::RunExit {
@@ -571,49 +571,6 @@ async fn merge(
             error: error.to_string(),
         },
     }
-}
-
-/// Builds the agent backend for a run from the workflow snapshot it starts with.
-fn backend_for(workflow: &Workflow) -> Result<Arc<dyn AgentBackend>> {
-    match workflow.agent.backend {
-        BackendKind::Command => {
-            let run = workflow
-                .command
-                .as_ref()
-                .map(|command| command.run.clone())
-                .context("agent.backend is `command` but the `command.run` key is missing")?;
-            Ok(Arc::new(takt_agents::CommandBackend {
-                run,
-                remove_env: secret_env_names(workflow),
-            }))
-        }
-        other => Err(anyhow!(
-            "agent.backend `{}` is not available in this build yet; use `command`",
-            other.as_str()
-        )),
-    }
-}
-
-/// Variables that must never reach an agent.
-fn secret_env_names(workflow: &Workflow) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "LINEAR_API_KEY",
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-        "GITLAB_PAT",
-        "GITLAB_TOKEN",
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "TAKT_WORKFLOW",
-    ]
-    .map(String::from)
-    .to_vec();
-    for value in workflow.tracker.provider.values() {
-        if let Some(name) = value.as_str().and_then(takt_workflow::env_reference) {
-            names.push(name.to_owned());
-        }
-    }
-    names
 }
 
 async fn accept(listener: Option<&UnixListener>) -> Option<String> {

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod backends;
 mod clock;
 mod commands;
 mod daemon;

@@ -1,7 +1,8 @@
 //! `takt demo`: a one-command tour. A temporary git repository (a small Rust crate), a
-//! WORKFLOW.md with the command backend and a shipped deterministic codemod, three tasks, and
-//! the whole line: dispatch, worktrees, a question answered, a failure with its report,
-//! review and merge.
+//! WORKFLOW.md running takt's built-in agent against the embedded scripted model (no network,
+//! no keys), plus one task on the command backend with a shipped codemod; four tasks through
+//! the whole line: dispatch, worktrees, metered model calls, a question answered, review,
+//! rejection with feedback, a failure with its report, and merges.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,10 +54,13 @@ polling:
 workspace:
   root: .takt/workspaces
 agent:
-  backend: command
-  max_concurrent_agents: 3
+  backend: builtin
+  max_concurrent_agents: 4
   max_attempts: 2
   max_retry_backoff_ms: 1000
+model:
+  provider: mock
+  name: takt-demo
 command:
   run: sh {codemod}
 publish:
@@ -104,72 +108,96 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
     let project = Project::locate(Some(&workflow_path))?;
     let store = project.store().await?;
     let tracker = project.local_tracker(&store)?;
-    let tasks = [
+    let tasks: [(&str, &str, &[&str]); 4] = [
         (
-            "Add a greet function",
-            "Add `greet(name)` returning a greeting, with a test. [[codemod:greet]]",
+            "Add a test for the crate",
+            "Add an integration test under tests/. [[scenario:add-test]]",
+            &[],
+        ),
+        (
+            "Test the answer constant",
+            "Add a test that checks the answer is 42. [[scenario:break-build]]",
+            &[],
+        ),
+        (
+            "Add a smoke test",
+            "Add one smoke test and change nothing else. [[scenario:wander]]",
+            &[],
         ),
         (
             "Rename add to sum",
             "Rename the public function `add` to `sum`. [[codemod:rename]]",
-        ),
-        (
-            "Port the client to the v2 API",
-            "Move every call of the v1 client to v2. [[codemod:v2]]",
+            &["agent:command"],
         ),
     ];
-    for (title, body) in tasks {
+    for (title, body, labels) in tasks {
         let issue = tracker
             .create_issue(
                 NewIssue {
                     title: title.into(),
                     description: Some(body.into()),
+                    labels: labels.iter().map(|label| (*label).to_owned()).collect(),
                     ..NewIssue::default()
                 },
                 now_ms(),
             )
             .await?;
-        say(json, &format!("  added {}: {title}", issue.identifier));
+        let agent = if labels.is_empty() {
+            "built-in agent"
+        } else {
+            "command backend"
+        };
+        say(
+            json,
+            &format!("  added {}: {title} ({agent})", issue.identifier),
+        );
     }
 
     say(
         json,
-        "\n1. takt run --once: three agents work in their own worktrees",
+        "\n1. takt run --once: four agents, four worktrees; the built-in agent's model calls go \
+         through takt's model endpoint to the embedded scripted model",
     );
-    let summary = run_once(&project).await?;
-    report(json, &summary);
+    report(json, &run_once(&project).await?);
 
     say(
         json,
-        "\n2. TAKT-2 asked a question; answering it resumes the task",
+        "\n2. A reviewer approves TAKT-1, rejects TAKT-2 (it does not compile) and TAKT-3 (out \
+         of scope), and answers TAKT-4's question",
     );
-    operate(
-        &project,
+    let decisions = [
+        approve("TAKT-1"),
+        reject(
+            "TAKT-2",
+            "tests/agent_broken.rs does not compile: expected u32, found &str",
+        ),
+        reject(
+            "TAKT-3",
+            "Out of scope: README.md and src/agent_helper.rs were not asked for.",
+        ),
         OperatorCommand::Answer {
-            task: "TAKT-2".into(),
+            task: "TAKT-4".into(),
             by: "demo".into(),
             text: "Yes, keep a deprecated alias.".into(),
         },
-    )
-    .await?;
-    let summary = run_once(&project).await?;
-    report(json, &summary);
+    ];
+    for decision in decisions {
+        operate(&project, decision).await?;
+    }
 
     say(
         json,
-        "\n3. A person approves the two changes awaiting review; takt merges them",
+        "\n3. takt run --once again: the rejected and answered tasks go back to their agents with the feedback",
     );
-    for task in ["TAKT-1", "TAKT-2"] {
-        operate(
-            &project,
-            OperatorCommand::Approve {
-                task: task.into(),
-                by: "demo".into(),
-                comment: None,
-            },
-        )
-        .await?;
-    }
+    report(json, &run_once(&project).await?);
+
+    say(
+        json,
+        "\n4. TAKT-4 is approved; TAKT-2 is rejected a second time and, out of attempts, fails \
+         with a report; TAKT-3 waits for you",
+    );
+    operate(&project, approve("TAKT-4")).await?;
+    operate(&project, reject("TAKT-2", "Still does not compile.")).await?;
     let tasks = crate::commands::task::summaries(&project).await?;
     if json {
         output::json(&serde_json::json!({"dir": root, "repo": repo, "tasks": tasks}))?;
@@ -179,18 +207,21 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
     report(false, &tasks);
     let log = git(&repo, &["log", "--oneline", "--graph", "-8"])?;
     println!("\nmain branch of {}:\n{log}", repo.display());
-    println!("Where to look:");
+    let state = crate::engine::load_state(&store).await?;
+    let metered = state.totals.metered;
     println!(
-        "  takt -w {} task show TAKT-3     # the failure report",
-        workflow_path.display()
+        "Model calls metered by takt's endpoint: {} ({} input + {} output tokens, counted from \
+         the provider's responses)",
+        state.totals.model_calls, metered.input_tokens, metered.output_tokens
     );
-    println!("  takt -w {} status", workflow_path.display());
+    let workflow = workflow_path.display();
+    println!("\nWhere to look:");
+    println!("  takt -w {workflow} task show TAKT-2        # the failure report");
+    println!("  takt -w {workflow} review approve TAKT-3   # the change still waiting for you");
+    println!("  takt -w {workflow} status");
+    println!("  takt -w {workflow} audit verify            # the hash-chained journal");
     println!(
-        "  takt -w {} audit verify         # the hash-chained journal",
-        workflow_path.display()
-    );
-    println!(
-        "  {}/runs/                        # prompts and logs of every run",
+        "  {}/runs/                  # prompts and logs of every run",
         project.state_dir.display()
     );
     Ok(Code::Success)
@@ -224,6 +255,22 @@ async fn operate(project: &Project, command: OperatorCommand) -> Result<()> {
         bail!("the demo's {command:?} was refused: {:?}", item.result);
     }
     Ok(())
+}
+
+fn approve(task: &str) -> OperatorCommand {
+    OperatorCommand::Approve {
+        task: task.into(),
+        by: "demo".into(),
+        comment: None,
+    }
+}
+
+fn reject(task: &str, comment: &str) -> OperatorCommand {
+    OperatorCommand::Reject {
+        task: task.into(),
+        by: "demo".into(),
+        comment: comment.into(),
+    }
 }
 
 fn report(json: bool, tasks: &[TaskSummary]) {

@@ -4,24 +4,6 @@
 set -eu
 prompt=$(cat)
 case "$prompt" in
-*"[[codemod:greet]]"*)
-    cat >> src/lib.rs <<'RUST'
-
-/// Greets someone by name.
-pub fn greet(name: &str) -> String {
-    format!("Hello, {name}!")
-}
-
-#[cfg(test)]
-mod greet_tests {
-    #[test]
-    fn greets_by_name() {
-        assert_eq!(super::greet("takt"), "Hello, takt!");
-    }
-}
-RUST
-    echo "added greet() with a test"
-    ;;
 *"[[codemod:rename]]"*)
     case "$prompt" in
     *"keep a deprecated alias"*)
@@ -41,11 +23,6 @@ pub fn add(a: i64, b: i64) -> i64 {\
         echo "asking before renaming a public function"
         ;;
     esac
-    ;;
-*"[[codemod:v2]]"*)
-    echo "scanning for the v1 client..."
-    echo "error: src/lib.rs has no v1 client to port; the task does not match this codebase" >&2
-    exit 1
     ;;
 *)
     echo "no codemod marker in the prompt; nothing to do" >&2

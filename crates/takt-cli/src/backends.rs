@@ -1,0 +1,125 @@
+//! From a workflow snapshot to the agent backend of one run. `agent.backend` picks the
+//! default; a task labelled `agent:<backend>` (e.g. `agent:claude`) runs on that one instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use takt_agents::builtin::{BuiltinBackend, BuiltinSettings, ModelApi};
+use takt_agents::claude::{ClaudeBackend, ClaudeSettings};
+use takt_agents::codex::{ApprovalRules, CodexBackend, CodexSettings};
+use takt_core::ports::AgentBackend;
+use takt_protocol::Issue;
+use takt_workflow::{BackendKind, ModelProvider, Workflow};
+
+/// The label prefix that picks a task's backend.
+pub const BACKEND_LABEL: &str = "agent:";
+
+/// The backend a task runs on: its `agent:<name>` label, else `agent.backend`.
+pub fn kind_for(workflow: &Workflow, issue: &Issue) -> Result<BackendKind> {
+    let Some(label) = issue
+        .labels
+        .iter()
+        .find_map(|label| label.strip_prefix(BACKEND_LABEL))
+    else {
+        return Ok(workflow.agent.backend);
+    };
+    match label {
+        "command" => Ok(BackendKind::Command),
+        "codex" => Ok(BackendKind::Codex),
+        "claude" => Ok(BackendKind::Claude),
+        "builtin" => Ok(BackendKind::Builtin),
+        other => Err(anyhow!(
+            "{} has the label `agent:{other}`, but `{other}` is not a backend; use agent:command, \
+             agent:codex, agent:claude or agent:builtin",
+            issue.identifier
+        )),
+    }
+}
+
+/// Builds the backend for one run from the workflow snapshot it starts with.
+pub fn backend_for(workflow: &Workflow, issue: &Issue) -> Result<Arc<dyn AgentBackend>> {
+    let remove_env = secret_env_names(workflow);
+    match kind_for(workflow, issue)? {
+        BackendKind::Command => {
+            let run = workflow
+                .command
+                .as_ref()
+                .map(|command| command.run.clone())
+                .context("this task runs on the command backend but `command.run` is missing")?;
+            Ok(Arc::new(takt_agents::CommandBackend { run, remove_env }))
+        }
+        BackendKind::Codex => {
+            let codex = &workflow.codex;
+            Ok(Arc::new(CodexBackend::new(CodexSettings {
+                command: codex.command.clone(),
+                approval_policy: codex.approval_policy.clone(),
+                thread_sandbox: codex.thread_sandbox.clone(),
+                turn_sandbox_policy: codex.turn_sandbox_policy.clone(),
+                read_timeout: Duration::from_millis(codex.read_timeout_ms),
+                turn_timeout: Duration::from_millis(codex.turn_timeout_ms),
+                model: workflow.model.name.clone(),
+                remove_env,
+                policy: ApprovalRules::default(),
+            })))
+        }
+        BackendKind::Claude => {
+            let claude = &workflow.claude;
+            Ok(Arc::new(ClaudeBackend::new(ClaudeSettings {
+                command: claude.command.clone(),
+                model: claude.model.clone().or_else(|| workflow.model.name.clone()),
+                permission_mode: claude.permission_mode.clone(),
+                allowed_tools: claude.allowed_tools.clone(),
+                disallowed_tools: claude.disallowed_tools.clone(),
+                denied_commands: workflow.builtin.deny_commands.clone(),
+                turn_timeout: Duration::from_millis(workflow.codex.turn_timeout_ms),
+                remove_env,
+            })))
+        }
+        BackendKind::Builtin => {
+            let limits = &workflow.builtin;
+            let settings = BuiltinSettings {
+                api: match workflow.model.provider {
+                    ModelProvider::Anthropic => ModelApi::AnthropicMessages,
+                    ModelProvider::Openai | ModelProvider::Mock => ModelApi::ChatCompletions,
+                },
+                max_steps: limits.max_steps,
+                max_tokens_per_turn: limits.max_tokens_per_turn,
+                context_budget_tokens: limits.context_budget_tokens,
+                command_timeout: Duration::from_millis(limits.command_timeout_ms),
+                output_limit_bytes: usize::try_from(limits.output_limit_bytes)
+                    .unwrap_or(usize::MAX),
+                deny_commands: limits.deny_commands.clone(),
+                remove_env,
+                ..BuiltinSettings::default()
+            };
+            Ok(Arc::new(BuiltinBackend::new(settings)?))
+        }
+    }
+}
+
+/// Variables that must never reach an agent (R-066, R-140): the usual provider, tracker and
+/// forge credentials, the model key's variable, and every `$VAR` named in `tracker.provider`.
+pub fn secret_env_names(workflow: &Workflow) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "LINEAR_API_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITLAB_PAT",
+        "GITLAB_TOKEN",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "TAKT_WORKFLOW",
+    ]
+    .map(String::from)
+    .to_vec();
+    names.extend(workflow.model.api_key_var.clone());
+    for value in workflow.tracker.provider.values() {
+        if let Some(name) = value.as_str().and_then(takt_workflow::env_reference) {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
