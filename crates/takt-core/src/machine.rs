@@ -803,15 +803,28 @@ impl Decider<'_> {
             let Some(task_id) = self.live_task(&run_id, "restart") else {
                 continue;
             };
+            // A session that was waiting for a person keeps its question: the task stays
+            // blocked and the answer goes into the next run's prompt.
+            let question = self
+                .state
+                .tasks
+                .get(&task_id)
+                .filter(|task| task.state == TaskState::Blocked)
+                .and_then(|task| task.question.clone());
+            let outcome = if question.is_some() {
+                RunOutcome::InputRequired
+            } else {
+                RunOutcome::Interrupted
+            };
             self.finish_run(
                 task_id,
                 RunExit {
                     run_id,
-                    outcome: RunOutcome::Interrupted,
+                    outcome,
                     commit: None,
                     error: Some("the daemon stopped while this run was live".into()),
                     turns: 0,
-                    question: None,
+                    question,
                 },
             );
         }

@@ -510,3 +510,41 @@ fn a_live_agent_that_asks_is_answered_in_its_own_session() {
     );
     assert_eq!(h.task("id-1").state, TaskState::Running);
 }
+
+#[test]
+fn a_question_survives_a_restart_and_its_answer_reaches_the_next_run() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    h.feed(Event::AgentActivity {
+        run_id: "T-1#1".into(),
+        event: takt_protocol::AgentEvent::InputRequired {
+            question: "Which region?".into(),
+        },
+    });
+    h.feed(Event::Restarted);
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Blocked);
+    assert_eq!(task.question.as_deref(), Some("Which region?"));
+    assert!(task.run.is_none());
+    let step = h.feed(Event::Operator(OperatorCommand::Answer {
+        task: "T-1".into(),
+        by: "alice".into(),
+        text: "eu-west-1".into(),
+    }));
+    assert!(step.commands.contains(&Command::RefreshIssues {
+        ids: vec!["id-1".into()]
+    }));
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "In Progress")],
+    });
+    let spec = step
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            Command::StartRun(spec) => Some((**spec).clone()),
+            _ => None,
+        })
+        .expect("the next run");
+    assert_eq!(spec.feedback.as_deref(), Some("eu-west-1"));
+}
