@@ -130,6 +130,7 @@ impl Daemon {
             daemon.models = Some(ModelEndpoint::start(&daemon.workflow).await?);
         }
         daemon.sweep_orphans();
+        daemon.recover_finished_runs().await?;
         daemon.startup_cleanup().await;
         daemon.collect_garbage().await;
         let first = if daemon.engine.state.tasks.is_empty() {
@@ -349,6 +350,13 @@ impl Daemon {
             Command::TransitionIssue { issue_id, state } => {
                 if let Err(error) = self.tracker.transition(&issue_id, &state).await {
                     warn!(issue_id = %issue_id, %error, "tracker write-back failed");
+                    return Ok(());
+                }
+                // The task's snapshot follows what takt itself just wrote.
+                if let Ok(issues) = self.tracker.fetch_issues_by_ids(&[issue_id]).await {
+                    for issue in issues {
+                        self.feed(Event::IssueWritten { issue }).await?;
+                    }
                 }
             }
         }
@@ -497,6 +505,51 @@ impl Daemon {
                 info!(run_id = %run.run_id, "killed an agent left behind by a previous daemon");
             }
         }
+    }
+
+    /// A run whose worker committed its result before the previous daemon died, but whose
+    /// exit never reached the journal, is reported as the success it was, so a retry does not
+    /// do (and commit) the work a second time.
+    async fn recover_finished_runs(&mut self) -> Result<()> {
+        let live: Vec<(String, String, Option<String>)> = self
+            .engine
+            .state
+            .running()
+            .filter_map(|task| {
+                let run = task.run.as_ref()?;
+                Some((
+                    run.run_id.clone(),
+                    task.issue.identifier.clone(),
+                    task.commit.clone(),
+                ))
+            })
+            .collect();
+        for (run_id, identifier, known) in live {
+            match self
+                .workspaces
+                .unreported_commit(&identifier, known.as_deref())
+                .await
+            {
+                Ok(Some(commit)) => {
+                    info!(run_id = %run_id, commit = %commit, "recovered the result of a run that finished just before the last stop");
+                    let step = self
+                        .engine
+                        .step(Event::RunExited(takt_core::RunExit {
+                            run_id,
+                            outcome: takt_protocol::RunOutcome::Succeeded,
+                            commit: Some(commit),
+                            error: None,
+                            turns: 0,
+                            question: None,
+                        }))
+                        .await?;
+                    self.queue(step.commands);
+                }
+                Ok(None) => {}
+                Err(error) => warn!(run_id = %run_id, %error, "could not check the run's branch"),
+            }
+        }
+        Ok(())
     }
 
     /// Removes workspace directories no task owns any more (left by crashes or deleted state).

@@ -136,6 +136,7 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         on_start_state: pick("In Progress", &active),
         on_done_state: pick("Done", &terminal),
         on_cancel_state: pick("Cancelled", &terminal),
+        on_reopen_state: pick("Todo", &active),
         active_states: active,
         terminal_states: terminal,
         required_labels: tracker.required_labels.clone(),

@@ -120,6 +120,19 @@ impl Decider<'_> {
             Event::MergeFinished { task_id, result } => self.on_merge_finished(task_id, result),
             Event::Operator(command) => self.on_operator(command),
             Event::Restarted => self.on_restarted(),
+            Event::IssueWritten { issue } => {
+                let changed = self
+                    .state
+                    .tasks
+                    .get(&issue.id)
+                    .is_some_and(|task| task.issue != issue);
+                if changed {
+                    self.record(Record::IssueUpdated {
+                        task_id: issue.id.clone(),
+                        issue,
+                    });
+                }
+            }
             Event::ModelCall(call) => {
                 let task_id = call
                     .run_id
@@ -327,8 +340,15 @@ impl Decider<'_> {
                         });
                     }
                 }
-                // A merge in flight finishes first; finished tasks are left alone.
-                _ => {}
+                // A merge in flight finishes first; finished tasks only follow their issue.
+                _ => {
+                    if let Some(issue) = changed {
+                        self.record(Record::IssueUpdated {
+                            task_id: id.clone(),
+                            issue,
+                        });
+                    }
+                }
             }
         }
         let due: Vec<Issue> = issues
@@ -787,7 +807,18 @@ impl Decider<'_> {
                         "{identifier} is {state}; only failed or cancelled tasks can be retried"
                     ));
                 }
-                self.record(Record::TaskRetried { task_id, by });
+                let reopen = self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .is_some_and(|task| self.policy.is_terminal(&task.issue.state));
+                self.record(Record::TaskRetried {
+                    task_id: task_id.clone(),
+                    by,
+                });
+                if reopen {
+                    self.transition_issue(&task_id, self.policy.on_reopen_state.clone());
+                }
                 self.poll();
             }
         }

@@ -49,6 +49,9 @@ pub enum Event {
     Restarted,
     /// The model endpoint finished (or refused) one call.
     ModelCall(ModelCallReport),
+    /// The shell changed an issue in the tracker (write-back) and read it back: the task's
+    /// snapshot follows, nothing else happens.
+    IssueWritten { issue: Issue },
 }
 
 /// How a run ended, as the shell saw it.

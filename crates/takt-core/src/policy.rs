@@ -34,6 +34,8 @@ pub struct Policy {
     pub on_start_state: Option<String>,
     pub on_done_state: Option<String>,
     pub on_cancel_state: Option<String>,
+    /// Tracker state an operator retry moves a terminal issue back to.
+    pub on_reopen_state: Option<String>,
 }
 
 impl Default for Policy {
@@ -55,6 +57,7 @@ impl Default for Policy {
             on_start_state: None,
             on_done_state: None,
             on_cancel_state: None,
+            on_reopen_state: None,
         }
     }
 }

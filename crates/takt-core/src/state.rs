@@ -394,11 +394,15 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.cancel_reason = Some(*reason);
         }
         Record::TaskRetried { .. } => {
+            // Queued again; the retry entry only says why the next run happens.
             task.state = TaskState::Queued;
             task.attempt = 0;
             task.failure = None;
             task.cancel_reason = None;
-            task.retry = None;
+            task.retry = Some(Retry {
+                due_at_ms: at,
+                kind: RetryKind::Operator,
+            });
         }
     }
 }

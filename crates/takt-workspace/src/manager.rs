@@ -179,6 +179,35 @@ impl WorkspaceManager {
         branch_name(&self.settings.branch_prefix, &workspace_key(identifier))
     }
 
+    /// The commit a finished attempt left on the task branch without the daemon hearing of it
+    /// (a crash between `commit_all` and the journal): the branch head, when it carries the
+    /// `Takt-Task: <identifier>` trailer and is not `known` (the task's last reported commit).
+    /// `None` when the branch does not exist or its head is not such a commit.
+    pub async fn unreported_commit(
+        &self,
+        identifier: &str,
+        known: Option<&str>,
+    ) -> Result<Option<String>, WorkspaceError> {
+        let branch = format!("refs/heads/{}", self.branch_for(identifier));
+        let out = self
+            .git
+            .cmd(&self.settings.mirror_dir)
+            .args(["log", "-1", "--format=%H%x00%B", &branch, "--"])
+            .output_allowing(&[0, 128])
+            .await
+            .map_err(|e| WorkspaceError::git(format!("reading the head of {branch}"), e))?;
+        if !out.success() {
+            return Ok(None);
+        }
+        let Some((sha, body)) = out.stdout.split_once('\0') else {
+            return Ok(None);
+        };
+        let sha = sha.trim();
+        let trailer = format!("Takt-Task: {identifier}");
+        let ours = body.lines().any(|line| line.trim() == trailer);
+        Ok((ours && Some(sha) != known).then(|| sha.to_owned()))
+    }
+
     /// Creates the workspace of `identifier` from `base`, or reuses the existing one.
     ///
     /// A valid worktree at the path is reused untouched (`created_now = false`, R-102). A file

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::output;
+use super::output::{self, outln};
 use crate::exit::Code;
 use crate::project::Project;
 
@@ -26,14 +26,14 @@ pub async fn verify(workflow: Option<&Path>, json: bool) -> Result<Code> {
         }))?;
     } else {
         match &chain.first_broken {
-            None => println!("journal: {} entries, chain intact", chain.entries),
-            Some(broken) => println!("journal: BROKEN at entry {}: {broken}", broken.seq()),
+            None => outln!("journal: {} entries, chain intact", chain.entries),
+            Some(broken) => outln!("journal: BROKEN at entry {}: {broken}", broken.seq()),
         }
         if bad_artifacts.is_empty() {
-            println!("artifacts: all match their hashes");
+            outln!("artifacts: all match their hashes");
         } else {
             for hash in &bad_artifacts {
-                println!("artifact {hash}: content does not match its hash");
+                outln!("artifact {hash}: content does not match its hash");
             }
         }
     }

@@ -12,7 +12,7 @@ use takt_core::OperatorCommand;
 use takt_protocol::TaskSummary;
 use takt_store::NewIssue;
 
-use super::output::{self, clip, print_table};
+use super::output::{self, clip, outln, print_table};
 use crate::clock::now_ms;
 use crate::daemon::{Daemon, Mode};
 use crate::exit::Code;
@@ -203,24 +203,26 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
         output::json(&serde_json::json!({"dir": root, "repo": repo, "tasks": tasks}))?;
         return Ok(Code::Success);
     }
-    println!();
+    outln!();
     report(false, &tasks);
     let log = git(&repo, &["log", "--oneline", "--graph", "-8"])?;
-    println!("\nmain branch of {}:\n{log}", repo.display());
+    outln!("\nmain branch of {}:\n{log}", repo.display());
     let state = crate::engine::load_state(&store).await?;
     let metered = state.totals.metered;
-    println!(
+    outln!(
         "Model calls metered by takt's endpoint: {} ({} input + {} output tokens, counted from \
          the provider's responses)",
-        state.totals.model_calls, metered.input_tokens, metered.output_tokens
+        state.totals.model_calls,
+        metered.input_tokens,
+        metered.output_tokens
     );
     let workflow = workflow_path.display();
-    println!("\nWhere to look:");
-    println!("  takt -w {workflow} task show TAKT-2        # the failure report");
-    println!("  takt -w {workflow} review approve TAKT-3   # the change still waiting for you");
-    println!("  takt -w {workflow} status");
-    println!("  takt -w {workflow} audit verify            # the hash-chained journal");
-    println!(
+    outln!("\nWhere to look:");
+    outln!("  takt -w {workflow} task show TAKT-2        # the failure report");
+    outln!("  takt -w {workflow} review approve TAKT-3   # the change still waiting for you");
+    outln!("  takt -w {workflow} status");
+    outln!("  takt -w {workflow} audit verify            # the hash-chained journal");
+    outln!(
         "  {}/runs/                  # prompts and logs of every run",
         project.state_dir.display()
     );
@@ -294,7 +296,7 @@ fn report(json: bool, tasks: &[TaskSummary]) {
                 task.identifier.clone(),
                 task.state.to_string(),
                 task.attempts.len().to_string(),
-                clip(&task.title, 32),
+                clip(&output::sanitize(&task.title), 32),
                 clip(&output::sanitize(&detail), 70),
             ]
         })
@@ -304,7 +306,7 @@ fn report(json: bool, tasks: &[TaskSummary]) {
 
 fn say(json: bool, text: &str) {
     if !json {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 

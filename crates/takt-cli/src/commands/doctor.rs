@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 use takt_store::StateLock;
-use takt_workflow::{BackendKind, RepoSource};
+use takt_workflow::{BackendKind, ModelProvider, RepoSource};
 
-use super::output;
+use super::output::{self, outln};
 use crate::exit::Code;
 use crate::project::Project;
 
@@ -31,6 +31,41 @@ fn tool_version(program: &str, args: &[&str]) -> Result<String, String> {
             .to_owned()),
         Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
         Err(error) => Err(format!("{program} not found ({error})")),
+    }
+}
+
+/// Whether the program a backend's command starts can run here.
+fn cli_check(name: &str, command: &str, package: &str) -> Result<String, String> {
+    let program = command.split_whitespace().next().unwrap_or(name);
+    tool_version(program, &["--version"])
+        .map(|version| format!("{name}: {version}"))
+        .map_err(|error| {
+            format!(
+                "{name}: `{program}` does not run ({error}); install it (npm install -g {package}) \
+                 or point `{name}.command` at it"
+            )
+        })
+}
+
+fn model_check(workflow: &takt_workflow::Workflow) -> Result<String, String> {
+    let model = &workflow.model;
+    match model.provider {
+        ModelProvider::Mock => Ok("the embedded scripted model (no network)".to_owned()),
+        provider => {
+            let url = model.base_url.clone().unwrap_or_default();
+            if model.api_key.is_some() {
+                Ok(format!(
+                    "{} at {url}; the key stays in the daemon",
+                    provider.as_str()
+                ))
+            } else {
+                Err(format!(
+                    "{} at {url}, but no key: set ${} (WORKFLOW.md `model.api_key`)",
+                    provider.as_str(),
+                    model.api_key_var.as_deref().unwrap_or("OPENAI_API_KEY")
+                ))
+            }
+        }
     }
 }
 
@@ -107,12 +142,16 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                     .ok_or_else(|| {
                         "agent.backend is command but command.run is not set".to_owned()
                     }),
-                other => Err(format!(
-                    "agent.backend `{}` is not available in this build yet; use `command`",
-                    other.as_str()
-                )),
+                BackendKind::Codex => cli_check("codex", &wf.codex.command, "@openai/codex"),
+                BackendKind::Claude => {
+                    cli_check("claude", &wf.claude.command, "@anthropic-ai/claude-code")
+                }
+                BackendKind::Builtin => Ok("builtin: takt's own agent loop".to_owned()),
             };
             check("agent backend", true, backend);
+            if crate::models::needs_model(wf) {
+                check("model", true, model_check(wf));
+            }
             match project.store().await {
                 Ok(store) => {
                     let chain = store.verify_journal().await;
@@ -156,7 +195,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 (false, true) => "FAIL",
                 (false, false) => "warn",
             };
-            println!("{mark}  {:<14} {}", c.name, c.detail);
+            outln!("{mark}  {:<14} {}", c.name, c.detail);
         }
     }
     Ok(if healthy {

@@ -1,5 +1,6 @@
 //! `takt init`: a commented WORKFLOW.md and `.takt/` in `.gitignore`.
 
+use super::output::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -55,8 +56,8 @@ pub fn run(workflow: Option<&Path>, args: &InitArgs) -> Result<Code> {
         updated.push_str("# takt's state: journal, workspaces, mirror\n.takt/\n");
         fs_err::write(&ignore, updated)?;
     }
-    println!("Wrote {}", path.display());
-    println!(
+    outln!("Wrote {}", path.display());
+    outln!(
         "Next: edit `command.run`, add a task with `takt task add --title \"...\"`, then `takt run`."
     );
     Ok(Code::Success)

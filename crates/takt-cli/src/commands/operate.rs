@@ -10,7 +10,7 @@ use takt_core::OperatorCommand;
 use takt_protocol::TaskState;
 use takt_store::StateLock;
 
-use super::output;
+use super::output::{self, outln};
 use crate::clock::now_ms;
 use crate::daemon::{Daemon, Mode, wake};
 use crate::engine::load_state;
@@ -30,6 +30,11 @@ pub async fn send(workflow: Option<&Path>, command: OperatorCommand, json: bool)
         OperatorCommand::Answer { .. } => "answer",
         OperatorCommand::Retry { .. } => "retry",
     };
+    if let OperatorCommand::Cancel { task, .. } = &command
+        && let Some(code) = cancel_unstarted(&project, &store, task, json).await?
+    {
+        return Ok(code);
+    }
     let id = store
         .enqueue_command(kind, serde_json::to_value(&command)?, now_ms())
         .await?;
@@ -80,9 +85,48 @@ pub async fn send(workflow: Option<&Path>, command: OperatorCommand, json: bool)
             }
             _ => String::new(),
         };
-        println!("{} {kind}: now {} {detail}", task.identifier, task.state);
+        outln!("{} {kind}: now {} {detail}", task.identifier, task.state);
     }
     Ok(Code::Success)
+}
+
+/// A local issue the daemon has not picked up yet has no task to cancel: it is cancelled in
+/// the tracker, so it never starts.
+async fn cancel_unstarted(
+    project: &Project,
+    store: &takt_store::Store,
+    task: &str,
+    json: bool,
+) -> Result<Option<Code>> {
+    let state = load_state(store).await?;
+    if state.find(task).is_some() {
+        return Ok(None);
+    }
+    let Ok(tracker) = project.local_tracker(store) else {
+        return Ok(None);
+    };
+    let Some(issue) = tracker.get(task).await? else {
+        return Ok(None);
+    };
+    let cancelled = project.policy().on_cancel_state;
+    let Some(cancelled) = cancelled else {
+        return Ok(None);
+    };
+    if project.workflow.tracker.is_terminal(&issue.state) {
+        eprintln!("refused: {} is already {}", issue.identifier, issue.state);
+        return Ok(Some(Code::Refused));
+    }
+    let issue = tracker.set_state(&issue.id, &cancelled, now_ms()).await?;
+    if json {
+        output::json(&serde_json::json!({"ok": true, "issue": issue}))?;
+    } else {
+        outln!(
+            "{} cancel: now cancelled (it had not started; the issue is {})",
+            issue.identifier,
+            issue.state
+        );
+    }
+    Ok(Some(Code::Success))
 }
 
 async fn wait_for_result(store: &takt_store::Store, id: i64) -> Result<serde_json::Value> {

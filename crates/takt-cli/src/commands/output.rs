@@ -6,18 +6,46 @@ use takt_protocol::{Issue, TaskState, TaskSummary};
 
 use crate::clock::rfc3339;
 
+/// `println!` for command output: a closed stdout (`takt task list | head`) means the reader
+/// is done, so the process exits quietly instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::commands::output::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::output::write_out(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{args}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {error}");
+    }
+}
+
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-/// A tracker issue the daemon has not picked up yet, shown in the task's shape.
-pub fn unseen(issue: Issue) -> TaskSummary {
+/// A tracker issue the daemon has not picked up yet, shown in the task's shape: `queued`, or
+/// `cancelled` when it was closed before it started.
+pub fn unseen(issue: Issue, closed: bool) -> TaskSummary {
     TaskSummary {
         id: issue.id.clone(),
         identifier: issue.identifier.clone(),
         title: issue.title.clone(),
-        state: TaskState::Queued,
+        state: if closed {
+            TaskState::Cancelled
+        } else {
+            TaskState::Queued
+        },
         tracker_state: issue.state.clone(),
         priority: issue.priority,
         labels: issue.labels.clone(),
@@ -104,7 +132,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<width$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {

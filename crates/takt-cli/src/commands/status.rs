@@ -7,7 +7,7 @@ use anyhow::Result;
 use takt_protocol::TaskState;
 use takt_store::StateLock;
 
-use super::output::{self, clip, print_table, sanitize};
+use super::output::{self, clip, outln, print_table, sanitize};
 use super::task::summaries;
 use crate::clock::now_ms;
 use crate::engine::load_state;
@@ -49,11 +49,11 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         return Ok(Code::Success);
     }
     match daemon_pid {
-        Some(pid) => println!("daemon: running (pid {pid})"),
-        None => println!("daemon: not running (start it with `takt run`)"),
+        Some(pid) => outln!("daemon: running (pid {pid})"),
+        None => outln!("daemon: not running (start it with `takt run`)"),
     }
     let running: Vec<_> = state.running().collect();
-    println!(
+    outln!(
         "agents: {}/{}   runs: {} started, {} finished   tokens: {}",
         running.len(),
         project.workflow.agent.max_concurrent_agents,
@@ -66,7 +66,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         .filter(|(_, n)| **n > 0)
         .map(|(state, n)| format!("{state} {n}"))
         .collect();
-    println!(
+    outln!(
         "tasks:  {}",
         if line.is_empty() {
             "none".into()
@@ -76,7 +76,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     );
 
     if !running.is_empty() {
-        println!("\nrunning");
+        outln!("\nrunning");
         let rows: Vec<Vec<String>> = running
             .iter()
             .filter_map(|task| {
@@ -107,7 +107,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         })
         .collect();
     if !retrying.is_empty() {
-        println!("\nretrying");
+        outln!("\nretrying");
         print_table(&["ID", "WHEN", "ERROR"], &retrying);
     }
     let blocked: Vec<Vec<String>> = of(TaskState::Blocked)
@@ -119,7 +119,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         })
         .collect();
     if !blocked.is_empty() {
-        println!("\nblocked (answer with `takt answer ID \"...\"`)");
+        outln!("\nblocked (answer with `takt answer ID \"...\"`)");
         print_table(&["ID", "QUESTION"], &blocked);
     }
     let review: Vec<Vec<String>> = of(TaskState::AwaitingReview)
@@ -127,12 +127,12 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             vec![
                 task.identifier.clone(),
                 task.branch.clone().unwrap_or_default(),
-                clip(&task.title, 60),
+                clip(&sanitize(&task.title), 60),
             ]
         })
         .collect();
     if !review.is_empty() {
-        println!(
+        outln!(
             "\nawaiting review (`takt review approve ID` / `takt review reject ID --comment ...`)"
         );
         print_table(&["ID", "BRANCH", "TITLE"], &review);

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use takt_protocol::{TaskState, TaskSummary};
 use takt_store::NewIssue;
 
-use super::output::{self, clip, print_table, unseen};
+use super::output::{self, clip, outln, print_table, unseen};
 use crate::args::{TaskAddArgs, TaskListArgs};
 use crate::clock::now_ms;
 use crate::daemon::wake;
@@ -51,7 +51,11 @@ pub async fn add(workflow: Option<&Path>, args: TaskAddArgs, json: bool) -> Resu
     if json {
         output::json(&issue)?;
     } else {
-        println!("Added {}: {}", issue.identifier, issue.title);
+        outln!(
+            "Added {}: {}",
+            issue.identifier,
+            output::sanitize(&issue.title)
+        );
     }
     Ok(Code::Success)
 }
@@ -63,9 +67,9 @@ pub async fn summaries(project: &Project) -> Result<Vec<TaskSummary>> {
     let mut rows: Vec<TaskSummary> = state.tasks.values().map(takt_core::Task::summary).collect();
     if let Ok(tracker) = project.local_tracker(&store) {
         for issue in tracker.list(None).await? {
-            let terminal = project.workflow.tracker.is_terminal(&issue.state);
-            if !state.tasks.contains_key(&issue.id) && !terminal {
-                rows.push(unseen(issue));
+            if !state.tasks.contains_key(&issue.id) {
+                let closed = project.workflow.tracker.is_terminal(&issue.state);
+                rows.push(unseen(issue, closed));
             }
         }
     }
@@ -98,7 +102,7 @@ pub async fn list(workflow: Option<&Path>, args: &TaskListArgs, json: bool) -> R
         return Ok(Code::Success);
     }
     if rows.is_empty() {
-        println!("No tasks. Add one with `takt task add --title \"...\"`.");
+        outln!("No tasks. Add one with `takt task add --title \"...\"`.");
         return Ok(Code::Success);
     }
     let table: Vec<Vec<String>> = rows
@@ -109,7 +113,7 @@ pub async fn list(workflow: Option<&Path>, args: &TaskListArgs, json: bool) -> R
                 row.state.to_string(),
                 row.tracker_state.clone(),
                 row.attempt.to_string(),
-                clip(&row.title, 50),
+                clip(&output::sanitize(&row.title), 50),
                 clip(
                     &output::sanitize(row.last_error.as_deref().unwrap_or("")),
                     60,
@@ -147,17 +151,18 @@ pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code>
         output::json(&task)?;
         return Ok(Code::Success);
     }
-    println!("{}  {}", task.identifier, task.title);
-    println!(
+    outln!("{}  {}", task.identifier, output::sanitize(&task.title));
+    outln!(
         "  state:      {} (tracker: {})",
-        task.state, task.tracker_state
+        task.state,
+        task.tracker_state
     );
-    println!("  attempts:   {}", task.attempt);
+    outln!("  attempts:   {}", task.attempt);
     if let Some(priority) = task.priority {
-        println!("  priority:   {priority}");
+        outln!("  priority:   {priority}");
     }
     if !task.labels.is_empty() {
-        println!("  labels:     {}", task.labels.join(", "));
+        outln!("  labels:     {}", task.labels.join(", "));
     }
     for (label, value) in [
         ("workspace", &task.workspace_path),
@@ -168,19 +173,20 @@ pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code>
         ("last error", &task.last_error),
     ] {
         if let Some(value) = value {
-            println!("  {:<11} {}", format!("{label}:"), output::sanitize(value));
+            outln!("  {:<11} {}", format!("{label}:"), output::sanitize(value));
         }
     }
     if let Some(due) = task.retry_due_at_ms {
-        println!("  next retry: {}", output::when(due));
+        outln!("  next retry: {}", output::when(due));
     }
     if let Some(description) = &task.issue.description {
-        println!("\n  {}", description.trim().replace('\n', "\n  "));
+        let lines: Vec<String> = description.trim().lines().map(output::sanitize).collect();
+        outln!("\n  {}", lines.join("\n  "));
     }
     if !task.attempts.is_empty() {
-        println!("\n  runs:");
+        outln!("\n  runs:");
         for run in &task.attempts {
-            println!(
+            outln!(
                 "    {}  {}  turns={}  {}{}",
                 run.run_id,
                 run.outcome,
@@ -197,8 +203,8 @@ pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code>
         }
     }
     if let Some(report) = &task.failure {
-        println!("\n  FAILED: {}", output::sanitize(&report.reason));
-        println!("  next: {}", report.suggested_action);
+        outln!("\n  FAILED: {}", output::sanitize(&report.reason));
+        outln!("  next: {}", report.suggested_action);
     }
     Ok(Code::Success)
 }

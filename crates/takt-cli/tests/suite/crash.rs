@@ -137,7 +137,7 @@ fn crash_kill9_and_restart_no_task_is_lost_and_every_task_is_merged() {
 /// in about half the runs: see `crash_between_commit_and_journal_does_not_commit_the_task_twice`
 /// for the deterministic reproduction and the cause.
 #[test]
-#[ignore = "bug: a kill between an attempt's commit and its journal entry makes the retry commit the task a second time"]
+
 fn crash_kill9_and_restart_every_task_lands_on_main_exactly_once() {
     let f = crash_scenario();
     for n in 1..=TASKS {
@@ -160,7 +160,7 @@ fn crash_kill9_and_restart_every_task_lands_on_main_exactly_once() {
 /// main gets the task twice. DESIGN.md §3/§8: "a crash between 'did it' and 'journaled it'
 /// never duplicates work"; attempt refs exist so a restart can find the attempt's result.
 #[test]
-#[ignore = "bug: after a crash between commit and journal, the retried attempt commits the task a second time (two Takt-Task commits on main)"]
+
 fn crash_between_commit_and_journal_does_not_commit_the_task_twice() {
     let f = Factory::bare("commit-window");
     let log = f.log_dir();

@@ -437,7 +437,6 @@ fn operator_retry_runs_a_failed_task_again_from_a_fresh_count() {
 /// last `takt run`. (The cancel of a queued task the daemon has seen is covered in
 /// `reconcile::cancel_stops_a_running_agent_and_a_queued_task_never_runs`.)
 #[test]
-#[ignore = "bug: `takt task cancel` of a task added since the last `takt run` is refused with `no task TAKT-n` (daemon.rs settle_inbox drops the poll)"]
 fn cancelling_a_task_the_daemon_has_not_picked_up_keeps_it_from_running() {
     let f = Factory::new("cancel", |f| WorkflowFile::new(f.recording_agent()));
     let takt = &f.takt;
@@ -781,7 +780,6 @@ fn fixture_repository_has_one_commit_on_main() {
 /// feeding the new issue back to the core, and `commands/task.rs::summaries` reads the
 /// journal's snapshot. The TRACKER column then says `Todo` for a merged task.
 #[test]
-#[ignore = "bug: task list/show report tracker_state `Todo` after takt moved the issue to Done/Cancelled"]
 fn tracker_state_follows_takts_own_write_back() {
     let f = Factory::new("tracker-state", |f| WorkflowFile::new(f.recording_agent()));
     let takt = &f.takt;
@@ -806,7 +804,6 @@ fn tracker_state_follows_takts_own_write_back() {
 /// but `OperatorCommand::Retry` (crates/takt-core/src/machine.rs, `on_operator`) clears the
 /// retry and the next run starts with `retry_kind` nil: `RetryKind::Operator` is never used.
 #[test]
-#[ignore = "bug: the run after `takt task retry` has retry_kind null, not the documented `operator`"]
 fn operator_retry_is_announced_as_retry_kind_operator() {
     let f = Factory::new("retry-kind", |f| {
         let mut wf = WorkflowFile::new(f.agent_command("exit 3\n"));
@@ -835,7 +832,6 @@ fn operator_retry_is_announced_as_retry_kind_operator() {
 /// `takt --json task list | head -1` must not end in a panic with a backtrace: `println!`
 /// panics on EPIPE (crates/takt-cli/src/commands/output.rs, `json` and every `println!`).
 #[test]
-#[ignore = "bug: output into a closed pipe panics (`failed printing to stdout: Broken pipe`) instead of exiting quietly"]
 fn output_into_a_closed_pipe_does_not_panic() {
     let f = Factory::new("pipe", |f| WorkflowFile::new(f.recording_agent()));
     f.takt.add_task("Anything", &[]);
