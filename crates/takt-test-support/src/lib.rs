@@ -67,9 +67,15 @@ pub struct GitRepo {
 
 impl GitRepo {
     pub fn new() -> GitRepo {
+        GitRepo::new_in(&std::env::temp_dir())
+    }
+
+    /// The same under `parent` (Codex refuses some setups under `/tmp`: a test that runs it
+    /// puts its repository under `CARGO_TARGET_TMPDIR`).
+    pub fn new_in(parent: &Path) -> GitRepo {
         let temp = tempfile::Builder::new()
             .prefix("takt-e2e-")
-            .tempdir()
+            .tempdir_in(parent)
             .unwrap_or_else(|error| panic!("cannot create a temporary directory: {error}"));
         let path = temp.path().join("repo");
         write(&path.join("README.md"), "# e2e\n");

@@ -1,0 +1,118 @@
+//! Every model-using backend through the whole daemon: the embedded mock model behind takt's
+//! model endpoint, a task that writes a file through a tool call, the turn completing, the
+//! usage metered from the provider's responses, the task reaching review, and the merge.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use takt_test_support::{GitRepo, Takt, write};
+
+use super::TAKT;
+
+/// A repository under the target directory (Codex refuses a CODEX_HOME under /tmp), a
+/// WORKFLOW.md for `backend`, and a scenario directory for the embedded mock model.
+struct ModelFactory {
+    repo: GitRepo,
+    takt: Takt,
+}
+
+impl ModelFactory {
+    fn new(backend: &str, backend_section: &str, scenario: &str) -> ModelFactory {
+        let repo = GitRepo::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+        let scenarios = repo.root().join("scenarios");
+        write(&scenarios.join("e2e.yaml"), scenario);
+        let workflow = format!(
+            "---\ntracker: {{kind: local}}\npolling: {{interval_ms: 500}}\n\
+             agent: {{backend: {backend}, max_attempts: 1, max_turns: 2}}\n\
+             model: {{provider: mock, name: gpt-5.5, scenarios: {}}}\n{backend_section}\
+             publish: {{forge: local}}\n---\n{{{{ issue.description }}}}\n",
+            scenarios.display()
+        );
+        write(&repo.workflow_path(), &workflow);
+        let takt = Takt::new(TAKT, repo.workflow_path());
+        ModelFactory { repo, takt }
+    }
+
+    /// Runs one task to review and checks what every backend must deliver.
+    fn task_reaches_review_with_metered_usage(&self, file: &str, content: &str) -> Value {
+        self.takt
+            .add_task("Write a file", &["--body", "[[scenario:e2e]] please"]);
+        let out = self.takt.run_once();
+        let task = self.takt.task("TAKT-1");
+        assert_eq!(task["state"], "awaiting_review", "{out}\n{task:#}");
+        let metered = &task["metered_usage"];
+        assert!(
+            metered["total_tokens"].as_u64().unwrap_or(0) > 0,
+            "the model endpoint metered the calls: {task:#}"
+        );
+        self.takt.ok(&["review", "approve", "TAKT-1"]);
+        assert_eq!(
+            self.repo.show_file("main", file).as_deref(),
+            Some(content),
+            "{}",
+            self.repo.git(&["log", "--stat", "main"])
+        );
+        assert!(self.takt.audit_ok());
+        task
+    }
+}
+
+#[test]
+fn builtin_agent_writes_through_a_tool_and_its_calls_are_metered() {
+    let f = ModelFactory::new(
+        "builtin",
+        "",
+        "steps:\n  - tool: {name: write_file, arguments: {path: notes/hello.txt, content: \"hi\\n\"}}\n  \
+         - tool: {name: finish, arguments: {summary: wrote it}}\n  - text: DONE\n",
+    );
+    f.task_reaches_review_with_metered_usage("notes/hello.txt", "hi\n");
+}
+
+fn agent_cli(name: &str, variable: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(variable) {
+        return Some(PathBuf::from(path));
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.ci/npm/node_modules/.bin")
+        .join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the {name} CLI is not installed; run .ci/install-agent-clis"
+    );
+    eprintln!("skipped: {name} CLI not installed");
+    None
+}
+
+#[test]
+fn codex_app_server_through_the_daemon_reaches_review() {
+    let Some(codex) = agent_cli("codex", "TAKT_CODEX_BIN") else {
+        return;
+    };
+    let f = ModelFactory::new(
+        "codex",
+        &format!(
+            "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\n",
+            codex.display()
+        ),
+        "steps:\n  - apply_patch: \"*** Begin Patch\\n*** Add File: hello.txt\\n+hello from codex\\n*** End Patch\\n\"\n  \
+         - text: DONE\n",
+    );
+    f.task_reaches_review_with_metered_usage("hello.txt", "hello from codex\n");
+}
+
+#[test]
+fn claude_code_through_the_daemon_reaches_review() {
+    let Some(claude) = agent_cli("claude", "TAKT_CLAUDE_BIN") else {
+        return;
+    };
+    let f = ModelFactory::new(
+        "claude",
+        &format!("claude: {{command: \"{}\"}}\n", claude.display()),
+        "steps:\n  - tool: {name: Write, arguments: {file_path: \"{{cwd}}/hello.txt\", content: \"hello from claude\\n\"}}\n  \
+         - text: DONE\n",
+    );
+    f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
+}
