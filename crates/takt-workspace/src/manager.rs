@@ -108,6 +108,9 @@ pub struct WorkspaceManager {
     pub(crate) mirror_lock: Mutex<()>,
     /// Serializes merges into the source.
     pub(crate) merge_lock: Mutex<()>,
+    /// Whether the source and the mirror have been checked once (they are re-checked only
+    /// when a check or fetch fails, which resets this).
+    pub(crate) validated: std::sync::atomic::AtomicBool,
 }
 
 impl WorkspaceManager {
@@ -151,6 +154,7 @@ impl WorkspaceManager {
             git,
             mirror_lock: Mutex::new(()),
             merge_lock: Mutex::new(()),
+            validated: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -23,19 +23,73 @@ impl WorkspaceManager {
     /// into place, so a crash never leaves a half-made mirror) and sets the fetch refspec to
     /// [`MIRROR_REFSPEC`]; later calls `git fetch --prune origin`. The base branch is the
     /// configured one, else the branch the source's HEAD points to.
+    ///
+    /// The source and the mirror are validated on the first call only, and a local source whose
+    /// branches already match the mirror's is not fetched: dispatch latency is mostly git
+    /// process startups, so each one saved counts.
     pub async fn sync_mirror(&self) -> Result<BaseRef, WorkspaceError> {
-        if let RepoSource::Path(path) = &self.settings.source {
+        use std::sync::atomic::Ordering;
+        let validated = self.validated.load(Ordering::Acquire);
+        if let RepoSource::Path(path) = &self.settings.source
+            && !validated
+        {
             self.check_source_repository(path).await?;
         }
         let mirror = self.settings.mirror_dir.clone();
         let _guard = self.mirror_lock.lock().await;
-        if fs_err::tokio::symlink_metadata(&mirror).await.is_ok() {
-            self.check_mirror(&mirror).await?;
-            self.fetch(&mirror).await?;
-        } else {
-            self.clone_mirror(&mirror).await?;
+        let synced = async {
+            if fs_err::tokio::symlink_metadata(&mirror).await.is_ok() {
+                if !validated {
+                    self.check_mirror(&mirror).await?;
+                }
+                if !self.mirror_is_current(&mirror).await {
+                    self.fetch(&mirror).await?;
+                }
+            } else {
+                self.clone_mirror(&mirror).await?;
+            }
+            self.resolve_base(&mirror).await
         }
-        self.resolve_base(&mirror).await
+        .await;
+        self.validated.store(synced.is_ok(), Ordering::Release);
+        synced
+    }
+
+    /// For a local source: whether the mirror's `refs/remotes/origin/*` already equal the
+    /// source's branches (two cheap `for-each-ref`s instead of a fetch). A remote source is
+    /// always fetched.
+    async fn mirror_is_current(&self, mirror: &Path) -> bool {
+        let RepoSource::Path(source) = &self.settings.source else {
+            return false;
+        };
+        let listing = |dir: &Path, prefix: &'static str, strip: u8| {
+            let git = self.git.clone();
+            let dir = dir.to_path_buf();
+            async move {
+                git.run(
+                    &dir,
+                    [
+                        "for-each-ref",
+                        &format!("--format=%(objectname) %(refname:strip={strip})"),
+                        prefix,
+                    ],
+                )
+                .await
+                .ok()
+            }
+        };
+        let (theirs, ours) = tokio::join!(
+            listing(source, "refs/heads", 2),
+            listing(mirror, "refs/remotes/origin", 3)
+        );
+        let (Some(theirs), Some(ours)) = (theirs, ours) else {
+            return false;
+        };
+        let ours: Vec<&str> = ours
+            .lines()
+            .filter(|line| !line.ends_with(" HEAD"))
+            .collect();
+        theirs.lines().collect::<Vec<_>>() == ours
     }
 
     /// Validates a local `workspace.repo`: it exists, is a repository, and is its top level.
