@@ -97,12 +97,8 @@ impl CommandSession {
             command.env_remove(name);
         }
         command
-            .env("TAKT_TASK_ID", &context.task_id)
-            .env("TAKT_ISSUE_IDENTIFIER", &context.identifier)
-            .env("TAKT_RUN_ID", &context.run_id)
-            .env("TAKT_ATTEMPT", context.attempt.to_string())
+            .envs(crate::process::run_env(context))
             .env("TAKT_TURN", turn.to_string())
-            .env("TAKT_WORKSPACE", &context.workspace)
             .env("TAKT_PROMPT_FILE", self.prompt_file(turn))
             .env("TAKT_QUESTION_FILE", self.question_file(turn));
         command.spawn().map_err(|error| {

@@ -11,6 +11,7 @@ pub mod claude;
 pub mod codex;
 pub mod command;
 pub mod lines;
+pub mod paths;
 pub mod process;
 
 pub use command::CommandBackend;

@@ -98,3 +98,18 @@ pub fn sweep_orphans(run_dir: &std::path::Path) -> bool {
 
 /// The file in a run directory that records the live agent process group.
 pub const PID_FILE: &str = "agent.pid";
+
+/// The variables every agent process gets about its run (`TAKT_TASK_ID`,
+/// `TAKT_ISSUE_IDENTIFIER`, `TAKT_RUN_ID`, `TAKT_ATTEMPT`, `TAKT_WORKSPACE`).
+pub fn run_env(context: &takt_core::ports::SessionContext) -> Vec<(String, String)> {
+    vec![
+        ("TAKT_TASK_ID".into(), context.task_id.clone()),
+        ("TAKT_ISSUE_IDENTIFIER".into(), context.identifier.clone()),
+        ("TAKT_RUN_ID".into(), context.run_id.clone()),
+        ("TAKT_ATTEMPT".into(), context.attempt.to_string()),
+        (
+            "TAKT_WORKSPACE".into(),
+            context.workspace.display().to_string(),
+        ),
+    ]
+}

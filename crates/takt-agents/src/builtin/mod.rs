@@ -233,16 +233,7 @@ impl AgentBackend for BuiltinBackend {
                 output_limit_bytes: settings.output_limit_bytes,
                 deny_commands: settings.deny_commands.clone(),
                 remove_env: settings.remove_env.clone(),
-                env: vec![
-                    ("TAKT_TASK_ID".into(), context.task_id.clone()),
-                    ("TAKT_ISSUE_IDENTIFIER".into(), context.identifier.clone()),
-                    ("TAKT_RUN_ID".into(), context.run_id.clone()),
-                    ("TAKT_ATTEMPT".into(), context.attempt.to_string()),
-                    (
-                        "TAKT_WORKSPACE".into(),
-                        context.workspace.display().to_string(),
-                    ),
-                ],
+                env: crate::process::run_env(&context),
                 run_dir: Some(context.run_dir.clone()),
             },
         )

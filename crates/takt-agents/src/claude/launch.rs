@@ -129,11 +129,7 @@ pub fn command(
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("ANTHROPIC_BASE_URL", &model.anthropic_base_url)
         .env("ANTHROPIC_API_KEY", &model.token)
-        .env("TAKT_TASK_ID", &context.task_id)
-        .env("TAKT_ISSUE_IDENTIFIER", &context.identifier)
-        .env("TAKT_RUN_ID", &context.run_id)
-        .env("TAKT_ATTEMPT", context.attempt.to_string())
-        .env("TAKT_WORKSPACE", &context.workspace);
+        .envs(crate::process::run_env(context));
     command
 }
 

@@ -66,8 +66,8 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(workspace: &Path, denied_commands: &[String]) -> Policy {
-        let workspace =
-            std::fs::canonicalize(workspace).unwrap_or_else(|_| fold(&absolute(workspace)));
+        let workspace = std::fs::canonicalize(workspace)
+            .unwrap_or_else(|_| crate::paths::fold(&absolute(workspace)));
         let denied = denied_commands
             .iter()
             .map(|command| command.split_whitespace().map(str::to_owned).collect())
@@ -139,7 +139,7 @@ impl Policy {
             return None;
         }
         let joined = self.workspace.join(path);
-        let resolved = resolve(&fold(&joined));
+        let resolved = crate::paths::resolve(&joined);
         resolved
             .strip_prefix(&self.workspace)
             .ok()
@@ -218,47 +218,6 @@ fn absolute(path: &Path) -> PathBuf {
         std::env::current_dir()
             .map(|dir| dir.join(path))
             .unwrap_or_else(|_| path.to_path_buf())
-    }
-}
-
-/// Folds `.` and `..` without touching the file system.
-fn fold(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Canonicalizes the longest existing ancestor of `path` (a folded absolute path) and appends
-/// the rest, so symlinks that exist are followed.
-fn resolve(path: &Path) -> PathBuf {
-    let mut existing = path.to_path_buf();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
-            let mut out = real;
-            for name in rest.iter().rev() {
-                out.push(name);
-            }
-            return out;
-        }
-        match (
-            existing.file_name().map(ToOwned::to_owned),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return path.to_path_buf(),
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! `untrusted` or `on-request`). The rules are a speed bump and an audit trail, not a security
 //! boundary: the sandbox (`thread_sandbox`, `turn_sandbox_policy`) is the boundary.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What a rule does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,51 +200,9 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|c| *c == '*')
 }
 
-/// Whether `path` lies inside `workspace` (both compared after resolving `.`/`..` and, for
-/// the part of the path that exists, symlinks). `workspace` must be canonical.
+/// Whether `path` lies inside `workspace` (see [`crate::paths::inside`]).
 pub(crate) fn inside(path: &Path, workspace: &Path) -> bool {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        workspace.join(path)
-    };
-    resolve(&joined).starts_with(workspace)
-}
-
-/// Resolves `.`/`..` lexically, then canonicalizes the longest existing ancestor so a symlink
-/// inside the workspace that points outside it is seen for what it is.
-fn resolve(path: &Path) -> PathBuf {
-    let mut lexical = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                lexical.pop();
-            }
-            Component::CurDir => {}
-            other => lexical.push(other),
-        }
-    }
-    let mut existing = lexical.clone();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(canonical) = std::fs::canonicalize(&existing) {
-            let mut resolved = canonical;
-            for part in rest.iter().rev() {
-                resolved.push(part);
-            }
-            return resolved;
-        }
-        match (
-            existing.file_name().map(ToOwned::to_owned),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return lexical,
-        }
-    }
+    crate::paths::inside(path, workspace)
 }
 
 /// Whether a person's answer approves: its first word is yes, y, approve, approved, accept,

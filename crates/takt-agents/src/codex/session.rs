@@ -122,10 +122,7 @@ impl CodexSession {
         command
             .env("CODEX_HOME", &codex_home)
             .env(TOKEN_ENV, &model.token)
-            .env("TAKT_TASK_ID", &context.task_id)
-            .env("TAKT_ISSUE_IDENTIFIER", &context.identifier)
-            .env("TAKT_RUN_ID", &context.run_id)
-            .env("TAKT_ATTEMPT", context.attempt.to_string())
+            .envs(crate::process::run_env(&context))
             .env("TAKT_WORKSPACE", &workspace);
         let mut child = command.spawn().map_err(|source| CodexError::Spawn {
             command: settings.command.clone(),
