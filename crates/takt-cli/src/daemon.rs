@@ -33,6 +33,9 @@ use crate::worker::{self, RunContext};
 /// operator command is waiting).
 pub const WAKE_SOCKET: &str = "daemon.sock";
 
+/// The most worker reports journaled in one transaction.
+const MAX_BURST: usize = 256;
+
 /// How often the daemon re-checks WORKFLOW.md and the operator inbox when no wake-up
 /// arrives.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
@@ -185,7 +188,7 @@ impl Daemon {
             let deadline = next_deadline(&self.engine.state, &self.engine.policy);
             let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
             tokio::select! {
-                Some(event) = self.events_rx.recv() => self.feed(event).await?,
+                Some(event) = self.events_rx.recv() => self.feed_burst(event).await?,
                 Some(call) = next_call(self.models.as_mut()) => {
                     self.feed(Event::ModelCall(call)).await?;
                 }
@@ -239,18 +242,41 @@ impl Daemon {
     }
 
     async fn feed(&mut self, event: Event) -> Result<()> {
-        if let Event::RunExited(exit) = &event {
+        self.note(&event);
+        let step = self.engine.step(event).await?;
+        self.queue(step.commands);
+        Ok(())
+    }
+
+    /// Feeds `first` and whatever else the workers have already reported, journaled together.
+    async fn feed_burst(&mut self, first: Event) -> Result<()> {
+        let mut events = vec![first];
+        while events.len() < MAX_BURST {
+            match self.events_rx.try_recv() {
+                Ok(event) => events.push(event),
+                Err(_) => break,
+            }
+        }
+        for event in &events {
+            self.note(event);
+        }
+        for step in self.engine.step_all(events).await? {
+            self.queue(step.commands);
+        }
+        Ok(())
+    }
+
+    /// The shell's own bookkeeping about an event (which workers and merges are still out).
+    fn note(&mut self, event: &Event) {
+        if let Event::RunExited(exit) = event {
             self.runs.remove(&exit.run_id);
             if let Some(models) = &self.models {
                 models.revoke(&exit.run_id);
             }
         }
-        if let Event::MergeFinished { .. } = &event {
+        if let Event::MergeFinished { .. } = event {
             self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         }
-        let step = self.engine.step(event).await?;
-        self.queue(step.commands);
-        Ok(())
     }
 
     async fn execute_pending(&mut self) -> Result<()> {
