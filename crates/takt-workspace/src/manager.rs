@@ -111,6 +111,8 @@ pub struct WorkspaceManager {
     /// Whether the source and the mirror have been checked once (they are re-checked only
     /// when a check or fetch fails, which resets this).
     pub(crate) validated: std::sync::atomic::AtomicBool,
+    /// The base branch once resolved (configured, or the source's HEAD branch).
+    pub(crate) base_branch_name: std::sync::OnceLock<String>,
 }
 
 impl WorkspaceManager {
@@ -155,6 +157,7 @@ impl WorkspaceManager {
             mirror_lock: Mutex::new(()),
             merge_lock: Mutex::new(()),
             validated: std::sync::atomic::AtomicBool::new(false),
+            base_branch_name: std::sync::OnceLock::new(),
         })
     }
 

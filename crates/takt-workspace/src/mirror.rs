@@ -317,6 +317,27 @@ impl WorkspaceManager {
 
     /// Resolves the base branch in the mirror to `refs/remotes/origin/<base>`.
     async fn resolve_base(&self, mirror: &Path) -> Result<BaseRef, WorkspaceError> {
+        // A configured base branch, once validated, only has its tip looked up again. Without
+        // one the base follows the source's HEAD branch, which is read every time.
+        if let Some(branch) = self.base_branch_name.get()
+            && let Ok(Some(sha)) = self
+                .git
+                .rev_parse(mirror, &format!("refs/remotes/origin/{branch}"))
+                .await
+        {
+            return Ok(BaseRef {
+                branch: branch.clone(),
+                sha,
+            });
+        }
+        let base = self.resolve_base_fully(mirror).await?;
+        if self.settings.base_branch.is_some() {
+            let _ = self.base_branch_name.set(base.branch.clone());
+        }
+        Ok(base)
+    }
+
+    async fn resolve_base_fully(&self, mirror: &Path) -> Result<BaseRef, WorkspaceError> {
         let source = self.settings.source.to_string();
         let remotes = self
             .git
@@ -364,6 +385,13 @@ impl WorkspaceManager {
 
     /// The branch the source's HEAD points to, asked of the source itself.
     async fn source_head_branch(&self, mirror: &Path) -> Result<String, WorkspaceError> {
+        // A local source answers with one cheap `symbolic-ref` instead of an upload-pack.
+        if let RepoSource::Path(source) = &self.settings.source
+            && let Ok(Some(head)) = self.git.symbolic_ref(source, "HEAD").await
+            && let Some(branch) = head.strip_prefix("refs/heads/")
+        {
+            return Ok(branch.to_owned());
+        }
         let out = self
             .git
             .run(mirror, ["ls-remote", "--symref", "origin", "HEAD"])
