@@ -1,1 +1,49 @@
-fn main() {}
+//! Project tooling. `cargo run --release -p xtask -- bench [dispatch|workspace|core|all]` runs
+//! the benchmark scenarios, prints their results and rewrites their sections of
+//! `docs/BENCHMARKS.md`. Benchmarks are run by hand and their output committed; CI never runs
+//! them, and no test asserts on time.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|all]... [--no-write]
+
+  dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
+              cargo build --release -p takt-cli)
+  workspace   provisioning a 20,000-file repository: takt vs git worktree vs git clone
+  core        CPU per event and memory per task of the core with 1,000 live runs
+  all         all three (the default)
+
+  --no-write  print the results without rewriting docs/BENCHMARKS.md";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => {
+            let mut names = Vec::new();
+            let mut write = true;
+            for arg in &args[1..] {
+                match arg.as_str() {
+                    "--no-write" => write = false,
+                    "-h" | "--help" => {
+                        println!("{USAGE}");
+                        return Ok(());
+                    }
+                    name => names.push(name.to_owned()),
+                }
+            }
+            bench::run(&names, write)
+        }
+        // Internal: the core benchmark measures memory in a fresh process.
+        Some(bench::core::MEMORY_PROBE) => bench::core::memory_probe(),
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown xtask command `{other}`\n\n{USAGE}"),
+    }
+}
