@@ -351,6 +351,7 @@ impl Decider<'_> {
                 }
             }
         }
+        let requested: BTreeSet<&String> = requested.iter().collect();
         let due: Vec<Issue> = issues
             .into_iter()
             .filter(|issue| requested.contains(&issue.id))
@@ -403,25 +404,30 @@ impl Decider<'_> {
             })
             .collect();
         eligible.sort_by(|a, b| dispatch_order(a, b));
+        // Slots are counted once and kept current as runs start (not rescanned per issue).
+        let mut running = self.state.running_count();
+        let mut per_state: BTreeMap<String, usize> = BTreeMap::new();
+        for task in self.state.running() {
+            *per_state
+                .entry(takt_protocol::normalize_state(&task.issue.state))
+                .or_default() += 1;
+        }
         let mut started = BTreeSet::new();
         for issue in eligible {
             if !started.insert(issue.id.clone()) {
                 continue;
             }
-            let running = self.state.running_count();
             if running >= self.policy.max_concurrent_agents as usize {
                 break;
             }
             let state_key = takt_protocol::normalize_state(&issue.state);
-            let in_state = self
-                .state
-                .running()
-                .filter(|task| takt_protocol::normalize_state(&task.issue.state) == state_key)
-                .count();
+            let in_state = per_state.get(&state_key).copied().unwrap_or(0);
             if in_state >= self.policy.state_limit(&issue.state) as usize {
                 continue;
             }
             self.start_run(issue.clone());
+            running += 1;
+            *per_state.entry(state_key).or_default() += 1;
         }
     }
 

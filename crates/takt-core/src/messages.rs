@@ -356,16 +356,37 @@ impl Record {
         }
     }
 
-    /// The snake_case kind stored in the journal's `kind` column.
+    /// The snake_case kind stored in the journal's `kind` column (the serde tag).
     pub fn kind(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map
-                .get("kind")
-                .and_then(|kind| kind.as_str())
-                .unwrap_or("unknown")
-                .to_owned(),
-            _ => "unknown".to_owned(),
+        match self {
+            Record::TaskQueued { .. } => "task_queued",
+            Record::IssueUpdated { .. } => "issue_updated",
+            Record::TaskReopened { .. } => "task_reopened",
+            Record::RunDispatched { .. } => "run_dispatched",
+            Record::RunLaunched { .. } => "run_launched",
+            Record::RunPhaseChanged { .. } => "run_phase_changed",
+            Record::AgentEventRecorded { .. } => "agent_event_recorded",
+            Record::RunStopRequested { .. } => "run_stop_requested",
+            Record::RunFinished { .. } => "run_finished",
+            Record::RetryScheduled { .. } => "retry_scheduled",
+            Record::ReviewRequested { .. } => "review_requested",
+            Record::TaskBlocked { .. } => "task_blocked",
+            Record::Answered { .. } => "answered",
+            Record::Approved { .. } => "approved",
+            Record::Rejected { .. } => "rejected",
+            Record::MergeStarted { .. } => "merge_started",
+            Record::Merged { .. } => "merged",
+            Record::MergeConflicted { .. } => "merge_conflicted",
+            Record::MergeFailed { .. } => "merge_failed",
+            Record::TaskFailed { .. } => "task_failed",
+            Record::TaskCancelled { .. } => "task_cancelled",
+            Record::TaskRetried { .. } => "task_retried",
+            Record::ModelCallMetered { .. } => "model_call_metered",
+            Record::StaleReportRejected { .. } => "stale_report_rejected",
+            Record::PollIssued => "poll_issued",
+            Record::RetriesChecked => "retries_checked",
         }
+        .to_owned()
     }
 
     /// Whether the record belongs in the journal. Bookkeeping that only matters while the
@@ -386,4 +407,33 @@ pub struct Step {
     pub commands: Vec<Command>,
     /// Set when an operator command could not be applied, saying why.
     pub refusal: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_kind_is_its_serde_tag() {
+        let records = [
+            Record::PollIssued,
+            Record::RetriesChecked,
+            Record::MergeStarted {
+                task_id: "t".into(),
+            },
+            Record::TaskRetried {
+                task_id: "t".into(),
+                by: "a".into(),
+            },
+            Record::StaleReportRejected {
+                task_id: None,
+                run_id: "r".into(),
+                what: "w".into(),
+            },
+        ];
+        for record in records {
+            let tag = serde_json::to_value(&record).expect("json")["kind"].clone();
+            assert_eq!(tag, serde_json::Value::String(record.kind()));
+        }
+    }
 }
