@@ -131,6 +131,13 @@ impl World {
                 .unwrap_or((0, GENESIS_HASH.to_owned()));
             let payload =
                 serde_json::to_value(record).unwrap_or_else(|e| self.fail(&e.to_string()));
+            if payload["kind"] != serde_json::Value::String(record.kind()) {
+                self.fail(&format!(
+                    "{} is journaled as {}",
+                    payload["kind"],
+                    record.kind()
+                ));
+            }
             let entry = seal(
                 seq,
                 &hash,
