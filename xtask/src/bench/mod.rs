@@ -1,6 +1,7 @@
 //! The benchmark scenario runner: each scenario measures, prints, and returns a Markdown section
 //! that replaces its part of `docs/BENCHMARKS.md`.
 
+mod agents;
 pub mod core;
 mod dispatch;
 mod doc;
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 3] = ["dispatch", "workspace", "core"];
+pub const ALL: [&str; 4] = ["dispatch", "workspace", "core", "agents"];
 
 /// What one scenario produced.
 pub struct Section {
@@ -57,6 +58,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "dispatch" => dispatch::run(&root, &machine)?,
             "workspace" => workspace::run(&machine)?,
             "core" => core::run(&root, &machine)?,
+            "agents" => agents::run(&machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

@@ -44,6 +44,9 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 "input_tokens": state.totals.tokens.input_tokens,
                 "output_tokens": state.totals.tokens.output_tokens,
                 "total_tokens": state.totals.tokens.total_tokens,
+                "metered": state.totals.metered,
+                "model_calls": state.totals.model_calls,
+                "model_calls_refused": state.totals.model_calls_refused,
             },
         }))?;
         return Ok(Code::Success);
@@ -54,12 +57,13 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     }
     let running: Vec<_> = state.running().collect();
     outln!(
-        "agents: {}/{}   runs: {} started, {} finished   tokens: {}",
+        "agents: {}/{}   runs: {} started, {} finished   tokens: {} metered in {} model calls",
         running.len(),
         project.workflow.agent.max_concurrent_agents,
         state.totals.runs_started,
         state.totals.runs_finished,
-        state.totals.tokens.total_tokens
+        state.totals.metered.total_tokens,
+        state.totals.model_calls
     );
     let line: Vec<String> = counts
         .iter()
