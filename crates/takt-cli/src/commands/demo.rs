@@ -217,11 +217,16 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
         metered.output_tokens
     );
     let workflow = workflow_path.display();
+    // The binary that is running, so the lines work whether takt is on PATH or was started
+    // with `cargo run`.
+    let takt = std::env::current_exe()
+        .map(|exe| exe.display().to_string())
+        .unwrap_or_else(|_| "takt".to_owned());
     outln!("\nWhere to look:");
-    outln!("  takt -w {workflow} task show TAKT-2        # the failure report");
-    outln!("  takt -w {workflow} review approve TAKT-3   # the change still waiting for you");
-    outln!("  takt -w {workflow} status");
-    outln!("  takt -w {workflow} audit verify            # the hash-chained journal");
+    outln!("  {takt} -w {workflow} task show TAKT-2        # the failure report");
+    outln!("  {takt} -w {workflow} review approve TAKT-3   # the change still waiting for you");
+    outln!("  {takt} -w {workflow} status");
+    outln!("  {takt} -w {workflow} audit verify            # the hash-chained journal");
     outln!(
         "  {}/runs/                  # prompts and logs of every run",
         project.state_dir.display()
