@@ -19,6 +19,8 @@ pub struct State {
     /// When due retries were last looked at.
     pub retries_checked_at_ms: Option<Millis>,
     pub totals: Totals,
+    /// The latest rate-limit payload any agent reported.
+    pub rate_limits: Option<serde_json::Value>,
 }
 
 /// Aggregates over all runs (R-068's `codex_totals`).
@@ -274,6 +276,9 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             }
         }
         Record::AgentEventRecorded { event, .. } => {
+            if let AgentEvent::RateLimits { limits } = event {
+                state.rate_limits = Some(limits.clone());
+            }
             if let Some(run) = task.run.as_mut() {
                 observe(run, event, at, &mut state.totals);
                 // A live agent waiting for a person: the run holds its slot, the task shows

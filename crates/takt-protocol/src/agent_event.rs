@@ -38,6 +38,10 @@ pub enum AgentEvent {
     TokenUsage {
         usage: TokenUsage,
     },
+    /// The provider's latest rate-limit snapshot as the agent reported it, verbatim.
+    RateLimits {
+        limits: serde_json::Value,
+    },
     InputRequired {
         question: String,
     },
@@ -74,6 +78,7 @@ impl AgentEvent {
             AgentEvent::ToolCall { .. } => "tool_call",
             AgentEvent::FileChange { .. } => "file_change",
             AgentEvent::TokenUsage { .. } => "token_usage",
+            AgentEvent::RateLimits { .. } => "rate_limits",
             AgentEvent::InputRequired { .. } => "input_required",
             AgentEvent::ApprovalRequired { .. } => "approval_required",
             AgentEvent::Output { .. } => "output",

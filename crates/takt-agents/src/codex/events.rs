@@ -116,6 +116,9 @@ impl Tracker {
         if method == "account/rateLimits/updated" {
             tracing::debug!(limits = %params["rateLimits"], "codex rate limits");
             self.rate_limits = Some(params["rateLimits"].clone());
+            events.push(AgentEvent::RateLimits {
+                limits: params["rateLimits"].clone(),
+            });
             return (events, None);
         }
         match method {
@@ -563,10 +566,16 @@ mod tests {
             }]
         );
         assert_eq!(end, None);
-        tracker.on_notification(
+        let (events, _) = tracker.on_notification(
             "account/rateLimits/updated",
             &json!({"rateLimits": {"limitId": "codex"}}),
             ws,
+        );
+        assert_eq!(
+            events,
+            [AgentEvent::RateLimits {
+                limits: json!({"limitId": "codex"})
+            }]
         );
         assert_eq!(tracker.rate_limits, Some(json!({"limitId": "codex"})));
     }

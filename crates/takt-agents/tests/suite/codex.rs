@@ -272,6 +272,9 @@ async fn a_turn_maps_messages_tools_and_absolute_token_totals_and_the_thread_is_
             AgentEvent::TokenUsage {
                 usage: usage(100, 20, 120)
             },
+            AgentEvent::RateLimits {
+                limits: serde_json::json!({"limitId": "codex", "primary": null})
+            },
             AgentEvent::ToolCall {
                 name: "command".into(),
                 summary: "cargo test (exit 0)".into(),

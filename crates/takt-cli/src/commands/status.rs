@@ -37,6 +37,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             "retrying": of(TaskState::RetryWait).collect::<Vec<_>>(),
             "blocked": of(TaskState::Blocked).collect::<Vec<_>>(),
             "awaiting_review": of(TaskState::AwaitingReview).collect::<Vec<_>>(),
+            "rate_limits": state.rate_limits,
             "totals": {
                 "runs_started": state.totals.runs_started,
                 "runs_finished": state.totals.runs_finished,

@@ -548,3 +548,21 @@ fn a_question_survives_a_restart_and_its_answer_reaches_the_next_run() {
         .expect("the next run");
     assert_eq!(spec.feedback.as_deref(), Some("eu-west-1"));
 }
+
+#[test]
+fn r128_the_latest_rate_limit_payload_is_kept() {
+    let mut h = Harness::new(Policy::default());
+    h.poll(vec![issue(1, "Todo")]);
+    for used in [10, 20] {
+        h.feed(Event::AgentActivity {
+            run_id: "T-1#1".into(),
+            event: takt_protocol::AgentEvent::RateLimits {
+                limits: serde_json::json!({"limit_id": "codex", "primary": {"used_percent": used}}),
+            },
+        });
+    }
+    assert_eq!(
+        h.state.rate_limits,
+        Some(serde_json::json!({"limit_id": "codex", "primary": {"used_percent": 20}}))
+    );
+}
