@@ -269,3 +269,48 @@ pub struct BuiltinConfig {
     /// after `;`, `&&`, `||`, `|`).
     pub deny_commands: Vec<String>,
 }
+
+/// takt's `sandbox` section: the confinement every agent process runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    pub mode: SandboxMode,
+    pub network: SandboxNetwork,
+    /// Hosts (or `*.suffix` patterns) reachable with `network: allowlist`.
+    pub allow_hosts: Vec<String>,
+    /// Names of daemon environment variables passed into the sandbox.
+    pub env: Vec<String>,
+    pub memory_mb: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub file_size_mb: Option<u64>,
+    pub open_files: Option<u64>,
+    /// The whole process tree is killed after this long (on top of the agent timeouts).
+    pub wall_clock_ms: Option<u64>,
+    /// Extra directories visible read-only / read-write inside the sandbox.
+    pub read_only: Vec<PathBuf>,
+    pub read_write: Vec<PathBuf>,
+    /// The unprivileged user agents run as when the daemon runs as root.
+    pub user: String,
+}
+
+/// `sandbox.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// bubblewrap when it works here, else Landlock; never unconfined.
+    Auto,
+    Bwrap,
+    Landlock,
+    /// No confinement, chosen explicitly; every run's evidence says so.
+    None,
+}
+
+/// `sandbox.network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxNetwork {
+    /// Nothing, not even the model.
+    None,
+    /// Only the daemon's model endpoint.
+    Model,
+    /// The model endpoint plus `allow_hosts` through a filtering proxy.
+    Allowlist,
+}

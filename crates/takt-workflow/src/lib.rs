@@ -50,7 +50,7 @@ use std::path::Path;
 pub use config::{
     AgentConfig, BackendKind, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, ForgeKind,
     HooksConfig, ModelConfig, ModelProvider, PollingConfig, PublishConfig, RepoSource,
-    ServerConfig, TrackerConfig, WorkspaceConfig,
+    SandboxConfig, SandboxMode, SandboxNetwork, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};
@@ -58,6 +58,7 @@ pub use file::{WORKFLOW_FILE_NAME, discover};
 pub use schema::TRACKER_KINDS;
 pub use suggest::did_you_mean;
 pub use template::{DEFAULT_PROMPT, PromptContext, PromptTemplate, continuation_prompt};
+pub use validate::DEFAULT_SANDBOX_ENV;
 pub use validate::{
     DEFAULT_ACTIVE_STATES, DEFAULT_CODEX_COMMAND, DEFAULT_DENY_COMMANDS, DEFAULT_TERMINAL_STATES,
 };

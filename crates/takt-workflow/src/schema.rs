@@ -151,10 +151,30 @@ pub(crate) const BUILTIN: SectionSpec = SectionSpec {
     ],
 };
 
+pub(crate) const SANDBOX: SectionSpec = SectionSpec {
+    name: "sandbox",
+    owner: Owner::Takt,
+    keys: &[
+        "mode",
+        "network",
+        "allow_hosts",
+        "env",
+        "memory_mb",
+        "pids",
+        "cpu_seconds",
+        "file_size_mb",
+        "open_files",
+        "wall_clock_ms",
+        "read_only",
+        "read_write",
+        "user",
+    ],
+};
+
 /// Every section this crate validates.
 pub(crate) const SECTIONS: &[&SectionSpec] = &[
     &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH, &MODEL,
-    &CLAUDE, &BUILTIN,
+    &CLAUDE, &BUILTIN, &SANDBOX,
 ];
 
 /// Symphony extension sections takt recognizes but does not implement (SSH workers, Symphony's
@@ -163,7 +183,7 @@ pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability
 
 /// takt sections that are planned but not available in this build yet: a warning says so.
 pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] =
-    &["sandbox", "budget", "gates", "review", "risk", "schedules"];
+    &["budget", "gates", "review", "risk", "schedules"];
 
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{
     AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
-    PollingConfig, PublishConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
+    PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};
@@ -41,6 +41,8 @@ pub struct Workflow {
     pub claude: ClaudeConfig,
     /// Limits of the built-in agent loop (takt).
     pub builtin: BuiltinConfig,
+    /// How agent processes are confined (takt).
+    pub sandbox: SandboxConfig,
     /// The prompt body as a parsed strict Liquid template.
     pub prompt: PromptTemplate,
     /// Top-level sections this crate does not validate (unknown keys, Symphony's `worker` and
@@ -134,6 +136,7 @@ fn build(
         model: config.model,
         claude: config.claude,
         builtin: config.builtin,
+        sandbox: config.sandbox,
         extensions: config.extensions,
         warnings: config.warnings,
     })

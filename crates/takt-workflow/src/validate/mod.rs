@@ -4,8 +4,11 @@
 mod agents;
 mod paths;
 mod runtime;
+mod sandbox;
 mod takt;
 mod tracker;
+
+pub use sandbox::DEFAULT_SANDBOX_ENV;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +17,7 @@ pub use agents::DEFAULT_DENY_COMMANDS;
 
 use crate::config::{
     AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
-    PollingConfig, PublishConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
+    PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::Env;
 use crate::error::{ConfigWarning, WorkflowError};
@@ -49,6 +52,7 @@ pub(crate) struct Validated {
     pub model: ModelConfig,
     pub claude: ClaudeConfig,
     pub builtin: BuiltinConfig,
+    pub sandbox: SandboxConfig,
     pub extensions: BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<ConfigWarning>,
 }
@@ -89,6 +93,7 @@ pub(crate) fn validate(
         section(&schema::MODEL),
         section(&schema::CLAUDE),
         section(&schema::BUILTIN),
+        section(&schema::SANDBOX),
     ];
     let [
         tracker,
@@ -103,6 +108,7 @@ pub(crate) fn validate(
         model,
         claude,
         builtin,
+        sandbox,
     ] = &sections;
     let tracker = tracker::tracker(tracker, &mut report, path)?;
     let polling = runtime::polling(polling, &mut report);
@@ -119,6 +125,7 @@ pub(crate) fn validate(
     }
     let claude = agents::claude(claude, &mut report);
     let builtin = agents::builtin(builtin, &mut report);
+    let sandbox = sandbox::sandbox(sandbox, &mut report, dir, env);
 
     if !report.problems.is_empty() {
         let mut problems = report.problems;
@@ -149,6 +156,7 @@ pub(crate) fn validate(
         model,
         claude,
         builtin,
+        sandbox,
         extensions,
         warnings,
     })

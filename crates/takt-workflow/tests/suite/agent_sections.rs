@@ -99,3 +99,85 @@ fn builtin_limits_default_and_validate() {
         &["builtin.max_steps", "positive integer"],
     );
 }
+
+#[test]
+fn sandbox_defaults_confine_with_the_model_only_network() {
+    use takt_workflow::{SandboxMode, SandboxNetwork};
+    let wf = load_ok("---\n---\n");
+    assert_eq!(wf.sandbox.mode, SandboxMode::Auto);
+    assert_eq!(wf.sandbox.network, SandboxNetwork::Model);
+    assert_eq!(wf.sandbox.env, ["PATH", "LANG", "TERM"]);
+    assert_eq!(wf.sandbox.memory_mb, Some(4096));
+    assert_eq!(wf.sandbox.pids, Some(512));
+    assert_eq!(wf.sandbox.wall_clock_ms, None);
+    assert_eq!(wf.sandbox.user, "takt-agent");
+}
+
+#[test]
+fn sandbox_settings_are_read_and_paths_resolved() {
+    use takt_workflow::{SandboxMode, SandboxNetwork};
+    let wf = load_ok(
+        "---\nsandbox:\n  mode: bwrap\n  network: allowlist\n  allow_hosts: [registry.npmjs.org, '*.crates.io']\n  \
+         env: [PATH, HTTP_USER_AGENT]\n  memory_mb: 1024\n  pids: 64\n  cpu_seconds: 600\n  wall_clock_ms: 60000\n  \
+         read_only: [tools]\n  read_write: [/var/cache/shared]\n---\n",
+    );
+    assert_eq!(wf.sandbox.mode, SandboxMode::Bwrap);
+    assert_eq!(wf.sandbox.network, SandboxNetwork::Allowlist);
+    assert_eq!(
+        wf.sandbox.allow_hosts,
+        ["registry.npmjs.org", "*.crates.io"]
+    );
+    assert_eq!(wf.sandbox.env, ["PATH", "HTTP_USER_AGENT"]);
+    assert_eq!(wf.sandbox.memory_mb, Some(1024));
+    assert_eq!(wf.sandbox.cpu_seconds, Some(600));
+    assert_eq!(wf.sandbox.wall_clock_ms, Some(60000));
+    assert_eq!(wf.sandbox.read_only, [wf.dir.join("tools")]);
+    assert_eq!(
+        wf.sandbox.read_write,
+        [std::path::PathBuf::from("/var/cache/shared")]
+    );
+    // DESIGN.md's name for the model-only network.
+    let wf = load_ok("---\nsandbox: {network: gateway}\n---\n");
+    assert_eq!(wf.sandbox.network, SandboxNetwork::Model);
+}
+
+#[test]
+fn bad_sandbox_settings_say_what_and_how_to_fix() {
+    let err = load_err("---\nsandbox:\n  mode: docker\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["sandbox.mode", "docker", "auto, bwrap, landlock, none"],
+    );
+    let err = load_err("---\nsandbox:\n  mode: bwrapp\n---\n");
+    assert_error(&err, "invalid_workflow_config", &["did you mean `bwrap`?"]);
+    let err = load_err("---\nsandbox:\n  network: allowlist\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["allow_hosts", "is empty"],
+    );
+    let err =
+        load_err("---\nsandbox:\n  network: allowlist\n  allow_hosts: ['https://x.org/']\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["not a host name", "no scheme"],
+    );
+    let err = load_err("---\nsandbox:\n  read_write: [/]\n---\n");
+    assert_error(&err, "invalid_workflow_config", &["whole filesystem"]);
+    let err = load_err("---\nsandbox:\n  memory_mb: 0\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["sandbox.memory_mb", "positive"],
+    );
+    let err = load_err("---\nsandbox:\n  memroy_mb: 10\n---\n");
+    assert_error(&err, "invalid_workflow_config", &["memroy_mb", "memory_mb"]);
+    let err = load_err("---\nsandbox:\n  env: ['A=B']\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["not an environment variable name"],
+    );
+}

@@ -206,7 +206,7 @@ fn r007_symphony_extensions_takt_does_not_support_are_warned_and_kept() {
 
 #[test]
 fn r007_planned_takt_sections_are_warned_not_rejected() {
-    let workflow = load_ok("---\nsandbox:\n  mode: auto\nbudget: {per_task_usd: 5}\n---\n");
+    let workflow = load_ok("---\ngates:\n  - {name: unit}\nbudget: {per_task_usd: 5}\n---\n");
     let messages: Vec<&str> = workflow
         .warnings
         .iter()
@@ -215,7 +215,7 @@ fn r007_planned_takt_sections_are_warned_not_rejected() {
     assert_eq!(
         messages,
         [
-            "section `sandbox` is not available in this build of takt yet and is ignored",
+            "section `gates` is not available in this build of takt yet and is ignored",
             "section `budget` is not available in this build of takt yet and is ignored",
         ]
     );

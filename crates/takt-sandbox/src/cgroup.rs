@@ -1,0 +1,291 @@
+//! Per-launch cgroups: memory and pids limits where the daemon may set them (v1 controllers
+//! as root, v2 where delegated), and reliable tree kills. Every controller is optional; the
+//! report says which ones were applied.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::policy::Limits;
+
+/// A mounted hierarchy and this process's cgroup in it.
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    /// `memory`, `pids` (v1) or `unified` (v2).
+    name: &'static str,
+    /// Our own cgroup directory in it.
+    own: PathBuf,
+}
+
+fn hierarchies() -> Vec<Hierarchy> {
+    let Ok(membership) = fs_err::read_to_string("/proc/self/cgroup") else {
+        return Vec::new();
+    };
+    let Ok(mountinfo) = fs_err::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (name, mount) = if controllers.is_empty() {
+            ("unified", mount_point(&mountinfo, "cgroup2", None))
+        } else if controllers.split(',').any(|c| c == "memory") {
+            ("memory", mount_point(&mountinfo, "cgroup", Some("memory")))
+        } else if controllers.split(',').any(|c| c == "pids") {
+            ("pids", mount_point(&mountinfo, "cgroup", Some("pids")))
+        } else {
+            continue;
+        };
+        if let Some(mount) = mount {
+            found.push(Hierarchy {
+                name,
+                own: mount.join(path.trim_start_matches('/')),
+            });
+        }
+    }
+    found
+}
+
+/// The mount point of a cgroup filesystem (`controller` among the super options for v1).
+fn mount_point(mountinfo: &str, fstype: &str, controller: Option<&str>) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut right = right.split_whitespace();
+        if right.next()? != fstype {
+            return None;
+        }
+        let options = right.nth(1).unwrap_or_default();
+        if let Some(controller) = controller
+            && !options.split(',').any(|o| o == controller)
+        {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+fn writable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// What this daemon could use, for `takt doctor`.
+pub(crate) fn support() -> Vec<String> {
+    let mut out = Vec::new();
+    for hierarchy in hierarchies() {
+        if !writable(&hierarchy.own) {
+            continue;
+        }
+        match hierarchy.name {
+            "memory" => out.push("memory (v1)".to_owned()),
+            "pids" => out.push("pids (v1)".to_owned()),
+            _ => {
+                let delegated =
+                    fs_err::read_to_string(hierarchy.own.join("cgroup.subtree_control"))
+                        .unwrap_or_default();
+                for controller in ["memory", "pids"] {
+                    if delegated.split_whitespace().any(|c| c == controller) {
+                        out.push(format!("{controller} (v2)"));
+                    }
+                }
+                if hierarchy.own.join("cgroup.kill").exists() {
+                    out.push("kill (v2)".to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One launch's cgroups.
+#[derive(Debug, Default)]
+pub(crate) struct RunCgroups {
+    dirs: Vec<(&'static str, PathBuf)>,
+    pub applied: Vec<String>,
+}
+
+impl RunCgroups {
+    /// Creates `takt-<launch>` beside ourselves in every usable hierarchy and sets the limits
+    /// each can enforce. Failures only mean fewer controllers.
+    pub(crate) fn create(launch_id: &str, limits: &Limits) -> RunCgroups {
+        let mut groups = RunCgroups::default();
+        for hierarchy in hierarchies() {
+            if !writable(&hierarchy.own) {
+                continue;
+            }
+            let dir = hierarchy.own.join(format!("takt-{launch_id}"));
+            if let Err(error) = fs_err::create_dir(&dir)
+                && error.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                tracing::debug!(%error, "cgroup not created");
+                continue;
+            }
+            let set = |file: &str, value: String| fs_err::write(dir.join(file), value).is_ok();
+            match hierarchy.name {
+                "memory" => {
+                    if let Some(mb) = limits.memory_mb
+                        && set("memory.limit_in_bytes", (mb * 1024 * 1024).to_string())
+                    {
+                        // Without swap accounting the limit also bounds swap use.
+                        let _ = set(
+                            "memory.memsw.limit_in_bytes",
+                            (mb * 1024 * 1024).to_string(),
+                        );
+                        groups.applied.push(format!("memory {mb} MiB (cgroup v1)"));
+                    }
+                }
+                "pids" => {
+                    if let Some(pids) = limits.pids
+                        && set("pids.max", pids.to_string())
+                    {
+                        groups.applied.push(format!("pids {pids} (cgroup v1)"));
+                    }
+                }
+                _ => {
+                    if let Some(mb) = limits.memory_mb
+                        && dir.join("memory.max").exists()
+                        && set("memory.max", (mb * 1024 * 1024).to_string())
+                    {
+                        groups.applied.push(format!("memory {mb} MiB (cgroup v2)"));
+                    }
+                    if let Some(pids) = limits.pids
+                        && dir.join("pids.max").exists()
+                        && set("pids.max", pids.to_string())
+                    {
+                        groups.applied.push(format!("pids {pids} (cgroup v2)"));
+                    }
+                }
+            }
+            groups.dirs.push((hierarchy.name, dir));
+        }
+        groups
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.applied.iter().any(|a| a.starts_with(name))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    /// Moves this process in, so that everything it starts is accounted and limited.
+    pub(crate) fn enter(&self) {
+        let pid = std::process::id().to_string();
+        for (_, dir) in &self.dirs {
+            if let Err(error) = fs_err::write(dir.join("cgroup.procs"), &pid) {
+                tracing::debug!(%error, "could not enter the run cgroup");
+            }
+        }
+    }
+
+    /// OOM kills in the memory cgroup.
+    pub(crate) fn oom_kills(&self) -> u64 {
+        let mut kills = 0;
+        for (name, dir) in &self.dirs {
+            let (file, key) = match *name {
+                "memory" => ("memory.oom_control", "oom_kill"),
+                _ => ("memory.events", "oom_kill"),
+            };
+            kills += counter(&dir.join(file), key);
+        }
+        kills
+    }
+
+    /// Forks refused by the pids limit.
+    pub(crate) fn pids_refusals(&self) -> u64 {
+        self.dirs
+            .iter()
+            .map(|(_, dir)| counter(&dir.join("pids.events"), "max"))
+            .sum()
+    }
+
+    /// Leaves the cgroups, kills whatever is still in them, and removes them. Returns how many
+    /// processes had to be killed.
+    pub(crate) fn kill_and_remove(&self) -> u32 {
+        let mut killed = 0;
+        for (_, dir) in &self.dirs {
+            if let Some(parent) = dir.parent() {
+                let _ = fs_err::write(parent.join("cgroup.procs"), std::process::id().to_string());
+            }
+        }
+        for (_, dir) in &self.dirs {
+            killed += kill_members(dir);
+            let _ = fs_err::write(dir.join("cgroup.kill"), "1");
+        }
+        for (_, dir) in &self.dirs {
+            for _ in 0..100 {
+                if fs_err::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                kill_members(dir);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        killed
+    }
+}
+
+fn counter(file: &Path, key: &str) -> u64 {
+    fs_err::read_to_string(file)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let (name, value) = line.split_once(' ')?;
+                (name == key).then(|| value.trim().parse().ok()).flatten()
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn members(dir: &Path) -> Vec<i32> {
+    fs_err::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+fn kill_members(dir: &Path) -> u32 {
+    let own = i32::try_from(std::process::id()).unwrap_or(0);
+    let mut killed = 0;
+    for pid in members(dir) {
+        if pid != own && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Removes cgroups a killed supervisor of this daemon left behind (`takt-<prefix>*` beside
+/// ours; other daemons' are left alone), killing their members first. Called at startup.
+pub fn sweep_stale(prefix: &str) -> usize {
+    let ours = format!("takt-{prefix}");
+    let mut removed = 0;
+    for hierarchy in hierarchies() {
+        let Ok(entries) = fs_err::read_dir(&hierarchy.own) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(&ours));
+            if is_ours && path.is_dir() {
+                kill_members(&path);
+                let _ = fs_err::write(path.join("cgroup.kill"), "1");
+                std::thread::sleep(Duration::from_millis(20));
+                if fs_err::remove_dir(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
+}

@@ -1,0 +1,77 @@
+//! The inner stage: runs as the agent user, inside bubblewrap (or directly under Landlock),
+//! applies the last layers to itself and becomes (or starts) the agent.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+
+use crate::rules;
+use crate::spec::{InnerSpec, SPEC_VERSION, read_json};
+
+/// File in the launch's io directory where the inner stage records the layers it applied.
+pub(crate) const LAYERS_FILE: &str = "layers";
+
+pub(crate) fn run(spec_path: &Path) -> i32 {
+    let spec: InnerSpec = match read_json(spec_path) {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("takt sandbox: {error}");
+            return 125;
+        }
+    };
+    if spec.version != SPEC_VERSION {
+        eprintln!(
+            "takt sandbox: spec version {} is not {SPEC_VERSION}: the helper binary is from another build",
+            spec.version
+        );
+        return 125;
+    }
+    // A new session: the agent cannot reach the daemon's terminal (TIOCSTI) or its group.
+    let _ = nix::unistd::setsid();
+    let mut layers = rules::apply_rlimits(&spec.limits, false);
+    layers.extend(rules::apply_nproc(&spec.limits));
+    match rules::apply_landlock(
+        &spec.writable,
+        spec.readable.as_deref(),
+        spec.connect_ports.as_deref(),
+    ) {
+        Ok(layer) => layers.push(layer),
+        Err(reason) if spec.require_landlock => {
+            eprintln!("takt sandbox: landlock could not be applied: {reason}");
+            return 126;
+        }
+        Err(reason) => layers.push(format!("landlock unavailable ({reason})")),
+    }
+    match rules::apply_seccomp(spec.deny_datagram) {
+        Ok(layer) => layers.push(layer),
+        Err(reason) if spec.deny_datagram => {
+            eprintln!("takt sandbox: the seccomp filter could not be applied: {reason}");
+            return 126;
+        }
+        Err(reason) => layers.push(format!("seccomp unavailable ({reason})")),
+    }
+    layers.push("no_new_privs".into());
+    if let Some(io) = &spec.io_dir {
+        let _ = fs_err::write(io.join(LAYERS_FILE), layers.join("\n"));
+    }
+    if let Err(reason) = crate::relay::start_inside(&spec.relays) {
+        eprintln!("takt sandbox: {reason}");
+        return 126;
+    }
+    let mut command = std::process::Command::new(&spec.program);
+    command.args(&spec.args);
+    if spec.relays.is_empty() {
+        let error = command.exec();
+        eprintln!("takt sandbox: cannot run {}: {error}", spec.program);
+        return 127;
+    }
+    // The relays live in this process, so it stays as the agent's parent.
+    match command.status() {
+        Ok(status) => status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        Err(error) => {
+            eprintln!("takt sandbox: cannot run {}: {error}", spec.program);
+            127
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The daemon side: turn "run this program for this run" into a command that starts the
+//! supervisor with a spec file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::SandboxError;
+use crate::policy::{Mechanism, Network, Policy};
+use crate::probe::HostReport;
+use crate::spec::{ExecSpec, SPEC_VERSION, write_json};
+use crate::user::AgentUser;
+
+/// What one run contributes: where its workspace and private files are.
+#[derive(Debug, Clone)]
+pub struct RunScope {
+    pub run_id: String,
+    /// Read-write inside.
+    pub workspace: PathBuf,
+    /// The run's private directory (never visible inside; specs and reports live here).
+    pub run_dir: PathBuf,
+    /// Git metadata the workspace points into (a worktree's mirror): read-only inside.
+    pub git_dirs: Vec<PathBuf>,
+}
+
+impl RunScope {
+    /// The run's agent directory: read-write inside (prompts, per-run agent configuration
+    /// such as `CODEX_HOME`).
+    pub fn agent_dir(&self) -> PathBuf {
+        agent_dir(&self.run_dir)
+    }
+}
+
+/// `<run_dir>/agent`, the part of a run directory an agent may see.
+pub fn agent_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("agent")
+}
+
+/// One program to start confined.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// The backend's own variables (run token, config paths); added to the allow-listed ones.
+    pub env: Vec<(String, String)>,
+    /// Extra read-only paths the backend needs (its CLI's install directory).
+    pub read_only: Vec<PathBuf>,
+}
+
+/// The sandbox every agent process of a daemon starts through.
+#[derive(Debug)]
+pub struct Sandbox {
+    mechanism: Mechanism,
+    policy: Policy,
+    helper: PathBuf,
+    bwrap: Option<PathBuf>,
+    agent_user: Option<AgentUser>,
+    model: Option<SocketAddr>,
+    /// Prefix of this daemon's cgroup names, so a restart sweeps only its own.
+    key: String,
+    launches: AtomicU64,
+}
+
+impl Sandbox {
+    /// The sandbox `policy` gets on this host; fails when its mode cannot be had (never
+    /// silently unconfined).
+    pub fn new(
+        policy: Policy,
+        host: &HostReport,
+        helper: PathBuf,
+        key: &str,
+    ) -> Result<Sandbox, SandboxError> {
+        let mechanism = host.resolve(policy.mode)?;
+        let agent_user = match (&host.agent_user, mechanism) {
+            (_, Mechanism::Unconfined) | (None, _) => None,
+            (Some(Ok(user)), _) => Some(user.clone()),
+            (Some(Err(reason)), _) => {
+                return Err(SandboxError::AgentUser {
+                    user: policy.user,
+                    reason: reason.clone(),
+                });
+            }
+        };
+        Ok(Sandbox {
+            mechanism,
+            policy,
+            helper,
+            bwrap: host.bwrap.as_ref().ok().map(|(path, _)| path.clone()),
+            agent_user,
+            model: None,
+            key: key.to_owned(),
+            launches: AtomicU64::new(0),
+        })
+    }
+
+    /// Unconfined, with the environment filtered: for tests of the backends themselves and for
+    /// `sandbox.mode: none`.
+    pub fn unconfined(policy: Policy) -> Sandbox {
+        Sandbox {
+            mechanism: Mechanism::Unconfined,
+            policy,
+            helper: PathBuf::new(),
+            bwrap: None,
+            agent_user: None,
+            model: None,
+            key: String::new(),
+            launches: AtomicU64::new(0),
+        }
+    }
+
+    /// The daemon's model endpoint, relayed into every sandbox.
+    pub fn with_model_endpoint(mut self, endpoint: SocketAddr) -> Sandbox {
+        self.model = Some(endpoint);
+        self
+    }
+
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// One line for evidence: mechanism, user, network.
+    pub fn describe(&self) -> String {
+        match self.mechanism {
+            Mechanism::Unconfined => {
+                "unsandboxed (sandbox.mode: none): the agent runs as the daemon's user".into()
+            }
+            mechanism => format!(
+                "sandbox {} as {}, network {}",
+                mechanism.as_str(),
+                self.agent_user
+                    .as_ref()
+                    .map_or("the daemon's user", |u| u.name.as_str()),
+                self.policy.network.as_str()
+            ),
+        }
+    }
+
+    /// The prefix of this daemon's cgroups (for [`crate::cgroup_sweep`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// A command that runs `launch` for `scope` inside the sandbox. Its stdio is piped; it
+    /// leads its own process group and is killed when dropped. With `Mechanism::Unconfined`
+    /// it is the program itself with the filtered environment.
+    pub fn command(
+        &self,
+        scope: &RunScope,
+        launch: Launch,
+    ) -> Result<tokio::process::Command, SandboxError> {
+        let env = self.environment(&launch);
+        let mut command = if self.mechanism == Mechanism::Unconfined {
+            let mut command = tokio::process::Command::new(&launch.program);
+            command
+                .args(&launch.args)
+                .current_dir(&launch.cwd)
+                .env_clear()
+                .envs(env);
+            command
+        } else {
+            let spec_path = self.write_spec(scope, launch, env)?;
+            let mut command = tokio::process::Command::new(&self.helper);
+            command.arg(crate::SUPERVISE_ARG).arg(spec_path).env_clear();
+            command
+        };
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        Ok(command)
+    }
+
+    fn environment(&self, launch: &Launch) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .policy
+            .env
+            .iter()
+            .filter_map(|name| Some((name.clone(), std::env::var_os(name)?.into_string().ok()?)))
+            .collect();
+        if self.mechanism == Mechanism::Unconfined
+            && let Some(home) = std::env::var_os("HOME").and_then(|h| h.into_string().ok())
+        {
+            env.push(("HOME".into(), home));
+        }
+        for (name, value) in toolchain_env() {
+            if !env.iter().any(|(n, _)| *n == name) {
+                env.push((name, value));
+            }
+        }
+        for (name, value) in &launch.env {
+            env.retain(|(n, _)| n != name);
+            env.push((name.clone(), value.clone()));
+        }
+        env
+    }
+
+    fn write_spec(
+        &self,
+        scope: &RunScope,
+        launch: Launch,
+        env: Vec<(String, String)>,
+    ) -> Result<PathBuf, SandboxError> {
+        let seq = self.launches.fetch_add(1, Ordering::Relaxed);
+        // Unique across concurrent daemons: cgroups of all of them live side by side.
+        let launch_id = format!(
+            "{}-{}-{}-{seq}",
+            self.key,
+            std::process::id(),
+            sanitize(&scope.run_id)
+        );
+        let launch_dir = scope.run_dir.join("sandbox").join(&launch_id);
+        fs_err::create_dir_all(&launch_dir)
+            .map_err(|error| SandboxError::io("creating", &launch_dir, error))?;
+        let agent_dir = scope.agent_dir();
+        fs_err::create_dir_all(&agent_dir)
+            .map_err(|error| SandboxError::io("creating", &agent_dir, error))?;
+        let mut writable = vec![scope.workspace.clone(), agent_dir.clone()];
+        writable.extend(self.policy.read_write.iter().cloned());
+        let mut readable: Vec<PathBuf> = scope.git_dirs.clone();
+        readable.extend(launch.read_only.iter().cloned());
+        readable.extend(self.policy.read_only.iter().cloned());
+        readable.extend(toolchain_dirs());
+        readable.retain(|path| !writable.iter().any(|w| w == path));
+        readable.dedup();
+        let spec = ExecSpec {
+            version: SPEC_VERSION,
+            mechanism: self.mechanism,
+            helper: self.helper.clone(),
+            bwrap: self.bwrap.clone(),
+            program: launch.program,
+            args: launch.args,
+            cwd: launch.cwd,
+            env,
+            writable,
+            readable,
+            home: agent_dir.join("home"),
+            network: self.policy.network.clone(),
+            model: match self.policy.network {
+                Network::None => None,
+                _ => self.model,
+            },
+            limits: self.policy.limits.clone(),
+            agent_user: self.agent_user.clone(),
+            launch_dir: launch_dir.clone(),
+            launch_id,
+        };
+        let path = launch_dir.join("spec.json");
+        write_json(&path, &spec)?;
+        Ok(path)
+    }
+}
+
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(48)
+        .collect()
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(PathBuf::from)
+}
+
+/// Toolchain directories named by PATH that live outside the system directories (a Rust
+/// toolchain in `~/.cargo`, a Node install in `/opt/node`): visible read-only. A PATH entry
+/// directly in the operator's HOME is bound alone, never its parent.
+fn toolchain_dirs() -> Vec<PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    let home = home();
+    let mut dirs = Vec::new();
+    for entry in std::env::split_paths(&path) {
+        if !entry.is_absolute()
+            || ["/usr", "/bin", "/sbin", "/lib"]
+                .iter()
+                .any(|system| entry.starts_with(system))
+            || !entry.is_dir()
+        {
+            continue;
+        }
+        let parent = entry
+            .parent()
+            .filter(|_| entry.ends_with("bin"))
+            .filter(|parent| {
+                *parent != Path::new("/")
+                    && home.as_deref().is_none_or(|home| !home.starts_with(parent))
+            });
+        let dir = parent.map_or_else(|| entry.clone(), Path::to_path_buf);
+        if dir.ends_with(".cargo")
+            && let Some(rustup) = dir.parent().map(|p| p.join(".rustup"))
+            && rustup.is_dir()
+        {
+            dirs.push(rustup);
+        }
+        dirs.push(dir);
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// With a private HOME, rustup and cargo must be told where their homes are.
+fn toolchain_env() -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for dir in toolchain_dirs() {
+        let name = if dir.ends_with(".cargo") {
+            "CARGO_HOME"
+        } else if dir.ends_with(".rustup") {
+            "RUSTUP_HOME"
+        } else {
+            continue;
+        };
+        if let Some(text) = dir.to_str() {
+            env.push((name.to_owned(), text.to_owned()));
+        }
+    }
+    env
+}

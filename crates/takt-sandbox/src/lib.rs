@@ -1,0 +1,64 @@
+//! One sandbox for every agent process.
+//!
+//! The daemon never sets up confinement in its own address space: it re-executes its own
+//! binary as a *supervisor* ([`helper_main`], the codex-rs arg0 pattern) with a spec file
+//! written by [`Sandbox::command`]. The supervisor, outside the sandbox, prepares what needs
+//! privileges (cgroups, dropping root to the agent user, staging bind sources), relays the
+//! model endpoint and the egress proxy over unix sockets, starts bubblewrap, enforces the wall
+//! clock, and writes a [`ContainmentReport`]. Inside, an *inner* stage applies rlimits,
+//! Landlock and a seccomp filter, starts the loopback relays, and runs the agent.
+//!
+//! Layout: [`policy`] (what the workflow asks for), [`probe`] (what this host can do),
+//! [`launch`] (the daemon side), [`spec`] (the files between the stages), [`bwrap`] (argv),
+//! `supervisor` and `inner` (the two helper stages), `cgroup`, `rules` (Landlock and seccomp),
+//! `relay` and `egress` (networking), [`report`].
+
+pub mod bwrap;
+mod cgroup;
+mod egress;
+mod error;
+mod inner;
+pub mod launch;
+pub mod policy;
+pub mod probe;
+mod relay;
+pub mod report;
+mod rules;
+pub mod spec;
+mod stage;
+mod supervisor;
+pub mod user;
+
+pub use cgroup::sweep_stale as cgroup_sweep;
+pub use error::SandboxError;
+pub use launch::{Launch, RunScope, Sandbox};
+pub use policy::{Limits, Mechanism, Mode, Network, Policy};
+pub use probe::{HostReport, probe};
+pub use report::{ContainmentReport, Violation, ViolationKind};
+
+/// The hidden subcommand that runs the supervisor stage.
+pub const SUPERVISE_ARG: &str = "__sandbox-supervise";
+/// The hidden subcommand that runs the inner stage (inside bubblewrap, or directly under
+/// Landlock).
+pub const INNER_ARG: &str = "__sandbox-inner";
+/// The hidden subcommand that probes a mechanism in a child process (`takt doctor`).
+pub const PROBE_ARG: &str = "__sandbox-probe";
+
+/// Runs a helper stage when the process was started as one (`argv[1]` is
+/// [`SUPERVISE_ARG`] or [`INNER_ARG`]) and returns its exit code; `None` for a normal start.
+/// The binary calls this first thing in `main`, before any runtime or thread exists, because
+/// the supervisor may need to `unshare` its mount namespace.
+pub fn helper_main(args: &[std::ffi::OsString]) -> Option<i32> {
+    let stage = args.get(1)?.to_str()?;
+    let spec = args.get(2).map(std::path::PathBuf::from);
+    match (stage, spec) {
+        (SUPERVISE_ARG, Some(spec)) => Some(supervisor::run(&spec)),
+        (INNER_ARG, Some(spec)) => Some(inner::run(&spec)),
+        (PROBE_ARG, _) => Some(rules::probe_landlock()),
+        (SUPERVISE_ARG | INNER_ARG, None) => {
+            eprintln!("takt sandbox helper: missing the spec file argument");
+            Some(125)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,418 @@
+//! The escape suite: a hostile script tries each way out; every attempt must be contained
+//! and, where the sandbox can observe it, reported.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use takt_sandbox::{Mode, Network, ViolationKind};
+
+use super::*;
+
+fn for_each_mode(test: impl AsyncFn(Mode)) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for mode in modes() {
+        runtime.block_on(test(mode));
+    }
+}
+
+#[test]
+fn secrets_outside_the_workspace_are_unreadable() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let script = format!(
+            "cat {secret} {other}/secret.txt {db} /etc/shadow /root/.ssh/id_rsa 2>&1; ls /root 2>&1; echo done",
+            secret = h.outside_secret.display(),
+            other = h.other_workspace.display(),
+            db = h.state_db.display()
+        );
+        let ran = run(&sandbox, &h, &script).await;
+        let all = ran.all();
+        assert!(ran.stdout.contains("done"), "{mode:?}: {all}");
+        for sentinel in [
+            "OPERATOR-KEY-SENTINEL",
+            "OTHER-TASK-SENTINEL",
+            "STATE-DB-SENTINEL",
+            "root:",
+        ] {
+            assert!(
+                !ran.stdout.contains(sentinel),
+                "{mode:?} leaked {sentinel}: {all}"
+            );
+        }
+    });
+}
+
+/// The control for the tests above: without a sandbox the same script does read the
+/// secrets, so their passing means the sandbox stopped it.
+#[tokio::test]
+async fn unconfined_the_same_script_reads_the_secrets() {
+    let h = Harness::new();
+    let sandbox = takt_sandbox::Sandbox::unconfined(policy(Mode::None));
+    let script = format!(
+        "cat {} {}/secret.txt",
+        h.outside_secret.display(),
+        h.other_workspace.display()
+    );
+    let ran = run(&sandbox, &h, &script).await;
+    assert!(
+        ran.stdout.contains("OPERATOR-KEY-SENTINEL"),
+        "{}",
+        ran.all()
+    );
+    assert!(ran.stdout.contains("OTHER-TASK-SENTINEL"), "{}", ran.all());
+}
+
+#[test]
+fn writes_land_only_in_the_workspace() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let script = format!(
+            "echo ok > inside.txt; echo x > {other}/pwned; echo x > {mirror}/hooks-pwned; \
+             echo x >> {mirror}/config; echo x > /usr/pwned; echo x > {root}/pwned; echo finished",
+            other = h.other_workspace.display(),
+            mirror = h.mirror().display(),
+            root = h.root.path().display()
+        );
+        let ran = run(&sandbox, &h, &script).await;
+        let all = ran.all();
+        assert!(ran.stdout.contains("finished"), "{mode:?}: {all}");
+        assert_eq!(
+            std::fs::read_to_string(h.workspace().join("inside.txt")).unwrap(),
+            "ok\n"
+        );
+        assert!(!h.other_workspace.join("pwned").exists(), "{mode:?}: {all}");
+        assert!(!h.mirror().join("hooks-pwned").exists(), "{mode:?}: {all}");
+        assert_eq!(
+            std::fs::read_to_string(h.mirror().join("config")).unwrap(),
+            "[core]\n"
+        );
+        assert!(!std::path::Path::new("/usr/pwned").exists());
+        assert!(!h.root.path().join("pwned").exists(), "{mode:?}: {all}");
+    });
+}
+
+#[test]
+fn the_environment_holds_only_allowed_variables() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let ran = run(&sandbox, &h, "env").await;
+        let names: Vec<&str> = ran
+            .stdout
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .collect();
+        // cargo sets CARGO_* for this test process; none may pass.
+        assert!(
+            !names.iter().any(|n| n.starts_with("CARGO_PKG")),
+            "{mode:?}: {names:?}"
+        );
+        for name in &names {
+            assert!(
+                [
+                    "PATH",
+                    "LANG",
+                    "TERM",
+                    "HOME",
+                    "TMPDIR",
+                    "TAKT_RUN_ID",
+                    "PWD",
+                    "SHLVL",
+                    "_",
+                    "CARGO_HOME",
+                    "RUSTUP_HOME",
+                    "OLDPWD"
+                ]
+                .contains(name),
+                "{mode:?}: unexpected variable {name} in {names:?}"
+            );
+        }
+        assert!(names.contains(&"TAKT_RUN_ID"), "{mode:?}: {}", ran.all());
+    });
+}
+
+/// A one-shot TCP server standing in for the daemon's model endpoint.
+fn fake_model() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = stream
+                .write_all(format!("MODEL-SAW:{}", String::from_utf8_lossy(&buf[..n])).as_bytes());
+        }
+    });
+    addr
+}
+
+const PROBE: &str = r#"
+import socket, sys
+def attempt(host, port):
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+        s.sendall(b"hello")
+        print(host, port, "CONNECTED", s.recv(100).decode())
+    except Exception as e:
+        print(host, port, "REFUSED", type(e).__name__)
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    attempt(host, int(port))
+try:
+    socket.getaddrinfo("example.com", 80)
+    print("DNS RESOLVED")
+except Exception as e:
+    print("DNS FAILED", type(e).__name__)
+try:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"x", ("8.8.8.8", 53))
+    print("UDP SENT")
+except Exception as e:
+    print("UDP REFUSED", type(e).__name__)
+"#;
+
+/// Runs the network probe against `targets` (`host:port`) inside the sandbox.
+async fn probe_network(sandbox: &takt_sandbox::Sandbox, h: &Harness, targets: &[String]) -> Ran {
+    std::fs::write(h.workspace().join("probe.py"), PROBE).unwrap();
+    run(
+        sandbox,
+        h,
+        &format!("python3 probe.py {}", targets.join(" ")),
+    )
+    .await
+}
+
+#[test]
+fn only_the_model_endpoint_is_reachable() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let model = fake_model();
+        // Another service on the host's loopback (the daemon's HTTP port, say).
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let other_port = other.local_addr().unwrap().port();
+        let sandbox = sandbox(policy(mode), Some(model));
+        let targets = [
+            format!("127.0.0.1:{}", model.port()),
+            format!("127.0.0.1:{other_port}"),
+            "93.184.215.14:80".to_owned(),
+        ];
+        let ran = probe_network(&sandbox, &h, &targets).await;
+        let all = ran.all();
+        assert!(
+            ran.stdout.contains(&format!(
+                "127.0.0.1 {} CONNECTED MODEL-SAW:hello",
+                model.port()
+            )),
+            "{mode:?}: the model must be reachable: {all}"
+        );
+        assert!(
+            ran.stdout
+                .contains(&format!("127.0.0.1 {other_port} REFUSED")),
+            "{mode:?}: {all}"
+        );
+        assert!(
+            ran.stdout.contains("93.184.215.14 80 REFUSED"),
+            "{mode:?}: {all}"
+        );
+        assert!(ran.stdout.contains("DNS FAILED"), "{mode:?}: {all}");
+        assert!(!ran.stdout.contains("UDP SENT"), "{mode:?}: {all}");
+        drop(other);
+    });
+}
+
+#[test]
+fn network_none_reaches_nothing() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let model = fake_model();
+        let mut policy = policy(mode);
+        policy.network = Network::None;
+        let sandbox = sandbox(policy, Some(model));
+        let ran = probe_network(&sandbox, &h, &[format!("127.0.0.1:{}", model.port())]).await;
+        assert!(ran.stdout.contains("REFUSED"), "{mode:?}: {}", ran.all());
+        assert!(!ran.stdout.contains("CONNECTED"), "{mode:?}: {}", ran.all());
+    });
+}
+
+#[test]
+fn a_fork_bomb_is_contained_and_reported() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let mut policy = policy(mode);
+        policy.limits.pids = Some(32);
+        policy.limits.wall_clock_ms = Some(4_000);
+        let sandbox = sandbox(policy, None);
+        let ran = run(
+            &sandbox,
+            &h,
+            "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo forked; wait",
+        )
+        .await;
+        let report = ran.report.clone().expect("a report");
+        let kinds: Vec<ViolationKind> = report.violations.iter().map(|v| v.kind).collect();
+        if takt_sandbox::user::running_as_root() {
+            // cgroups: the refusals are counted and reported.
+            assert!(
+                kinds.contains(&ViolationKind::Pids),
+                "{mode:?}: {}",
+                ran.all()
+            );
+        }
+        assert!(
+            ran.stderr.to_lowercase().contains("fork"),
+            "{mode:?}: {}",
+            ran.all()
+        );
+        assert!(
+            alive_with("sleep\x0030").is_empty(),
+            "{mode:?}: bomb survivors"
+        );
+    });
+}
+
+#[test]
+fn memory_past_the_limit_is_killed_or_refused() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let mut policy = policy(mode);
+        policy.limits.memory_mb = Some(100);
+        let sandbox = sandbox(policy, None);
+        let ran = run(&sandbox, &h, "python3 -c 'b = bytearray(300*1024*1024); b[::4096] = b\"x\" * len(b[::4096]); print(\"ALLOCATED\")'").await;
+        assert!(!ran.stdout.contains("ALLOCATED"), "{mode:?}: {}", ran.all());
+        assert_ne!(ran.code, Some(0), "{mode:?}: {}", ran.all());
+        if takt_sandbox::user::running_as_root() {
+            let report = ran.report.clone().expect("a report");
+            assert!(
+                report
+                    .violations
+                    .iter()
+                    .any(|v| v.kind == ViolationKind::Memory),
+                "{mode:?}: an OOM kill must be reported: {}",
+                ran.all()
+            );
+        }
+    });
+}
+
+#[test]
+fn the_wall_clock_kills_and_is_reported() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let mut policy = policy(mode);
+        policy.limits.wall_clock_ms = Some(500);
+        let sandbox = sandbox(policy, None);
+        let started = std::time::Instant::now();
+        let ran = run(&sandbox, &h, "sleep 30").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{mode:?}: not killed"
+        );
+        let report = ran.report.clone().expect("a report");
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.kind == ViolationKind::WallClock),
+            "{mode:?}: {}",
+            ran.all()
+        );
+    });
+}
+
+fn alive_with(token: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(token))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn no_background_process_outlives_the_run() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        // setsid and a double fork: escapes a process group, not the sandbox.
+        let ran = run(
+            &sandbox,
+            &h,
+            "(setsid sleep 3171 &) ; (sleep 3172 &) ; echo left",
+        )
+        .await;
+        assert!(ran.stdout.contains("left"), "{mode:?}: {}", ran.all());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (!alive_with("3171").is_empty() || !alive_with("3172").is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            alive_with("sleep\x003171").is_empty(),
+            "{mode:?}: setsid'd process survived"
+        );
+        assert!(
+            alive_with("sleep\x003172").is_empty(),
+            "{mode:?}: background process survived"
+        );
+    });
+}
+
+#[test]
+fn symlinks_out_of_the_workspace_lead_nowhere() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let script = format!(
+            "ln -s {secret} leak; ln -s {other} other; cat leak 2>&1; cat other/secret.txt 2>&1; echo x > other/planted 2>&1; echo done",
+            secret = h.outside_secret.display(),
+            other = h.other_workspace.display()
+        );
+        let ran = run(&sandbox, &h, &script).await;
+        assert!(ran.stdout.contains("done"), "{mode:?}: {}", ran.all());
+        assert!(!ran.stdout.contains("SENTINEL"), "{mode:?}: {}", ran.all());
+        assert!(!h.other_workspace.join("planted").exists(), "{mode:?}");
+    });
+}
+
+#[test]
+fn reports_say_how_the_run_was_confined() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let ran = run(&sandbox, &h, "exit 3").await;
+        assert_eq!(ran.code, Some(3), "{mode:?}: {}", ran.all());
+        let report = ran.report.expect("a report");
+        assert_eq!(report.exit_code, Some(3));
+        assert_eq!(
+            report.mechanism,
+            if mode == Mode::Bwrap {
+                "bwrap"
+            } else {
+                "landlock"
+            }
+        );
+        assert!(
+            report.layers.iter().any(|l| l.starts_with("landlock")),
+            "{report:?}"
+        );
+        assert!(
+            report.layers.iter().any(|l| l.starts_with("seccomp")),
+            "{report:?}"
+        );
+        if takt_sandbox::user::running_as_root() {
+            assert_eq!(report.user, "takt-agent");
+        }
+        assert!(report.violations.is_empty(), "{report:?}");
+    });
+}
