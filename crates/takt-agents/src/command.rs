@@ -6,7 +6,6 @@
 //! exits 0; the task then waits in `blocked` and the answer reaches the next run's prompt.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,7 +14,7 @@ use takt_core::ports::{
 };
 use takt_protocol::{AgentEvent, OutputStream};
 use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::lines::next_line;
 
@@ -36,6 +35,8 @@ pub struct CommandBackend {
     /// Environment variables removed from the agent's environment (tracker and provider
     /// secrets, R-066/R-140).
     pub remove_env: Vec<String>,
+    /// Where the command runs.
+    pub sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
 }
 
 #[async_trait]
@@ -53,12 +54,13 @@ impl AgentBackend for CommandBackend {
                 "command.run is empty: set it in WORKFLOW.md".into(),
             ));
         }
-        fs_err::tokio::create_dir_all(&context.run_dir)
+        fs_err::tokio::create_dir_all(crate::process::agent_dir(&context))
             .await
             .map_err(|error| AgentError::Io(error.to_string()))?;
         Ok(Box::new(CommandSession {
             run: self.run.clone(),
             remove_env: self.remove_env.clone(),
+            sandbox: self.sandbox.clone(),
             context,
             pgid: None,
         }))
@@ -68,39 +70,44 @@ impl AgentBackend for CommandBackend {
 struct CommandSession {
     run: String,
     remove_env: Vec<String>,
+    sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
     context: SessionContext,
     pgid: Option<u32>,
 }
 
 impl CommandSession {
     fn prompt_file(&self, turn: u32) -> PathBuf {
-        self.context.run_dir.join(format!("prompt-{turn}.md"))
+        crate::process::agent_dir(&self.context).join(format!("prompt-{turn}.md"))
     }
 
     fn question_file(&self, turn: u32) -> PathBuf {
-        self.context.run_dir.join(format!("question-{turn}.txt"))
+        crate::process::agent_dir(&self.context).join(format!("question-{turn}.txt"))
     }
 
     fn spawn(&self, turn: u32) -> Result<Child, AgentError> {
         let context = &self.context;
-        let mut command = Command::new("sh");
-        command
-            .arg("-lc")
-            .arg(&self.run)
-            .current_dir(&context.workspace)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in &self.remove_env {
-            command.env_remove(name);
-        }
-        command
-            .envs(crate::process::run_env(context))
-            .env("TAKT_TURN", turn.to_string())
-            .env("TAKT_PROMPT_FILE", self.prompt_file(turn))
-            .env("TAKT_QUESTION_FILE", self.question_file(turn));
+        let mut env = crate::process::run_env(context);
+        env.extend([
+            ("TAKT_TURN".to_owned(), turn.to_string()),
+            (
+                "TAKT_PROMPT_FILE".to_owned(),
+                self.prompt_file(turn).display().to_string(),
+            ),
+            (
+                "TAKT_QUESTION_FILE".to_owned(),
+                self.question_file(turn).display().to_string(),
+            ),
+        ]);
+        let launch = takt_sandbox::Launch {
+            program: "sh".into(),
+            args: vec!["-lc".into(), self.run.clone()],
+            cwd: context.workspace.clone(),
+            env,
+            read_only: Vec::new(),
+            remove_env: self.remove_env.clone(),
+        };
+        let mut command = crate::process::confined(&self.sandbox, context, launch)
+            .map_err(|error| AgentError::Spawn(error.to_string()))?;
         command.spawn().map_err(|error| {
             AgentError::Spawn(format!("could not run `sh -lc {}`: {error}", self.run))
         })

@@ -113,3 +113,61 @@ pub fn run_env(context: &takt_core::ports::SessionContext) -> Vec<(String, Strin
         ),
     ]
 }
+
+/// The sandbox scope of a session: its workspace read-write, its git metadata read-only, its
+/// run directory private.
+pub fn scope(context: &takt_core::ports::SessionContext) -> takt_sandbox::RunScope {
+    takt_sandbox::RunScope {
+        run_id: context.run_id.clone(),
+        workspace: context.workspace.clone(),
+        run_dir: context.run_dir.clone(),
+        git_dirs: context.git_dir.iter().cloned().collect(),
+    }
+}
+
+/// The part of the run directory the agent sees (prompts, `CODEX_HOME`, Claude's config).
+pub fn agent_dir(context: &takt_core::ports::SessionContext) -> std::path::PathBuf {
+    takt_sandbox::launch::agent_dir(&context.run_dir)
+}
+
+/// What a command string's program needs to be visible read-only: a program given by path is
+/// bound itself, or, inside `node_modules`, that whole directory (an npm-installed CLI and its
+/// packages). A bare name is found on the sandbox's PATH.
+pub fn install_paths(command: &str) -> Vec<std::path::PathBuf> {
+    let Some(first) = command.split_whitespace().next() else {
+        return Vec::new();
+    };
+    if !first.contains('/') {
+        return Vec::new();
+    }
+    let Ok(real) = fs_err::canonicalize(first) else {
+        return Vec::new();
+    };
+    let mut paths = vec![std::path::PathBuf::from(first)];
+    let inside_node_modules = real
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "node_modules"));
+    match inside_node_modules {
+        Some(dir) => paths.push(dir.to_path_buf()),
+        None => paths.push(real),
+    }
+    if let Some(dir) = std::path::Path::new(first)
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "node_modules"))
+    {
+        paths.push(dir.to_path_buf());
+    }
+    paths.retain(|path| path.is_absolute());
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The confined command for a session's process (stdio piped, own process group).
+pub fn confined(
+    sandbox: &takt_sandbox::Sandbox,
+    context: &takt_core::ports::SessionContext,
+    launch: takt_sandbox::Launch,
+) -> Result<tokio::process::Command, takt_sandbox::SandboxError> {
+    sandbox.command(&scope(context), launch)
+}

@@ -38,7 +38,11 @@ pub fn kind_for(workflow: &Workflow, issue: &Issue) -> Result<BackendKind> {
 }
 
 /// Builds the backend for one run from the workflow snapshot it starts with.
-pub fn backend_for(workflow: &Workflow, issue: &Issue) -> Result<Arc<dyn AgentBackend>> {
+pub fn backend_for(
+    workflow: &Workflow,
+    issue: &Issue,
+    sandbox: Arc<takt_sandbox::Sandbox>,
+) -> Result<Arc<dyn AgentBackend>> {
     let remove_env = secret_env_names(workflow);
     match kind_for(workflow, issue)? {
         BackendKind::Command => {
@@ -47,34 +51,56 @@ pub fn backend_for(workflow: &Workflow, issue: &Issue) -> Result<Arc<dyn AgentBa
                 .as_ref()
                 .map(|command| command.run.clone())
                 .context("this task runs on the command backend but `command.run` is missing")?;
-            Ok(Arc::new(takt_agents::CommandBackend { run, remove_env }))
+            Ok(Arc::new(takt_agents::CommandBackend {
+                run,
+                remove_env,
+                sandbox,
+            }))
         }
         BackendKind::Codex => {
             let codex = &workflow.codex;
-            Ok(Arc::new(CodexBackend::new(CodexSettings {
-                command: codex.command.clone(),
-                approval_policy: codex.approval_policy.clone(),
-                thread_sandbox: codex.thread_sandbox.clone(),
-                turn_sandbox_policy: codex.turn_sandbox_policy.clone(),
-                read_timeout: Duration::from_millis(codex.read_timeout_ms),
-                turn_timeout: Duration::from_millis(codex.turn_timeout_ms),
-                model: workflow.model.name.clone(),
-                remove_env,
-                policy: ApprovalRules::default(),
-            })))
+            // Codex's own sandbox is bubblewrap, which cannot nest under takt's Landlock layer;
+            // inside takt's sandbox it is redundant, so it is switched off unless the workflow
+            // asks for it explicitly.
+            let confined = sandbox.mechanism() != takt_sandbox::Mechanism::Unconfined;
+            let thread_sandbox = codex
+                .thread_sandbox
+                .clone()
+                .or_else(|| confined.then(|| "danger-full-access".to_owned()));
+            let turn_sandbox_policy = codex
+                .turn_sandbox_policy
+                .clone()
+                .or_else(|| confined.then(|| serde_json::json!({"type": "dangerFullAccess"})));
+            Ok(Arc::new(CodexBackend::new(
+                CodexSettings {
+                    command: codex.command.clone(),
+                    approval_policy: codex.approval_policy.clone(),
+                    thread_sandbox,
+                    turn_sandbox_policy,
+                    read_timeout: Duration::from_millis(codex.read_timeout_ms),
+                    turn_timeout: Duration::from_millis(codex.turn_timeout_ms),
+                    model: workflow.model.name.clone(),
+                    remove_env,
+                    policy: ApprovalRules::default(),
+                },
+                sandbox,
+            )))
         }
         BackendKind::Claude => {
             let claude = &workflow.claude;
-            Ok(Arc::new(ClaudeBackend::new(ClaudeSettings {
-                command: claude.command.clone(),
-                model: claude.model.clone().or_else(|| workflow.model.name.clone()),
-                permission_mode: claude.permission_mode.clone(),
-                allowed_tools: claude.allowed_tools.clone(),
-                disallowed_tools: claude.disallowed_tools.clone(),
-                denied_commands: workflow.builtin.deny_commands.clone(),
-                turn_timeout: Duration::from_millis(workflow.codex.turn_timeout_ms),
-                remove_env,
-            })))
+            Ok(Arc::new(ClaudeBackend::new(
+                ClaudeSettings {
+                    command: claude.command.clone(),
+                    model: claude.model.clone().or_else(|| workflow.model.name.clone()),
+                    permission_mode: claude.permission_mode.clone(),
+                    allowed_tools: claude.allowed_tools.clone(),
+                    disallowed_tools: claude.disallowed_tools.clone(),
+                    denied_commands: workflow.builtin.deny_commands.clone(),
+                    turn_timeout: Duration::from_millis(workflow.codex.turn_timeout_ms),
+                    remove_env,
+                },
+                sandbox,
+            )))
         }
         BackendKind::Builtin => {
             let limits = &workflow.builtin;
@@ -93,7 +119,7 @@ pub fn backend_for(workflow: &Workflow, issue: &Issue) -> Result<Arc<dyn AgentBa
                 remove_env,
                 ..BuiltinSettings::default()
             };
-            Ok(Arc::new(BuiltinBackend::new(settings)?))
+            Ok(Arc::new(BuiltinBackend::new(settings, sandbox)?))
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Daemon {
     inline: bool,
     /// The model endpoint agents reach their model through (when the backend uses one).
     models: Option<ModelEndpoint>,
+    /// Where every agent process runs; rebuilt when `sandbox` changes in WORKFLOW.md.
+    sandbox: Arc<takt_sandbox::Sandbox>,
+    /// What confinement this host offers, probed once.
+    host: Option<takt_sandbox::HostReport>,
     _lock: StateLock,
 }
 
@@ -127,10 +131,33 @@ impl Daemon {
             polls_answered: 0,
             inline: false,
             models: None,
+            sandbox: Arc::new(takt_sandbox::Sandbox::unconfined(
+                takt_sandbox::Policy::default(),
+            )),
+            host: None,
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
             daemon.models = Some(ModelEndpoint::start(&daemon.workflow).await?);
+        }
+        if mode != Mode::Inline {
+            let host = crate::sandbox::probe(&daemon.workflow)?;
+            let sandbox = crate::sandbox::build(
+                &daemon.workflow,
+                &host,
+                &daemon.state_dir,
+                daemon.models.as_ref().map(ModelEndpoint::addr),
+            )?;
+            info!(sandbox = %sandbox.describe(), "agents are confined");
+            let swept = takt_sandbox::cgroup_sweep(sandbox.key(), true);
+            if swept > 0 {
+                info!(
+                    swept,
+                    "removed sandbox cgroups a previous daemon left behind"
+                );
+            }
+            daemon.sandbox = Arc::new(sandbox);
+            daemon.host = Some(host);
         }
         daemon.sweep_orphans();
         daemon.recover_finished_runs().await?;
@@ -399,20 +426,21 @@ impl Daemon {
                 answers: answers_tx,
             },
         );
-        let backend = match crate::backends::backend_for(&self.workflow, &spec.issue) {
-            Ok(backend) => backend,
-            Err(error) => {
-                let _ = self.events_tx.send(Event::RunExited(takt_core::RunExit {
-                    run_id: spec.run_id,
-                    outcome: takt_protocol::RunOutcome::Failed,
-                    commit: None,
-                    error: Some(format!("failed to spawn agent: {error}")),
-                    turns: 0,
-                    question: None,
-                }));
-                return;
-            }
-        };
+        let backend =
+            match crate::backends::backend_for(&self.workflow, &spec.issue, self.sandbox.clone()) {
+                Ok(backend) => backend,
+                Err(error) => {
+                    let _ = self.events_tx.send(Event::RunExited(takt_core::RunExit {
+                        run_id: spec.run_id,
+                        outcome: takt_protocol::RunOutcome::Failed,
+                        commit: None,
+                        error: Some(format!("failed to spawn agent: {error}")),
+                        turns: 0,
+                        question: None,
+                    }));
+                    return;
+                }
+            };
         info!(issue_id = %spec.task_id, issue_identifier = %spec.issue.identifier, run_id = %spec.run_id, "dispatching");
         let model = self.models.as_ref().map(|models| {
             models.grant(
@@ -430,6 +458,7 @@ impl Daemon {
             backend,
             tracker: self.tracker.clone(),
             workspaces: self.workspaces.clone(),
+            sandbox: self.sandbox.clone(),
             events: self.events_tx.clone(),
             stop: stop_rx,
             answers: answers_rx,
@@ -498,6 +527,20 @@ impl Daemon {
                 self.engine.policy = policy_for(&workflow);
                 if let Some(models) = &self.models {
                     models.reload(&workflow);
+                }
+                if workflow.sandbox != self.workflow.sandbox
+                    && let Some(host) = &self.host
+                {
+                    let model = self.models.as_ref().map(ModelEndpoint::addr);
+                    match crate::sandbox::build(&workflow, host, &self.state_dir, model) {
+                        Ok(sandbox) => {
+                            info!(sandbox = %sandbox.describe(), "sandbox settings reloaded");
+                            self.sandbox = Arc::new(sandbox);
+                        }
+                        Err(error) => {
+                            error!("{error:#}; keeping the previous sandbox settings");
+                        }
+                    }
                 }
                 self.workflow = workflow;
             }
@@ -581,6 +624,8 @@ impl Daemon {
     /// Removes workspace directories no task owns any more (left by crashes or deleted state).
     /// A failed or cancelled task keeps its workspace for inspection and retries.
     async fn collect_garbage(&self) {
+        // Empty cgroups of launches whose supervisor was killed before it could clean up.
+        takt_sandbox::cgroup_sweep(self.sandbox.key(), false);
         let live: std::collections::HashSet<String> = self
             .engine
             .state

@@ -12,11 +12,18 @@ mod engine;
 mod exit;
 mod models;
 mod project;
+mod sandbox;
 mod worker;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The sandbox helper stages re-execute this binary; they must run before anything else
+    // (the supervisor may unshare its mount namespace, which needs a single thread).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = takt_sandbox::helper_main(&raw) {
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = args::Cli::parse();
     init_tracing(matches!(
         cli.command,

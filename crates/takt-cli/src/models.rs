@@ -29,6 +29,11 @@ pub struct ModelEndpoint {
 }
 
 impl ModelEndpoint {
+    /// Where the endpoint listens (relayed into every sandbox on the same port).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.gateway.addr()
+    }
+
     pub async fn start(workflow: &Workflow) -> Result<ModelEndpoint> {
         let mut mock = None;
         let upstream = match workflow.model.provider {

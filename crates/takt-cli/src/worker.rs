@@ -24,6 +24,8 @@ pub struct RunContext {
     pub backend: Arc<dyn AgentBackend>,
     pub tracker: Arc<dyn Tracker>,
     pub workspaces: Arc<WorkspaceManager>,
+    /// Where the agent's processes run.
+    pub sandbox: Arc<takt_sandbox::Sandbox>,
     pub run_dir: std::path::PathBuf,
     pub events: mpsc::UnboundedSender<Event>,
     pub stop: watch::Receiver<Option<StopReason>>,
@@ -171,6 +173,7 @@ async fn attempt(mut ctx: RunContext) {
             Ok(prompt) => converse(&mut ctx, &workspace, &base, prompt, &phase).await,
         }
     };
+    let ending = contained(&ctx, ending);
 
     phase(RunPhase::Finishing);
     let message = format!("{}: {}", identifier, ctx.spec.issue.title);
@@ -204,6 +207,52 @@ async fn attempt(mut ctx: RunContext) {
         ending.turns,
         ending.question,
     );
+}
+
+/// Reads the sandbox's reports of this run: every violation becomes an agent event, and a run
+/// that failed because of one ends as `sandbox_violation` (or `timed_out` at the wall clock)
+/// with the report as its error.
+fn contained(ctx: &RunContext, mut ending: Ending) -> Ending {
+    let Ok(launches) = fs_err::read_dir(ctx.run_dir.join("sandbox")) else {
+        return ending;
+    };
+    let mut violations = Vec::new();
+    for launch in launches.flatten() {
+        match takt_sandbox::ContainmentReport::read(&launch.path().join("report.json")) {
+            Ok(Some(report)) => violations.extend(report.violations),
+            Ok(None) => {}
+            Err(error) => warn!(%error, "unreadable sandbox report"),
+        }
+    }
+    for violation in &violations {
+        let _ = ctx.events.send(Event::AgentActivity {
+            run_id: ctx.spec.run_id.clone(),
+            event: AgentEvent::SandboxViolation {
+                kind: violation.kind.as_str().to_owned(),
+                detail: violation.detail.clone(),
+            },
+        });
+    }
+    if ending.outcome == RunOutcome::Failed
+        && let Some(first) = violations.first()
+    {
+        ending.outcome = if first.kind == takt_sandbox::ViolationKind::WallClock {
+            RunOutcome::TimedOut
+        } else {
+            RunOutcome::SandboxViolation
+        };
+        let details: Vec<&str> = violations.iter().map(|v| v.detail.as_str()).collect();
+        ending.error = Some(format!(
+            "the sandbox stopped the agent: {}{}",
+            details.join("; "),
+            ending
+                .error
+                .as_deref()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default()
+        ));
+    }
+    ending
 }
 
 async fn finish_hooks(ctx: &RunContext, workspace: &Workspace) {
@@ -297,7 +346,14 @@ async fn converse(
         workspace: workspace.path.clone(),
         run_dir: ctx.run_dir.clone(),
         model: ctx.model.clone(),
+        git_dir: Some(ctx.workspaces.settings().mirror_dir.clone()),
     };
+    let _ = ctx.events.send(Event::AgentActivity {
+        run_id: ctx.spec.run_id.clone(),
+        event: AgentEvent::Sandboxed {
+            description: ctx.sandbox.describe(),
+        },
+    });
     let mut session = match ctx.backend.start_session(session_context).await {
         Ok(session) => session,
         Err(error) => return Ending::failed(error.to_string(), 0),

@@ -99,11 +99,15 @@ pub struct SessionContext {
     pub attempt: u32,
     /// The agent's working directory; validated to lie under the workspace root.
     pub workspace: PathBuf,
-    /// A directory outside the workspace for the run's private files (prompts, logs,
-    /// per-run agent configuration such as `CODEX_HOME`).
+    /// A directory outside the workspace for the run's private files (logs, pid marks,
+    /// sandbox specs and reports). Only its `agent/` subdirectory (prompts, per-run agent
+    /// configuration such as `CODEX_HOME`) is visible to a sandboxed agent.
     pub run_dir: PathBuf,
     /// How the session reaches a model, for backends that use one.
     pub model: Option<ModelAccess>,
+    /// The git metadata the workspace points into (a worktree's shared mirror), from the
+    /// daemon's own records: the sandbox shows it read-only so git works inside.
+    pub git_dir: Option<PathBuf>,
 }
 
 /// How an agent reaches a model: the daemon's model endpoint and the run's own token. Agents

@@ -56,6 +56,17 @@ pub enum AgentEvent {
     Error {
         message: String,
     },
+    /// How one launch of the run's processes was confined (mechanism, user, network, limits);
+    /// an unconfined run says so too.
+    Sandboxed {
+        description: String,
+    },
+    /// Something the sandbox observed and stopped: a limit that killed or refused, the wall
+    /// clock, a refused connection.
+    SandboxViolation {
+        kind: String,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +94,8 @@ impl AgentEvent {
             AgentEvent::ApprovalRequired { .. } => "approval_required",
             AgentEvent::Output { .. } => "output",
             AgentEvent::Error { .. } => "error",
+            AgentEvent::Sandboxed { .. } => "sandboxed",
+            AgentEvent::SandboxViolation { .. } => "sandbox_violation",
         }
     }
 }

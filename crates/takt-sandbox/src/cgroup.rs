@@ -262,10 +262,12 @@ fn kill_members(dir: &Path) -> u32 {
     killed
 }
 
-/// Removes cgroups a killed supervisor of this daemon left behind (`takt-<prefix>*` beside
-/// ours; other daemons' are left alone), killing their members first. Called at startup.
-pub fn sweep_stale(prefix: &str) -> usize {
-    let ours = format!("takt-{prefix}");
+/// Removes cgroups of this daemon (`takt-<prefix>-*` beside ours; other daemons' are left
+/// alone) that a supervisor killed without its cleanup left behind. At startup (`kill`) their
+/// members are killed first; later only empty ones go, since a live run's always holds its
+/// supervisor.
+pub fn sweep_stale(prefix: &str, kill: bool) -> usize {
+    let ours = format!("takt-{prefix}-");
     let mut removed = 0;
     for hierarchy in hierarchies() {
         let Ok(entries) = fs_err::read_dir(&hierarchy.own) else {
@@ -278,9 +280,11 @@ pub fn sweep_stale(prefix: &str) -> usize {
                 .to_str()
                 .is_some_and(|name| name.starts_with(&ours));
             if is_ours && path.is_dir() {
-                kill_members(&path);
-                let _ = fs_err::write(path.join("cgroup.kill"), "1");
-                std::thread::sleep(Duration::from_millis(20));
+                if kill {
+                    kill_members(&path);
+                    let _ = fs_err::write(path.join("cgroup.kill"), "1");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 if fs_err::remove_dir(&path).is_ok() {
                     removed += 1;
                 }

@@ -47,6 +47,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Extra read-only paths the backend needs (its CLI's install directory).
     pub read_only: Vec<PathBuf>,
+    /// Names never passed from the daemon's environment even when `sandbox.env` lists them
+    /// (provider, tracker and forge secrets). `env` above still wins.
+    pub remove_env: Vec<String>,
 }
 
 /// The sandbox every agent process of a daemon starts through.
@@ -183,6 +186,7 @@ impl Sandbox {
             .policy
             .env
             .iter()
+            .filter(|name| !launch.remove_env.contains(name))
             .filter_map(|name| Some((name.clone(), std::env::var_os(name)?.into_string().ok()?)))
             .collect();
         if self.mechanism == Mechanism::Unconfined

@@ -146,11 +146,16 @@ async fn prepare_and_run(
             io_dir.join(name)
         }
     };
+    if bwrap_mode {
+        // Sockets are bound by relative name: a deep state directory would exceed the
+        // 108-byte limit of a socket path.
+        std::env::set_current_dir(&io_dir).map_err(|e| format!("{}: {e}", io_dir.display()))?;
+    }
     if spec.network != Network::None
         && let Some(model) = spec.model
     {
         if bwrap_mode {
-            let socket = io_dir.join("model.sock");
+            let socket = PathBuf::from("model.sock");
             tasks.push(
                 crate::relay::serve_outside(socket.clone(), model)
                     .map_err(|e| format!("model relay: {e}"))?,
@@ -165,7 +170,7 @@ async fn prepare_and_run(
         }
     }
     if let Network::Allowlist(hosts) = &spec.network {
-        let socket = io_dir.join("egress.sock");
+        let socket = PathBuf::from("egress.sock");
         let port = if bwrap_mode {
             let listener = tokio::net::UnixListener::bind(&socket)
                 .map_err(|e| format!("egress proxy: {e}"))?;

@@ -48,6 +48,9 @@ pub fn git_output(dir: &Path, args: &[&str]) -> Output {
             "user.email=e2e@takt.invalid",
             "-c",
             "commit.gpgsign=false",
+            // Workspaces belong to the sandbox's agent user when tests run as root.
+            "-c",
+            "safe.directory=*",
             "-c",
             "core.hooksPath=/dev/null",
         ])

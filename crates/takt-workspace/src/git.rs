@@ -314,13 +314,20 @@ impl Git {
         cwd: impl AsRef<Path>,
         untracked: bool,
     ) -> Result<Vec<StatusEntry>, GitError> {
+        Self::status_with(self.cmd(cwd), untracked).await
+    }
+
+    /// [`Git::status_porcelain`] with a prepared command (an explicit `GIT_DIR`, say).
+    pub async fn status_with(
+        command: GitCommand,
+        untracked: bool,
+    ) -> Result<Vec<StatusEntry>, GitError> {
         let untracked = if untracked {
             "--untracked-files=all"
         } else {
             "--untracked-files=no"
         };
-        let out = self
-            .cmd(cwd)
+        let out = command
             .env("GIT_OPTIONAL_LOCKS", "0")
             .args([
                 "status",

@@ -78,6 +78,10 @@ pub struct Workspace {
     pub branch: String,
     /// The base commit given to [`WorkspaceManager::ensure`]; changes are measured against it.
     pub base_sha: String,
+    /// The worktree's registration in the mirror (its git directory), found from the mirror's
+    /// side: takt's own git commands use it explicitly, so a `.git` file the agent rewrote
+    /// can point them nowhere else.
+    pub git_dir: PathBuf,
     /// Whether this call created the workspace; `after_create` ran only then.
     pub created_now: bool,
 }
@@ -241,18 +245,19 @@ impl WorkspaceManager {
         let guard = self.mirror_lock.lock().await;
         // Re-check under the lock: the path may have changed while we waited.
         self.layout.check_contained(&path)?;
-        let workspace = |created_now| Workspace {
+        let workspace = |created_now, git_dir| Workspace {
             path: path.clone(),
             key: key.clone(),
             identifier: identifier.to_owned(),
             branch: branch.clone(),
             base_sha: base.sha.clone(),
+            git_dir,
             created_now,
         };
         match self.inspect(&path).await? {
-            Existing::Worktree(_) => {
+            Existing::Worktree(admin) => {
                 tracing::debug!(identifier, path = %path.display(), "reusing workspace");
-                return Ok(workspace(false));
+                return Ok(workspace(false, admin));
             }
             Existing::Missing => {}
             Existing::Stale(what) => {
@@ -261,16 +266,25 @@ impl WorkspaceManager {
             }
         }
         self.add_worktree(&path, &branch, &base.sha).await?;
+        let Existing::Worktree(admin) = self.inspect(&path).await? else {
+            return Err(WorkspaceError::InvalidPath {
+                path: path.clone(),
+                reason: format!(
+                    "git created the worktree but it is not registered in the mirror {}",
+                    self.settings.mirror_dir.display()
+                ),
+            });
+        };
         let has_hook = self.settings.hooks.script(HookKind::AfterCreate).is_some();
         let marker = if has_hook {
-            Some(self.mark_creating(&path, identifier).await?)
+            Some(self.mark_creating(&admin, identifier).await?)
         } else {
             None
         };
         drop(guard);
         tracing::info!(identifier, path = %path.display(), branch = %branch, base = %base.sha, "workspace created");
 
-        let created = workspace(true);
+        let created = workspace(true, admin);
         if let Err(error) = self.run_hook(HookKind::AfterCreate, &created).await {
             // R-102 IMPL: remove the partial workspace so the next attempt re-runs the hook.
             if let Err(cleanup) = self.discard(&path).await {
@@ -330,16 +344,15 @@ impl WorkspaceManager {
             self.check_ref_name(name, "the attempt ref").await?;
         }
         let where_ = ws.path.display();
-        self.git
-            .cmd(&ws.path)
+        self.ws_cmd(ws)
             .hardened()
             .args(["add", "-A"])
             .run()
             .await
             .map_err(|e| WorkspaceError::git(format!("staging changes in {where_}"), e))?;
         let staged = !self
-            .git
-            .cmd(&ws.path)
+            .ws_cmd(ws)
+            .hardened()
             .args(["diff", "--cached", "--quiet"])
             .output_allowing(&[0, 1])
             .await
@@ -349,8 +362,7 @@ impl WorkspaceManager {
             .success();
         if staged {
             let full_message = commit_message(message, identifier);
-            self.git
-                .cmd(&ws.path)
+            self.ws_cmd(ws)
                 .hardened()
                 .takt_identity()
                 .args([
@@ -368,10 +380,9 @@ impl WorkspaceManager {
             tracing::debug!(identifier, path = %where_, "nothing to commit");
             return Ok(None);
         }
-        let head = self.head(&ws.path).await?;
+        let head = self.head(ws).await?;
         if let Some(name) = attempt_ref {
-            self.git
-                .cmd(&ws.path)
+            self.ws_cmd(ws)
                 .args(["update-ref", "-m", "takt: attempt result", name, &head])
                 .run()
                 .await
@@ -390,13 +401,13 @@ impl WorkspaceManager {
         ws: &Workspace,
         base_sha: &str,
     ) -> Result<bool, WorkspaceError> {
-        let head = self.head(&ws.path).await?;
+        let head = self.head(ws).await?;
         if head == base_sha {
             return Ok(false);
         }
         let contained = self
             .git
-            .is_ancestor(&ws.path, &head, base_sha)
+            .is_ancestor(&self.settings.mirror_dir, &head, base_sha)
             .await
             .map_err(|e| {
                 WorkspaceError::git(
@@ -412,21 +423,21 @@ impl WorkspaceManager {
 
     /// Uncommitted changes in the workspace, untracked files included (ignored files not).
     pub async fn dirty_files(&self, ws: &Workspace) -> Result<Vec<StatusEntry>, WorkspaceError> {
-        self.git
-            .status_porcelain(&ws.path, true)
+        Git::status_with(self.ws_cmd(ws).hardened(), true)
             .await
             .map_err(|e| {
                 WorkspaceError::git(format!("reading the status of {}", ws.path.display()), e)
             })
     }
 
-    pub(crate) async fn head(&self, dir: &Path) -> Result<String, WorkspaceError> {
+    pub(crate) async fn head(&self, ws: &Workspace) -> Result<String, WorkspaceError> {
+        // The registration directory is a git directory of its own (HEAD, commondir).
         self.git
-            .rev_parse(dir, "HEAD")
+            .rev_parse(&ws.git_dir, "HEAD")
             .await
-            .map_err(|e| WorkspaceError::git(format!("reading HEAD of {}", dir.display()), e))?
+            .map_err(|e| WorkspaceError::git(format!("reading HEAD of {}", ws.path.display()), e))?
             .ok_or_else(|| WorkspaceError::InvalidPath {
-                path: dir.to_path_buf(),
+                path: ws.path.clone(),
                 reason: "its HEAD names no commit; it is not a usable workspace".into(),
             })
     }
@@ -451,21 +462,12 @@ impl WorkspaceManager {
         }
     }
 
-    /// Writes [`CREATING_MARKER`] into the registration of the worktree just added at `path`.
+    /// Writes [`CREATING_MARKER`] into the registration `admin` of the worktree just added.
     async fn mark_creating(
         &self,
-        path: &Path,
+        admin: &Path,
         identifier: &str,
     ) -> Result<PathBuf, WorkspaceError> {
-        let Existing::Worktree(admin) = self.inspect(path).await? else {
-            return Err(WorkspaceError::InvalidPath {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "git created the worktree but it is not registered in the mirror {}",
-                    self.settings.mirror_dir.display()
-                ),
-            });
-        };
         let marker = admin.join(CREATING_MARKER);
         fs_err::tokio::write(&marker, identifier)
             .await
@@ -487,36 +489,14 @@ impl WorkspaceManager {
         if !meta.is_dir() {
             return Ok(Existing::Stale("a file that is not a directory".into()));
         }
-        let dot_git = match fs_err::tokio::read_to_string(path.join(".git")).await {
-            Ok(text) => text,
-            Err(_) => {
-                return Ok(Existing::Stale(
-                    "a directory without a worktree .git file".into(),
-                ));
-            }
-        };
-        let Some(admin) = dot_git.trim().strip_prefix("gitdir:").map(str::trim) else {
+        // The registration whose back-pointer names this directory: the agent may have
+        // rewritten `.git`, never the mirror (read-only in its sandbox).
+        let Some(admin_real) = self.registration_of(path).await else {
             return Ok(Existing::Stale(
-                "a directory whose .git file has no gitdir line".into(),
+                "a directory no worktree of the mirror is registered at".into(),
             ));
         };
-        let admin = normalize(&path.join(admin));
-        let worktrees = self.settings.mirror_dir.join("worktrees");
-        let (Ok(admin_real), Ok(worktrees_real)) = (
-            fs_err::tokio::canonicalize(&admin).await,
-            fs_err::tokio::canonicalize(&worktrees).await,
-        ) else {
-            return Ok(Existing::Stale(format!(
-                "a worktree whose registration {} is gone from the mirror",
-                admin.display()
-            )));
-        };
-        if admin_real.parent() != Some(worktrees_real.as_path()) {
-            return Ok(Existing::Stale(format!(
-                "a worktree of another repository ({})",
-                admin.display()
-            )));
-        }
+        self.repair_dot_git(path, &admin_real).await?;
         if let Ok(lock) = fs_err::tokio::read_to_string(admin_real.join("locked")).await
             && lock.trim() == "initializing"
         {
@@ -542,6 +522,59 @@ impl WorkspaceManager {
             ));
         }
         Ok(Existing::Worktree(admin_real))
+    }
+
+    /// The mirror's registration directory of the worktree at `path`, if any.
+    async fn registration_of(&self, path: &Path) -> Option<PathBuf> {
+        let worktrees = self.settings.mirror_dir.join("worktrees");
+        let expected = normalize(&path.join(".git"));
+        let mut entries = fs_err::tokio::read_dir(&worktrees).await.ok()?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let admin = entry.path();
+            let Ok(back) = fs_err::tokio::read_to_string(admin.join("gitdir")).await else {
+                continue;
+            };
+            if normalize(Path::new(back.trim())) == expected {
+                return fs_err::tokio::canonicalize(&admin).await.ok();
+            }
+        }
+        None
+    }
+
+    /// Puts back the `.git` file of the worktree at `path` if it no longer points at its
+    /// registration (git inside the sandbox then keeps working, and nothing else is used).
+    async fn repair_dot_git(&self, path: &Path, admin: &Path) -> Result<(), WorkspaceError> {
+        let dot_git = path.join(".git");
+        let wanted = format!("gitdir: {}\n", admin.display());
+        let intact = match fs_err::tokio::symlink_metadata(&dot_git).await {
+            Ok(meta) if meta.is_file() => fs_err::tokio::read_to_string(&dot_git)
+                .await
+                .is_ok_and(|text| text.trim() == wanted.trim()),
+            _ => false,
+        };
+        if intact {
+            return Ok(());
+        }
+        tracing::warn!(path = %path.display(), "the workspace's .git was changed; restoring it");
+        match fs_err::tokio::symlink_metadata(&dot_git).await {
+            Ok(meta) if meta.is_dir() => fs_err::tokio::remove_dir_all(&dot_git).await,
+            Ok(_) => fs_err::tokio::remove_file(&dot_git).await,
+            Err(_) => Ok(()),
+        }
+        .map_err(|e| WorkspaceError::io("removing a replaced .git", e))?;
+        fs_err::tokio::write(&dot_git, wanted)
+            .await
+            .map_err(|e| WorkspaceError::io("restoring the workspace's .git file", e))
+    }
+
+    /// A git command on the workspace `ws` with its git directory given explicitly: no
+    /// discovery, so neither a rewritten `.git` nor the workspace's owner (the sandbox's agent
+    /// user) changes which repository it acts on.
+    pub(crate) fn ws_cmd(&self, ws: &Workspace) -> crate::git::GitCommand {
+        self.git
+            .cmd(&ws.path)
+            .env("GIT_DIR", &ws.git_dir)
+            .env("GIT_WORK_TREE", &ws.path)
     }
 
     /// `git worktree add` under the mirror lock: checks out the existing task branch, or creates

@@ -184,10 +184,13 @@ fn twenty_calls() -> Scenario {
 /// Session wall times and direct-replay wall times, in ms.
 async fn sessions() -> Result<(Vec<f64>, Vec<f64>)> {
     let mock = MockModel::start(MockConfig::with_scenarios(vec![twenty_calls()])).await?;
-    let backend = BuiltinBackend::new(BuiltinSettings {
-        api: ModelApi::ChatCompletions,
-        ..BuiltinSettings::default()
-    })?;
+    let backend = BuiltinBackend::new(
+        BuiltinSettings {
+            api: ModelApi::ChatCompletions,
+            ..BuiltinSettings::default()
+        },
+        unconfined(),
+    )?;
     let client = takt_agents::builtin::client::http_client()?;
     let mut session_ms = Vec::new();
     let mut direct_ms = Vec::new();
@@ -197,6 +200,7 @@ async fn sessions() -> Result<(Vec<f64>, Vec<f64>)> {
         fs_err::create_dir_all(workspace.join("src"))?;
         super::git(&workspace, &["init", "-q"])?;
         let context = SessionContext {
+            git_dir: None,
             task_id: "bench".into(),
             identifier: format!("BENCH-{round}"),
             run_id: format!("BENCH-{round}#1"),
@@ -250,4 +254,11 @@ async fn sessions() -> Result<(Vec<f64>, Vec<f64>)> {
     }
     mock.shutdown().await?;
     Ok((session_ms, direct_ms))
+}
+
+/// The session benchmark measures the loop itself; sandbox launch cost is `bench sandbox`.
+fn unconfined() -> std::sync::Arc<takt_sandbox::Sandbox> {
+    std::sync::Arc::new(takt_sandbox::Sandbox::unconfined(
+        takt_sandbox::Policy::default(),
+    ))
 }

@@ -108,15 +108,20 @@ impl Default for BuiltinSettings {
 pub struct BuiltinBackend {
     settings: BuiltinSettings,
     http: reqwest::Client,
+    sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
 }
 
 impl BuiltinBackend {
     /// Builds the backend and its HTTP client (rustls with the ring provider, platform roots;
     /// no process-wide crypto provider is installed).
-    pub fn new(settings: BuiltinSettings) -> Result<BuiltinBackend, ModelError> {
+    pub fn new(
+        settings: BuiltinSettings,
+        sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
+    ) -> Result<BuiltinBackend, ModelError> {
         Ok(BuiltinBackend {
             settings,
             http: client::http_client()?,
+            sandbox,
         })
     }
 
@@ -234,7 +239,8 @@ impl AgentBackend for BuiltinBackend {
                 deny_commands: settings.deny_commands.clone(),
                 remove_env: settings.remove_env.clone(),
                 env: crate::process::run_env(&context),
-                run_dir: Some(context.run_dir.clone()),
+                sandbox: self.sandbox.clone(),
+                scope: Some(crate::process::scope(&context)),
             },
         )
         .map_err(|error| {

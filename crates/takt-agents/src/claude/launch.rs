@@ -2,10 +2,8 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use takt_core::ports::{ModelAccess, SessionContext};
-use tokio::process::Command;
 
 use super::ClaudeSettings;
 use super::error::ClaudeError;
@@ -94,43 +92,50 @@ pub async fn fresh_config_dir(run_dir: &Path) -> Result<PathBuf, std::io::Error>
     Ok(dir)
 }
 
-/// The command, ready to spawn: `sh -c '<command> "$@"' claude <arguments>` in the workspace,
-/// in its own process group, pipes on all three streams.
-pub fn command(
+/// What to start: `sh -c '<command> "$@"' claude <arguments>` in the workspace, with the
+/// run token as Claude's API key and the daemon's endpoint as its base URL.
+pub fn launch(
     settings: &ClaudeSettings,
     context: &SessionContext,
     model: &ModelAccess,
     config_dir: &Path,
-) -> Command {
+) -> takt_sandbox::Launch {
     let chosen_model = settings.model.as_deref().or(model.model.as_deref());
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(format!("{} \"$@\"", settings.command))
-        .arg("claude")
-        .args(arguments(settings, chosen_model))
-        .current_dir(&context.workspace)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for name in ALWAYS_REMOVED
-        .iter()
-        .copied()
-        .chain(settings.remove_env.iter().map(String::as_str))
-    {
-        command.env_remove(name);
+    let mut args = vec![
+        "-c".to_owned(),
+        format!("{} \"$@\"", settings.command),
+        "claude".to_owned(),
+    ];
+    args.extend(arguments(settings, chosen_model));
+    let mut env = vec![
+        (
+            "CLAUDE_CONFIG_DIR".to_owned(),
+            config_dir.display().to_string(),
+        ),
+        (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),
+            "1".to_owned(),
+        ),
+        (
+            "ANTHROPIC_BASE_URL".to_owned(),
+            model.anthropic_base_url.clone(),
+        ),
+        // The run token stands in for the provider key the agent never sees.
+        ("ANTHROPIC_API_KEY".to_owned(), model.token.clone()),
+    ];
+    env.extend(crate::process::run_env(context));
+    takt_sandbox::Launch {
+        program: "sh".to_owned(),
+        args,
+        cwd: context.workspace.clone(),
+        env,
+        read_only: crate::process::install_paths(&settings.command),
+        remove_env: ALWAYS_REMOVED
+            .iter()
+            .map(|name| (*name).to_owned())
+            .chain(settings.remove_env.iter().cloned())
+            .collect(),
     }
-    // Set after the removals: a removed ANTHROPIC_API_KEY (a provider key) is replaced by the
-    // run token.
-    command
-        .env("CLAUDE_CONFIG_DIR", config_dir)
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("ANTHROPIC_BASE_URL", &model.anthropic_base_url)
-        .env("ANTHROPIC_API_KEY", &model.token)
-        .envs(crate::process::run_env(context));
-    command
 }
 
 #[cfg(test)]

@@ -76,11 +76,12 @@ impl Default for ClaudeSettings {
 #[derive(Debug, Clone)]
 pub struct ClaudeBackend {
     settings: ClaudeSettings,
+    sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
 }
 
 impl ClaudeBackend {
-    pub fn new(settings: ClaudeSettings) -> Self {
-        ClaudeBackend { settings }
+    pub fn new(settings: ClaudeSettings, sandbox: std::sync::Arc<takt_sandbox::Sandbox>) -> Self {
+        ClaudeBackend { settings, sandbox }
     }
 
     pub fn settings(&self) -> &ClaudeSettings {
@@ -98,7 +99,8 @@ impl AgentBackend for ClaudeBackend {
         &self,
         context: SessionContext,
     ) -> Result<Box<dyn AgentSession>, AgentError> {
-        let session = session::ClaudeSession::start(self.settings.clone(), context).await?;
+        let session =
+            session::ClaudeSession::start(self.settings.clone(), context, &self.sandbox).await?;
         Ok(Box::new(session))
     }
 }

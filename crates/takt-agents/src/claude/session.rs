@@ -94,19 +94,23 @@ impl ClaudeSession {
     pub async fn start(
         settings: ClaudeSettings,
         context: SessionContext,
+        sandbox: &takt_sandbox::Sandbox,
     ) -> Result<ClaudeSession, ClaudeError> {
         let model = launch::preflight(&settings, &context)?;
         let spawn_error = |source: std::io::Error| ClaudeError::Spawn {
             command: settings.command.clone(),
             source,
         };
-        fs_err::tokio::create_dir_all(&context.run_dir)
+        let agent_dir = crate::process::agent_dir(&context);
+        fs_err::tokio::create_dir_all(&agent_dir)
             .await
             .map_err(spawn_error)?;
-        let config_dir = launch::fresh_config_dir(&context.run_dir)
+        let config_dir = launch::fresh_config_dir(&agent_dir)
             .await
             .map_err(spawn_error)?;
-        let mut child = launch::command(&settings, &context, &model, &config_dir)
+        let launch = launch::launch(&settings, &context, &model, &config_dir);
+        let mut child = crate::process::confined(sandbox, &context, launch)
+            .map_err(|error| spawn_error(std::io::Error::other(error.to_string())))?
             .spawn()
             .map_err(spawn_error)?;
         let Some(pgid) = child.id() else {

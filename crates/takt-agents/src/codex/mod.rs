@@ -178,14 +178,15 @@ fn translate_reject(value: &Value) -> Value {
 }
 
 /// The `codex` agent backend.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CodexBackend {
     settings: CodexSettings,
+    sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
 }
 
 impl CodexBackend {
-    pub fn new(settings: CodexSettings) -> Self {
-        CodexBackend { settings }
+    pub fn new(settings: CodexSettings, sandbox: std::sync::Arc<takt_sandbox::Sandbox>) -> Self {
+        CodexBackend { settings, sandbox }
     }
 
     pub fn settings(&self) -> &CodexSettings {
@@ -203,7 +204,7 @@ impl AgentBackend for CodexBackend {
         &self,
         context: SessionContext,
     ) -> Result<Box<dyn AgentSession>, AgentError> {
-        let session = CodexSession::start(self.settings.clone(), context).await?;
+        let session = CodexSession::start(self.settings.clone(), context, &self.sandbox).await?;
         Ok(Box::new(session))
     }
 }

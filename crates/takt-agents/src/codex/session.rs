@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use takt_core::ports::{
 };
 use takt_protocol::AgentEvent;
 use tokio::io::BufReader;
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -75,6 +74,7 @@ impl CodexSession {
     pub async fn start(
         settings: CodexSettings,
         context: SessionContext,
+        sandbox: &takt_sandbox::Sandbox,
     ) -> Result<CodexSession, CodexError> {
         let model = context.model.clone().ok_or_else(|| {
             CodexError::Config(
@@ -95,35 +95,38 @@ impl CodexSession {
             .map_err(|error| CodexError::Io(error.to_string()))?;
         let model_name = settings.model.clone().or_else(|| model.model.clone());
         let codex_home = home::prepare(
-            &context.run_dir,
+            &crate::process::agent_dir(&context),
             &model,
             model_name.as_deref(),
             &context.run_id,
         )
         .await?;
 
-        let mut command = Command::new(shell());
-        command
-            .arg("-lc")
-            .arg(&settings.command)
-            .current_dir(&workspace)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in ALWAYS_REMOVED_ENV
-            .iter()
-            .copied()
-            .chain(settings.remove_env.iter().map(String::as_str))
-        {
-            command.env_remove(name);
-        }
-        command
-            .env("CODEX_HOME", &codex_home)
-            .env(TOKEN_ENV, &model.token)
-            .envs(crate::process::run_env(&context))
-            .env("TAKT_WORKSPACE", &workspace);
+        let mut env = vec![
+            ("CODEX_HOME".to_owned(), codex_home.display().to_string()),
+            (TOKEN_ENV.to_owned(), model.token.clone()),
+        ];
+        env.extend(crate::process::run_env(&context));
+        env.retain(|(name, _)| name != "TAKT_WORKSPACE");
+        env.push(("TAKT_WORKSPACE".to_owned(), workspace.display().to_string()));
+        let launch = takt_sandbox::Launch {
+            program: shell().to_owned(),
+            args: vec!["-lc".to_owned(), settings.command.clone()],
+            cwd: workspace.clone(),
+            env,
+            read_only: crate::process::install_paths(&settings.command),
+            remove_env: ALWAYS_REMOVED_ENV
+                .iter()
+                .map(|name| (*name).to_owned())
+                .chain(settings.remove_env.iter().cloned())
+                .collect(),
+        };
+        let mut command = crate::process::confined(sandbox, &context, launch).map_err(|error| {
+            CodexError::Spawn {
+                command: settings.command.clone(),
+                source: std::io::Error::other(error.to_string()),
+            }
+        })?;
         let mut child = command.spawn().map_err(|source| CodexError::Spawn {
             command: settings.command.clone(),
             source,

@@ -90,6 +90,7 @@ impl Repo {
 
     fn context(&self, mock: &MockModel) -> SessionContext {
         SessionContext {
+            git_dir: None,
             task_id: "id-1".into(),
             identifier: "TAKT-1".into(),
             run_id: "TAKT-1#1".into(),
@@ -136,7 +137,7 @@ async fn one_turn(
     settings: BuiltinSettings,
     scenario: &str,
 ) -> (TurnResult, Events, Vec<LoggedRequest>) {
-    let backend = BuiltinBackend::new(settings).expect("backend");
+    let backend = BuiltinBackend::new(settings, super::unconfined()).expect("backend");
     let mut session = backend
         .start_session(repo.context(mock))
         .await
@@ -351,7 +352,8 @@ async fn later_turns_continue_the_same_conversation() {
         ],
     )])
     .await;
-    let backend = BuiltinBackend::new(settings(ModelApi::AnthropicMessages)).expect("backend");
+    let backend = BuiltinBackend::new(settings(ModelApi::AnthropicMessages), super::unconfined())
+        .expect("backend");
     let mut session = backend
         .start_session(repo.context(&mock))
         .await
@@ -399,7 +401,8 @@ async fn a_session_without_a_model_endpoint_is_refused() {
     let mock = mock(vec![]).await;
     let mut context = repo.context(&mock);
     context.model = None;
-    let backend = BuiltinBackend::new(BuiltinSettings::default()).expect("backend");
+    let backend =
+        BuiltinBackend::new(BuiltinSettings::default(), super::unconfined()).expect("backend");
     let error = match backend.start_session(context).await {
         Ok(_) => panic!("expected an error"),
         Err(error) => error.to_string(),
@@ -709,7 +712,8 @@ fn toolbox(workspace: &Path) -> Toolbox {
             deny_commands: vec!["curl".into(), "sudo".into()],
             remove_env: vec!["TAKT_TEST_SECRET_BUILTIN".into()],
             env: vec![("TAKT_RUN_ID".into(), "TAKT-1#1".into())],
-            run_dir: None,
+            sandbox: super::unconfined(),
+            scope: None,
         },
     )
     .expect("toolbox")
@@ -1118,7 +1122,8 @@ async fn stopping_a_session_kills_a_running_command() {
         ],
     )])
     .await;
-    let backend = BuiltinBackend::new(settings(ModelApi::ChatCompletions)).expect("backend");
+    let backend = BuiltinBackend::new(settings(ModelApi::ChatCompletions), super::unconfined())
+        .expect("backend");
     let ctx = repo.context(&mock);
     let mut session = backend.start_session(ctx.clone()).await.expect("session");
     let events = Events::default();

@@ -105,6 +105,7 @@ fn context(dir: &tempfile::TempDir, base_url: &str) -> SessionContext {
     let workspace = dir.path().join("ws");
     std::fs::create_dir_all(&workspace).unwrap();
     SessionContext {
+        git_dir: None,
         task_id: "id-1".into(),
         identifier: "TAKT-1".into(),
         run_id: "TAKT-1#1".into(),
@@ -122,7 +123,7 @@ fn context(dir: &tempfile::TempDir, base_url: &str) -> SessionContext {
 }
 
 async fn start(settings: ClaudeSettings, ctx: &SessionContext) -> Box<dyn AgentSession> {
-    ClaudeBackend::new(settings)
+    ClaudeBackend::new(settings, super::unconfined())
         .start_session(ctx.clone())
         .await
         .expect("session")
@@ -165,7 +166,7 @@ fn completed(result: &TurnResult) -> bool {
 async fn fake_launch_flags_environment_and_a_fresh_config_dir() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(&dir, "http://127.0.0.1:9");
-    let config_dir = ctx.run_dir.join("claude-config");
+    let config_dir = ctx.run_dir.join("agent").join("claude-config");
     std::fs::create_dir_all(&config_dir).unwrap();
     std::fs::write(config_dir.join("stale.json"), "{}").unwrap();
     assert!(
@@ -223,7 +224,12 @@ async fn fake_launch_flags_environment_and_a_fresh_config_dir() {
     assert_eq!(env["ANTHROPIC_API_KEY"], TOKEN);
     assert_eq!(env["TAKT_RUN_ID"], "TAKT-1#1");
     assert_eq!(env["CARGO_PKG_NAME"], Value::Null, "removed");
-    assert!(env["CARGO_MANIFEST_DIR"].is_string(), "others inherited");
+    assert_eq!(
+        env["CARGO_MANIFEST_DIR"],
+        Value::Null,
+        "only sandbox.env's allow-list is passed"
+    );
+    assert!(env["PATH"].is_string(), "PATH is on the allow-list");
     assert!(
         !config_dir.join("stale.json").exists(),
         "config dir is fresh"
@@ -753,7 +759,7 @@ async fn start_session_needs_model_access_and_a_command() {
     let dir = tempfile::tempdir().unwrap();
     let mut ctx = context(&dir, "http://127.0.0.1:9");
     ctx.model = None;
-    let error = ClaudeBackend::new(fake(PATIENT))
+    let error = ClaudeBackend::new(fake(PATIENT), super::unconfined())
         .start_session(ctx.clone())
         .await
         .err()
@@ -767,13 +773,16 @@ async fn start_session_needs_model_access_and_a_command() {
         command: " ".into(),
         ..fake(PATIENT)
     };
-    let error = ClaudeBackend::new(settings)
+    let error = ClaudeBackend::new(settings, super::unconfined())
         .start_session(ctx)
         .await
         .err()
         .expect("refused");
     assert!(matches!(&error, AgentError::Spawn(m) if m.contains("claude.command is empty")));
-    assert_eq!(ClaudeBackend::new(fake(PATIENT)).name(), "claude");
+    assert_eq!(
+        ClaudeBackend::new(fake(PATIENT), super::unconfined()).name(),
+        "claude"
+    );
 }
 
 #[tokio::test]
@@ -788,7 +797,7 @@ async fn bypass_permissions_as_root_is_refused_up_front() {
         permission_mode: "bypassPermissions".into(),
         ..fake(PATIENT)
     };
-    let error = ClaudeBackend::new(settings)
+    let error = ClaudeBackend::new(settings, super::unconfined())
         .start_session(context(&dir, "http://127.0.0.1:9"))
         .await
         .err()

@@ -121,6 +121,7 @@ impl Fake {
         );
         Fake {
             context: SessionContext {
+                git_dir: None,
                 task_id: "id-1".into(),
                 identifier: "TAKT-1".into(),
                 run_id: "TAKT-1#1".into(),
@@ -148,7 +149,7 @@ impl Fake {
     }
 
     async fn start(&self) -> Box<dyn AgentSession> {
-        CodexBackend::new(self.settings.clone())
+        CodexBackend::new(self.settings.clone(), super::unconfined())
             .start_session(self.context.clone())
             .await
             .expect("session")
@@ -224,7 +225,7 @@ async fn a_turn_maps_messages_tools_and_absolute_token_totals_and_the_thread_is_
     assert!(group_alive(pgid));
 
     // The per-run CODEX_HOME and what the app-server saw of its environment.
-    let home = std::path::absolute(fake.context.run_dir.join("codex-home")).unwrap();
+    let home = std::path::absolute(fake.context.run_dir.join("agent").join("codex-home")).unwrap();
     let config = std::fs::read_to_string(home.join("config.toml")).expect("config.toml");
     assert!(
         config.contains("base_url = \"http://127.0.0.1:9/v1\""),
@@ -615,7 +616,7 @@ async fn stop_after_a_dropped_turn_interrupts_it_and_kills_the_group() {
 async fn a_session_without_model_access_is_refused() {
     let mut fake = Fake::new("normal");
     fake.context.model = None;
-    let error = CodexBackend::new(fake.settings.clone())
+    let error = CodexBackend::new(fake.settings.clone(), super::unconfined())
         .start_session(fake.context.clone())
         .await
         .err()
@@ -642,7 +643,7 @@ async fn a_missing_command_is_reported_as_codex_not_found() {
 
 impl Fake {
     async fn start_session_error(&self) -> String {
-        CodexBackend::new(self.settings.clone())
+        CodexBackend::new(self.settings.clone(), super::unconfined())
             .start_session(self.context.clone())
             .await
             .err()
@@ -788,6 +789,7 @@ async fn run_real_codex(codex: &Path) {
         ..CodexSettings::default()
     };
     let context = SessionContext {
+        git_dir: None,
         task_id: "id-e2e".into(),
         identifier: "TAKT-E2E".into(),
         run_id: "TAKT-E2E#1".into(),
@@ -801,7 +803,7 @@ async fn run_real_codex(codex: &Path) {
             model: None,
         }),
     };
-    let mut session = CodexBackend::new(settings)
+    let mut session = CodexBackend::new(settings, super::unconfined())
         .start_session(context)
         .await
         .expect("codex app-server session");

@@ -35,6 +35,7 @@ fn context(dir: &tempfile::TempDir) -> SessionContext {
     let workspace = dir.path().join("ws");
     std::fs::create_dir_all(&workspace).expect("workspace");
     SessionContext {
+        git_dir: None,
         task_id: "id-1".into(),
         identifier: "TAKT-1".into(),
         run_id: "TAKT-1#1".into(),
@@ -47,6 +48,7 @@ fn context(dir: &tempfile::TempDir) -> SessionContext {
 
 fn backend(run: &str) -> CommandBackend {
     CommandBackend {
+        sandbox: super::unconfined(),
         run: run.into(),
         remove_env: vec!["TAKT_TEST_SECRET".into()],
     }
@@ -129,6 +131,7 @@ async fn secrets_named_for_removal_never_reach_the_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(&dir);
     let mut session = CommandBackend {
+        sandbox: super::unconfined(),
         run: "env > env.txt".into(),
         remove_env: vec!["CARGO_MANIFEST_DIR".into()],
     }

@@ -85,16 +85,42 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     };
     check("git", true, tool_version("git", &["--version"]));
     check("sh", true, tool_version("sh", &["-c", "echo available"]));
-    check(
-        "bubblewrap",
-        false,
-        tool_version("bwrap", &["--version"]).map_err(|e| {
-            format!("{e}; agents run without a sandbox until sandboxing lands (apt-get install bubblewrap)")
-        }),
-    );
     match Project::locate(workflow) {
         Err(error) => check("workflow", true, Err(format!("{error:#}"))),
         Ok(project) => {
+            // The sandbox: each mechanism as this host offers it, then whether the workflow's
+            // `sandbox.mode` can be had here.
+            match crate::sandbox::probe(&project.workflow) {
+                Ok(host) => {
+                    for (ok, line) in host.lines() {
+                        let (name, detail) = line.split_once(": ").unwrap_or(("sandbox", &line));
+                        let name = match name {
+                            "bubblewrap" => "bubblewrap",
+                            "landlock" => "landlock",
+                            "seccomp" => "seccomp",
+                            "cgroups" => "cgroups",
+                            _ => "agent user",
+                        };
+                        check(
+                            name,
+                            false,
+                            if ok {
+                                Ok(detail.to_owned())
+                            } else {
+                                Err(detail.to_owned())
+                            },
+                        );
+                    }
+                    check(
+                        "sandbox",
+                        true,
+                        crate::sandbox::build(&project.workflow, &host, &project.state_dir, None)
+                            .map(|sandbox| sandbox.describe())
+                            .map_err(|error| format!("{error:#}")),
+                    );
+                }
+                Err(error) => check("sandbox", true, Err(format!("{error:#}"))),
+            }
             let wf = &project.workflow;
             let warnings: Vec<String> = wf.warnings.iter().map(ToString::to_string).collect();
             check(

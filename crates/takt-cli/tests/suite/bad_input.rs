@@ -355,7 +355,8 @@ struct Reloading {
 
 fn versioned_workflow(f: &Factory, version: &str) -> WorkflowFile {
     let log = f.log_dir();
-    let script = f.repo.root().join("versioned.sh");
+    std::fs::create_dir_all(f.scripts_dir()).unwrap();
+    let script = f.scripts_dir().join("versioned.sh");
     takt_test_support::write_script(
         &script,
         &format!(
@@ -370,7 +371,7 @@ fn versioned_workflow(f: &Factory, version: &str) -> WorkflowFile {
         script.display()
     ));
     wf.auto_merge = true;
-    wf
+    f.sandboxed(&wf)
 }
 
 impl Reloading {

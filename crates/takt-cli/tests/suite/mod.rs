@@ -43,8 +43,34 @@ impl Factory {
         }
     }
 
+    /// Writes WORKFLOW.md. Unless the workflow configures `sandbox` itself, agents get the
+    /// test's log directory read-write and the agent script read-only: everything else
+    /// outside the workspace is invisible to them, as in production.
     pub fn write_workflow(&self, workflow: &WorkflowFile) {
-        workflow.write_to(&self.repo.workflow_path());
+        self.sandboxed(workflow)
+            .write_to(&self.repo.workflow_path());
+    }
+
+    /// `workflow` with the test's sandbox grants, unless it configures `sandbox` itself: the
+    /// log directory read-write and the scripts directory read-only; everything else outside
+    /// the workspace stays invisible to agents, as in production.
+    pub fn sandboxed(&self, workflow: &WorkflowFile) -> WorkflowFile {
+        let mut workflow = workflow.clone();
+        if !workflow.extra.contains("sandbox:") {
+            std::fs::create_dir_all(self.log_dir()).unwrap();
+            std::fs::create_dir_all(self.scripts_dir()).unwrap();
+            workflow.extra.push_str(&format!(
+                "\nsandbox:\n  read_write: [{}]\n  read_only: [{}]\n",
+                takt_test_support::yaml_string(&self.log_dir().display().to_string()),
+                takt_test_support::yaml_string(&self.scripts_dir().display().to_string()),
+            ));
+        }
+        workflow
+    }
+
+    /// Outside the repository: the agent scripts tests write.
+    pub fn scripts_dir(&self) -> PathBuf {
+        self.repo.root().join("scripts")
     }
 
     /// Outside the repository: where agents record what they saw.
@@ -55,7 +81,8 @@ impl Factory {
     /// `command.run` for the standard agent script: marked (so the sweeper finds its
     /// processes), it records every prompt and appends a line to `changes/<identifier>.txt`.
     pub fn agent_command(&self, script_body: &str) -> String {
-        let script = self.repo.root().join("agent.sh");
+        std::fs::create_dir_all(self.scripts_dir()).unwrap();
+        let script = self.scripts_dir().join("agent.sh");
         takt_test_support::write_script(&script, script_body);
         format!("{} sh {}", self.sweeper.marker, script.display())
     }

@@ -137,6 +137,7 @@ pub async fn run(sandbox: &Sandbox, harness: &Harness, script: &str) -> Ran {
         cwd: harness.workspace().to_path_buf(),
         env: vec![("TAKT_RUN_ID".into(), "run-1".into())],
         read_only: Vec::new(),
+        remove_env: Vec::new(),
     };
     let mut command = sandbox.command(&harness.scope, launch).unwrap();
     command.stdin(std::process::Stdio::null());

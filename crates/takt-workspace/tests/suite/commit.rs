@@ -157,3 +157,58 @@ async fn agent_controlled_git_hooks_do_not_run_when_takt_commits() {
     assert!(sha.is_some());
     assert!(!marker.exists(), "the repository's hook must not run");
 }
+
+#[tokio::test]
+async fn a_rewritten_dot_git_cannot_redirect_takts_commit() {
+    let fx = Fixture::new();
+    let manager = fx.manager();
+    let (_, ws) = workspace(&manager, "ABC-1").await;
+    let (_, other) = workspace(&manager, "ABC-2").await;
+    // The agent builds its own repository whose config runs a program on `git add` (a clean
+    // filter), and points the workspace's .git at it.
+    let evil = ws.path.join("evil-git");
+    git(&ws.path, &["init", "-q", "--bare", evil.to_str().unwrap()]);
+    let marker = fx.path("filter-ran");
+    git(
+        &evil,
+        &[
+            "config",
+            "filter.pwn.clean",
+            &format!("touch '{}'; cat", marker.display()),
+        ],
+    );
+    write(&ws.path, ".gitattributes", "* filter=pwn\n");
+    write(&ws.path, "x.txt", "x\n");
+    fs_err::write(
+        ws.path.join(".git"),
+        format!("gitdir: {}\n", evil.display()),
+    )
+    .unwrap();
+
+    let workspace_again = manager
+        .ensure("ABC-1", &manager.sync_mirror().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        workspace_again.git_dir, ws.git_dir,
+        "found from the mirror's side"
+    );
+    let sha = manager
+        .commit_all(&workspace_again, "x", "ABC-1", None)
+        .await
+        .unwrap()
+        .expect("a commit");
+    assert!(
+        !marker.exists(),
+        "a filter of the agent's repository ran in the daemon"
+    );
+    // The commit is on this task's branch, not the other task's or the fake repository's.
+    let branch = git(&fx.mirror, &["rev-parse", &ws.branch]);
+    assert_eq!(branch.trim(), sha);
+    assert_ne!(git(&fx.mirror, &["rev-parse", &other.branch]).trim(), sha);
+    let dot_git = fs_err::read_to_string(ws.path.join(".git")).unwrap();
+    assert!(
+        dot_git.contains(ws.git_dir.to_str().unwrap()),
+        "restored: {dot_git}"
+    );
+}

@@ -19,7 +19,7 @@ pub mod paths;
 pub mod run;
 pub mod search;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -86,8 +86,11 @@ pub struct ToolSettings {
     pub remove_env: Vec<String>,
     /// Environment variables set for `run` commands.
     pub env: Vec<(String, String)>,
-    /// Where `run` records its process group (`agent.pid`) for the orphan sweep.
-    pub run_dir: Option<PathBuf>,
+    /// Where `run` commands are confined.
+    pub sandbox: std::sync::Arc<takt_sandbox::Sandbox>,
+    /// The run's sandbox scope; its run directory also receives `agent.pid` for the orphan
+    /// sweep. `None` outside a run (tests of the tools).
+    pub scope: Option<takt_sandbox::RunScope>,
 }
 
 /// What a tool call produced.
@@ -677,7 +680,8 @@ impl Toolbox {
             &args.command,
             run::RunContext {
                 workspace: self.workspace.root(),
-                run_dir: self.settings.run_dir.as_deref(),
+                sandbox: &self.settings.sandbox,
+                scope: self.settings.scope.as_ref(),
                 timeout,
                 output_limit: self.limit(),
                 remove_env: &self.settings.remove_env,

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 
 use super::ToolError;
 use crate::process::{PID_FILE, ProcessMark, signal_group};
@@ -141,7 +140,8 @@ pub struct RunOutcome {
 #[derive(Debug, Clone)]
 pub struct RunContext<'a> {
     pub workspace: &'a Path,
-    pub run_dir: Option<&'a Path>,
+    pub sandbox: &'a takt_sandbox::Sandbox,
+    pub scope: Option<&'a takt_sandbox::RunScope>,
     pub timeout: Duration,
     pub output_limit: usize,
     pub remove_env: &'a [String],
@@ -151,32 +151,43 @@ pub struct RunContext<'a> {
 
 /// Runs `command` as the module docs describe.
 pub async fn run(command: &str, context: RunContext<'_>) -> Result<RunOutcome, ToolError> {
-    let mut shell = Command::new("sh");
-    shell
-        .arg("-lc")
-        .arg(command)
-        .current_dir(context.workspace)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for name in context.remove_env {
-        shell.env_remove(name);
-    }
-    shell
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("PAGER", "cat")
-        .env("GIT_PAGER", "cat");
-    for (name, value) in context.env {
-        shell.env(name, value);
-    }
+    let mut env = vec![
+        ("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned()),
+        ("PAGER".to_owned(), "cat".to_owned()),
+        ("GIT_PAGER".to_owned(), "cat".to_owned()),
+    ];
+    env.extend(context.env.iter().cloned());
+    let launch = takt_sandbox::Launch {
+        program: "sh".to_owned(),
+        args: vec!["-lc".to_owned(), command.to_owned()],
+        cwd: context.workspace.to_path_buf(),
+        env,
+        read_only: Vec::new(),
+        remove_env: context.remove_env.to_vec(),
+    };
+    let scope = context
+        .scope
+        .cloned()
+        .unwrap_or_else(|| takt_sandbox::RunScope {
+            run_id: "tools".into(),
+            workspace: context.workspace.to_path_buf(),
+            run_dir: std::env::temp_dir(),
+            git_dirs: Vec::new(),
+        });
+    let mut shell = context
+        .sandbox
+        .command(&scope, launch)
+        .map_err(|error| ToolError::Spawn(error.to_string()))?;
+    shell.stdin(Stdio::null());
     let mut child = shell
         .spawn()
         .map_err(|error| ToolError::Spawn(error.to_string()))?;
     let pgid = child.id();
     context.running.set(pgid);
-    let pid_file = match (context.run_dir, pgid.and_then(ProcessMark::of)) {
+    let pid_file = match (
+        context.scope.map(|s| &s.run_dir),
+        pgid.and_then(ProcessMark::of),
+    ) {
         (Some(dir), Some(mark)) => {
             let file = dir.join(PID_FILE);
             std::fs::write(&file, mark.encode()).ok().map(|()| file)
@@ -215,6 +226,11 @@ pub async fn run(command: &str, context: RunContext<'_>) -> Result<RunOutcome, T
                 break;
             }
         }
+    }
+    if timed_out && let Some(pgid) = pgid {
+        // A sandbox supervisor cleans up (cgroups, report) on SIGTERM; SIGKILL follows.
+        signal_group(pgid, Signal::SIGTERM);
+        let _ = tokio::time::timeout(DRAIN, child.wait()).await;
     }
     // The shell is done (or out of time): nothing of its group may outlive it.
     guard.kill();

@@ -1,0 +1,99 @@
+//! From the workflow's `sandbox` section to the daemon's [`Sandbox`]: the policy, the host's
+//! mechanisms (probed once per daemon), the agent user.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use takt_sandbox::{HostReport, Limits, Mode, Network, Policy, Sandbox};
+use takt_workflow::{SandboxMode, SandboxNetwork, Workflow};
+use tracing::warn;
+
+/// The sandbox policy a workflow asks for. Secret variables (provider, tracker, forge keys)
+/// are dropped from `sandbox.env` even when listed, with a warning.
+pub fn policy_for(workflow: &Workflow) -> Policy {
+    let config = &workflow.sandbox;
+    let secrets = crate::backends::secret_env_names(workflow);
+    let env = config
+        .env
+        .iter()
+        .filter(|name| {
+            let secret = secrets.contains(name);
+            if secret {
+                warn!(variable = %name, "sandbox.env lists a secret; it is not passed to agents");
+            }
+            !secret
+        })
+        .cloned()
+        .collect();
+    Policy {
+        mode: match config.mode {
+            SandboxMode::Auto => Mode::Auto,
+            SandboxMode::Bwrap => Mode::Bwrap,
+            SandboxMode::Landlock => Mode::Landlock,
+            SandboxMode::None => Mode::None,
+        },
+        network: match config.network {
+            SandboxNetwork::None => Network::None,
+            SandboxNetwork::Model => Network::Model,
+            SandboxNetwork::Allowlist => Network::Allowlist(config.allow_hosts.clone()),
+        },
+        env,
+        limits: Limits {
+            memory_mb: config.memory_mb,
+            pids: config.pids,
+            cpu_seconds: config.cpu_seconds,
+            file_size_mb: config.file_size_mb,
+            open_files: config.open_files,
+            wall_clock_ms: config.wall_clock_ms,
+        },
+        read_only: config.read_only.clone(),
+        read_write: config.read_write.clone(),
+        user: config.user.clone(),
+    }
+}
+
+/// This binary, which serves the sandbox helper stages.
+pub fn helper() -> Result<PathBuf> {
+    std::env::current_exe().context("cannot find the takt binary to use as the sandbox helper")
+}
+
+/// Probes what confinement works here, as the workflow's agent user.
+pub fn probe(workflow: &Workflow) -> Result<HostReport> {
+    Ok(takt_sandbox::probe(&helper()?, &workflow.sandbox.user))
+}
+
+/// The sandbox for `workflow` on a probed host; an error when its mode cannot be had (takt
+/// never falls back to running agents unconfined).
+pub fn build(
+    workflow: &Workflow,
+    host: &HostReport,
+    state_dir: &Path,
+    model: Option<std::net::SocketAddr>,
+) -> Result<Sandbox> {
+    let sandbox = Sandbox::new(policy_for(workflow), host, helper()?, &key(state_dir))
+        .with_context(|| {
+            format!(
+                "{}: the sandbox cannot start (`takt doctor` shows what works on this host)",
+                workflow.path.display()
+            )
+        })?;
+    if sandbox.mechanism() == takt_sandbox::Mechanism::Unconfined {
+        warn!("sandbox.mode is none: agents run unconfined, as the daemon's user");
+    }
+    Ok(match model {
+        Some(addr) => sandbox.with_model_endpoint(addr),
+        None => sandbox,
+    })
+}
+
+/// A short stable name for a state directory: the prefix of its sandboxes' cgroups, so a
+/// restart sweeps only its own.
+pub fn key(state_dir: &Path) -> String {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in state_dir.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", hash >> 32)
+}
