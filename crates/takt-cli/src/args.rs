@@ -100,6 +100,9 @@ pub enum TaskCommand {
     List(TaskListArgs),
     /// Show one task: its state, attempts, and failure report.
     Show { id: String },
+    /// The task's journal: every recorded event (dispatches, agent events such as
+    /// `sandboxed` and `sandbox_violation`, outcomes), oldest first.
+    Events { id: String },
     /// Cancel a task (stops its run if one is live).
     Cancel { id: String },
     /// Try a failed or cancelled task again from a fresh attempt count.

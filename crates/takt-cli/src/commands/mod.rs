@@ -25,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
         Commands::Task(TaskCommand::Add(args)) => task::add(workflow, args, json).await,
         Commands::Task(TaskCommand::List(args)) => task::list(workflow, &args, json).await,
         Commands::Task(TaskCommand::Show { id }) => task::show(workflow, &id, json).await,
+        Commands::Task(TaskCommand::Events { id }) => task::events(workflow, &id, json).await,
         Commands::Task(TaskCommand::Cancel { id }) => {
             operate::send(
                 workflow,

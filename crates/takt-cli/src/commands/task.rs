@@ -138,6 +138,40 @@ fn parse_state(name: &str) -> Result<TaskState> {
         })
 }
 
+/// `takt task events ID`: the task's journal entries, oldest first.
+pub async fn events(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code> {
+    let project = Project::locate(workflow)?;
+    let Some(task) = summaries(&project)
+        .await?
+        .into_iter()
+        .find(|row| row.id == id || row.identifier.eq_ignore_ascii_case(id))
+    else {
+        anyhow::bail!("no task {id}: `takt task list` shows the known tasks");
+    };
+    let store = project.store().await?;
+    let entries = store.read_task_journal(&task.id).await?;
+    if json {
+        output::json(&entries)?;
+        return Ok(Code::Success);
+    }
+    for entry in &entries {
+        let detail = match entry.payload.get("event") {
+            Some(event) => event.to_string(),
+            None => String::new(),
+        };
+        outln!(
+            "{:>6}  {}  {:<22} {}",
+            entry.seq,
+            chrono::DateTime::from_timestamp_millis(entry.at_ms)
+                .map(|at| at.format("%H:%M:%S%.3f").to_string())
+                .unwrap_or_default(),
+            entry.kind,
+            clip(&output::sanitize(&detail), 160)
+        );
+    }
+    Ok(Code::Success)
+}
+
 pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code> {
     let project = Project::locate(workflow)?;
     let rows = summaries(&project).await?;

@@ -116,3 +116,43 @@ fn claude_code_through_the_daemon_reaches_review() {
     );
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
 }
+
+#[test]
+fn the_builtin_loops_commands_run_sandboxed() {
+    let f = ModelFactory::new(
+        "builtin",
+        "",
+        "steps:\n  - tool: {name: run, arguments: {command: \"cat $SECRET_FILE > leak.txt 2>&1; env > env.txt; ls /root > root.txt 2>&1; echo done\"}}\n  \
+         - tool: {name: finish, arguments: {summary: tried}}\n  - text: DONE\n",
+    );
+    let secret = f.repo.root().join("operator-secret");
+    write(&secret, "OPERATOR-SENTINEL\n");
+    // The scenario names the file through the agent's own shell; the daemon's variable does
+    // not pass the sandbox, so the path is written into the scenario instead.
+    let scenario = f.repo.root().join("scenarios/e2e.yaml");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    write(
+        &scenario,
+        &text.replace("$SECRET_FILE", &secret.display().to_string()),
+    );
+    f.takt
+        .add_task("Try to escape", &["--body", "[[scenario:e2e]] please"]);
+    let mut command = f.takt.command(&["run", "--once"]);
+    command.env("OPENAI_API_KEY", "sk-SENTINEL-DAEMON");
+    let out = takt_test_support::run_command(command);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(f.takt.state_of("TAKT-1"), "awaiting_review", "{out}");
+    let show = |path: &str| {
+        let mirror = f.takt.state_dir().join("mirror.git");
+        let out = takt_test_support::git_output(&mirror, &["show", &format!("takt/TAKT-1:{path}")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (leak, env) = (show("leak.txt"), show("env.txt"));
+    assert!(
+        leak.contains("No such file"),
+        "the secret's path is invisible: {leak}"
+    );
+    assert!(!leak.contains("SENTINEL"), "{leak}");
+    assert!(!env.contains("SENTINEL"), "{env}");
+    assert!(env.contains("TAKT_RUN_ID="), "{env}");
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod crash;
 mod lifecycle;
 mod reconcile;
+mod sandbox;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

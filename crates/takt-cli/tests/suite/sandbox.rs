@@ -1,0 +1,213 @@
+//! The escape suite through the whole daemon: hostile agents try every way out while an
+//! honest task beside them lands; limits end runs as `sandbox_violation` / `timed_out` with
+//! the evidence in the journal; secrets planted in the daemon's environment never reach an
+//! agent.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use takt_test_support::{WorkflowFile, run_command, write};
+
+use super::Factory;
+
+/// Secrets a careless operator exports where the daemon runs.
+const DAEMON_SECRETS: &[(&str, &str)] = &[
+    ("OPENAI_API_KEY", "sk-SENTINEL-OPENAI"),
+    ("ANTHROPIC_API_KEY", "sk-ant-SENTINEL-ANTHROPIC"),
+    ("GITHUB_TOKEN", "ghp_SENTINEL_GITHUB"),
+    ("LINEAR_API_KEY", "lin_SENTINEL_LINEAR"),
+    ("AWS_SECRET_ACCESS_KEY", "SENTINEL-AWS"),
+];
+
+fn hostile_script(f: &Factory, home: &std::path::Path, port: u16) -> String {
+    let state = f.takt.state_dir();
+    let log = f.log_dir();
+    format!(
+        r#"if [ "$TAKT_ISSUE_IDENTIFIER" = "TAKT-1" ]; then
+{{
+echo "--- ssh"; cat {home}/.ssh/id_rsa; cat "$HOME/.ssh/id_rsa"
+echo "--- other workspace"; ls {state}/workspaces; cat {state}/workspaces/TAKT-2/changes/TAKT-2.txt
+echo "--- state"; head -c 200 {state}/takt.db; ls {state}
+echo "--- write outside"; echo pwned > {repo}/PWNED; echo pwned > {state}/PWNED
+echo "--- env"; env
+echo "--- proc"; cat /proc/[0-9]*/environ | tr '\0' '\n'
+echo "--- net"; python3 -c '
+import socket
+for host, port in (("127.0.0.1", {port}), ("1.1.1.1", 80)):
+    try:
+        socket.create_connection((host, port), timeout=3); print("CONNECTED", host, port)
+    except Exception as e: print("REFUSED", host, port, type(e).__name__)
+try:
+    socket.getaddrinfo("example.com", 80); print("DNS RESOLVED")
+except Exception as e: print("DNS FAILED", type(e).__name__)
+'
+echo "--- leave a process"; (setsid sleep 3331 &) ; (sleep 3332 &)
+echo "--- symlink"; ln -s {home}/.ssh/id_rsa stolen-key; ln -s {state} state-link
+}} > {log}/hostile.txt 2>&1
+fi
+mkdir -p changes
+echo "$TAKT_ISSUE_IDENTIFIER was here" > "changes/$TAKT_ISSUE_IDENTIFIER.txt"
+"#,
+        home = home.display(),
+        state = state.display(),
+        repo = f.repo.path().display(),
+        log = log.display(),
+    )
+}
+
+fn alive_with(token: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(token))
+    })
+}
+
+#[test]
+fn a_hostile_agent_is_contained_while_an_honest_task_lands() {
+    let f = Factory::bare("sandbox-hostile");
+    let home = f.repo.root().join("operator-home");
+    write(&home.join(".ssh/id_rsa"), "OPERATOR-SSH-SENTINEL\n");
+    // Stands in for another service on the daemon's loopback (its HTTP port).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = hostile_script(&f, &home, port);
+    let mut wf = WorkflowFile::new(f.agent_command(&script));
+    wf.max_concurrent_agents = 1;
+    f.write_workflow(&wf);
+    f.takt.add_task("Hostile", &[]);
+    f.takt.add_task("Honest", &[]);
+
+    let mut command = f.takt.command(&["run", "--once"]);
+    command.env("HOME", &home);
+    for (name, value) in DAEMON_SECRETS {
+        command.env(name, value);
+    }
+    let out = run_command(command);
+    assert_eq!(out.code, Some(0), "{out}");
+
+    let seen = String::from_utf8_lossy(&std::fs::read(f.log_dir().join("hostile.txt")).unwrap())
+        .into_owned();
+    assert!(
+        seen.contains("--- symlink"),
+        "the hostile script ran to its end:\n{seen}"
+    );
+    assert!(
+        !seen.contains("SENTINEL"),
+        "a secret reached the agent:\n{seen}"
+    );
+    assert!(
+        !seen.contains("TAKT-2 was here"),
+        "another task's workspace was readable:\n{seen}"
+    );
+    assert!(
+        !seen.contains("SQLite format"),
+        "the state database was readable:\n{seen}"
+    );
+    assert!(!f.repo.path().join("PWNED").exists(), "{seen}");
+    assert!(!f.takt.state_dir().join("PWNED").exists(), "{seen}");
+    assert!(
+        seen.contains(&format!("REFUSED 127.0.0.1 {port}")),
+        "{seen}"
+    );
+    assert!(seen.contains("REFUSED 1.1.1.1 80"), "{seen}");
+    assert!(seen.contains("DNS FAILED"), "{seen}");
+    assert!(
+        listener.accept().is_err(),
+        "the daemon's loopback service was reached"
+    );
+    assert!(
+        seen.contains("TAKT_RUN_ID="),
+        "the run's own variables are there:\n{seen}"
+    );
+
+    // Both tasks finished; the hostile one's symlinks were committed as links, never
+    // followed into the key.
+    for id in ["TAKT-1", "TAKT-2"] {
+        assert_eq!(
+            f.takt.state_of(id),
+            "awaiting_review",
+            "{:#}",
+            f.takt.task(id)
+        );
+    }
+    let key = f
+        .show_in_mirror("takt/TAKT-1", "stolen-key")
+        .unwrap_or_default();
+    assert!(!key.contains("SENTINEL"), "git followed the symlink: {key}");
+    assert_eq!(key.trim(), home.join(".ssh/id_rsa").display().to_string());
+
+    // Nothing the agent started outlives its run.
+    takt_test_support::wait_until(
+        "the hostile agent's background processes to be gone",
+        Duration::from_secs(10),
+        || !alive_with("sleep\u{0}3331") && !alive_with("sleep\u{0}3332"),
+        || "sleep 3331/3332 still alive".to_owned(),
+    );
+    let events = f.takt.json(&["task", "events", "TAKT-1"]);
+    let events = events.to_string();
+    assert!(
+        events.contains("sandboxed"),
+        "the evidence says how the run was confined: {events}"
+    );
+}
+
+#[test]
+fn limits_end_runs_as_violations_with_evidence_and_the_daemon_keeps_serving() {
+    let f = Factory::bare("sandbox-limits");
+    std::fs::create_dir_all(f.log_dir()).unwrap();
+    std::fs::create_dir_all(f.scripts_dir()).unwrap();
+    let script = r#"case "$TAKT_ISSUE_IDENTIFIER" in
+TAKT-1) python3 -c 'b = bytearray(400 * 1024 * 1024); b[::4096] = b"x" * len(b[::4096]); print("allocated")' ;;
+TAKT-2) sleep 60 ;;
+*) mkdir -p changes; echo ok > "changes/$TAKT_ISSUE_IDENTIFIER.txt" ;;
+esac
+"#;
+    let mut wf = WorkflowFile::new(f.agent_command(script));
+    wf.max_attempts = 1;
+    wf.max_concurrent_agents = 3;
+    wf.extra = format!(
+        "sandbox:\n  memory_mb: 96\n  wall_clock_ms: 2000\n  read_write: [{}]\n  read_only: [{}]\n",
+        takt_test_support::yaml_string(&f.log_dir().display().to_string()),
+        takt_test_support::yaml_string(&f.scripts_dir().display().to_string()),
+    );
+    f.write_workflow(&wf);
+    for title in ["Hog", "Sleeper", "Honest"] {
+        f.takt.add_task(title, &[]);
+    }
+    f.takt.run_once();
+
+    let hog = f.takt.task("TAKT-1");
+    let attempt = &hog["attempts"][0];
+    assert_eq!(hog["state"], "failed", "{hog:#}");
+    if takt_sandbox_root() {
+        // As root the memory cgroup kills, and the kill is reported.
+        assert_eq!(attempt["outcome"], "sandbox_violation", "{hog:#}");
+        assert!(
+            attempt["error"].as_str().unwrap().contains("memory"),
+            "{hog:#}"
+        );
+    }
+    let sleeper = f.takt.task("TAKT-2");
+    assert_eq!(
+        sleeper["attempts"][0]["outcome"], "timed_out",
+        "{sleeper:#}"
+    );
+    assert!(
+        sleeper["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("wall clock"),
+        "{sleeper:#}"
+    );
+    assert_eq!(f.takt.state_of("TAKT-3"), "awaiting_review");
+    let events = f.takt.json(&["task", "events", "TAKT-2"]).to_string();
+    assert!(events.contains("sandbox_violation"), "{events}");
+}
+
+fn takt_sandbox_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|meta| {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == 0
+    })
+}
