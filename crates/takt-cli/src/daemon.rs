@@ -223,6 +223,8 @@ impl Daemon {
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
                 _ = housekeeping.tick() => {
+                    // Launch cgroups are left for the daemon to remove once empty.
+                    takt_sandbox::cgroup_sweep(self.sandbox.key(), false);
                     self.reload();
                     self.process_inbox().await?;
                 }
@@ -235,6 +237,7 @@ impl Daemon {
         // Dropping the workers kills their agents' process groups; the journal still shows the
         // runs live, so the next start marks them interrupted and retries them.
         self.background.shutdown().await;
+        takt_sandbox::cgroup_sweep(self.sandbox.key(), true);
         if let Some(models) = self.models.take() {
             models.shutdown().await;
         }

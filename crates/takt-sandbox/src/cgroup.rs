@@ -114,8 +114,14 @@ impl RunCgroups {
     /// each can enforce. Failures only mean fewer controllers.
     pub(crate) fn create(launch_id: &str, limits: &Limits) -> RunCgroups {
         let mut groups = RunCgroups::default();
-        for hierarchy in hierarchies() {
+        let all = hierarchies();
+        let has_v1 = all.iter().any(|h| h.name != "unified" && writable(&h.own));
+        for hierarchy in all {
             if !writable(&hierarchy.own) {
+                continue;
+            }
+            // A v2 cgroup without controllers adds nothing where v1 ones hold the run.
+            if hierarchy.name == "unified" && has_v1 && !delegates_limits(&hierarchy.own) {
                 continue;
             }
             let dir = hierarchy.own.join(format!("takt-{launch_id}"));
@@ -205,30 +211,39 @@ impl RunCgroups {
             .sum()
     }
 
-    /// Leaves the cgroups, kills whatever is still in them, and removes them. Returns how many
-    /// processes had to be killed.
-    pub(crate) fn kill_and_remove(&self) -> u32 {
+    /// Kills whatever else is still in the cgroups; returns how many. The supervisor stays
+    /// inside and the daemon removes the empty cgroups later ([`sweep_stale`]): leaving a
+    /// cgroup costs an RCU grace period (5-15 ms here), which would delay every run's end.
+    pub(crate) fn kill_members(&self) -> u32 {
         let mut killed = 0;
-        for (_, dir) in &self.dirs {
-            if let Some(parent) = dir.parent() {
-                let _ = fs_err::write(parent.join("cgroup.procs"), std::process::id().to_string());
+        for _ in 0..1000 {
+            let round: u32 = self.dirs.iter().map(|(_, dir)| kill_members(dir)).sum();
+            if round == 0 {
+                break;
             }
-        }
-        for (_, dir) in &self.dirs {
-            killed += kill_members(dir);
-            let _ = fs_err::write(dir.join("cgroup.kill"), "1");
-        }
-        for (_, dir) in &self.dirs {
-            for _ in 0..100 {
-                if fs_err::remove_dir(dir).is_ok() || !dir.exists() {
-                    break;
-                }
-                kill_members(dir);
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            killed = killed.max(round);
+            std::thread::sleep(Duration::from_millis(1));
         }
         killed
     }
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub(crate) fn alive(pid: i32) -> bool {
+    fs_err::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.get(stat.rfind(')')? + 1..)?;
+            rest.trim_start().chars().next()
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+fn delegates_limits(dir: &Path) -> bool {
+    fs_err::read_to_string(dir.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|c| c == "memory" || c == "pids")
 }
 
 fn counter(file: &Path, key: &str) -> u64 {
@@ -254,18 +269,19 @@ fn members(dir: &Path) -> Vec<i32> {
 fn kill_members(dir: &Path) -> u32 {
     let own = i32::try_from(std::process::id()).unwrap_or(0);
     let mut killed = 0;
+    // Zombies stay members until their parent reaps them; only the living are killed.
     for pid in members(dir) {
-        if pid != own && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+        if pid != own && alive(pid) && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
             killed += 1;
         }
     }
     killed
 }
 
-/// Removes cgroups of this daemon (`takt-<prefix>-*` beside ours; other daemons' are left
-/// alone) that a supervisor killed without its cleanup left behind. At startup (`kill`) their
-/// members are killed first; later only empty ones go, since a live run's always holds its
-/// supervisor.
+/// Removes launch cgroups whose supervisor has exited: this daemon's (`takt-<prefix>-*`)
+/// as soon as they are empty — at startup (`kill`) after killing members a killed supervisor
+/// left behind — and other daemons' once empty for a minute (their daemon may be gone; a
+/// live launch's cgroup always holds its supervisor). Returns how many were removed.
 pub fn sweep_stale(prefix: &str, kill: bool) -> usize {
     let ours = format!("takt-{prefix}-");
     let mut removed = 0;
@@ -275,19 +291,29 @@ pub fn sweep_stale(prefix: &str, kill: bool) -> usize {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            let is_ours = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(&ours));
-            if is_ours && path.is_dir() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !name.starts_with("takt-") || !path.is_dir() {
+                continue;
+            }
+            if name.starts_with(&ours) {
                 if kill {
                     kill_members(&path);
-                    let _ = fs_err::write(path.join("cgroup.kill"), "1");
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                if fs_err::remove_dir(&path).is_ok() {
-                    removed += 1;
+            } else {
+                let idle = fs_err::metadata(&path)
+                    .and_then(|meta| meta.modified())
+                    .ok()
+                    .and_then(|at| at.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(60));
+                if !idle || !members(&path).is_empty() {
+                    continue;
                 }
+            }
+            if fs_err::remove_dir(&path).is_ok() {
+                removed += 1;
             }
         }
     }

@@ -395,7 +395,7 @@ async fn prepare_and_run(
             ),
         });
     }
-    report.leftovers_killed = kill_descendants() + cgroups.kill_and_remove();
+    report.leftovers_killed = kill_descendants() + cgroups.kill_members();
     if let Ok(layers) = fs_err::read_to_string(io_dir.join(crate::inner::LAYERS_FILE)) {
         let (applied, layers): (Vec<String>, Vec<String>) = layers
             .lines()
@@ -489,48 +489,51 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
     }
 }
 
-/// Kills every process that was reparented to this subreaper, until none is left.
+/// Kills every process that was reparented to this subreaper, until none is left, and reaps
+/// them. Returns how many were still alive.
 fn kill_descendants() -> u32 {
-    let own = std::process::id();
     let mut killed = 0;
-    for _ in 0..50 {
-        let children = children_of(own);
+    for round in 0..500 {
+        reap();
+        let children = live_children();
         if children.is_empty() {
             break;
         }
         for pid in children {
-            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() && round == 0 {
                 killed += 1;
             }
         }
-        // Reap them so they stop being our children.
-        while let Ok(status) =
-            nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
-        {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
     }
     killed
 }
 
-fn children_of(parent: u32) -> Vec<i32> {
-    let Ok(entries) = fs_err::read_dir("/proc") else {
-        return Vec::new();
+/// Collects every exited child without blocking.
+fn reap() {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// This process's children that have not exited (zombies are reaped, not killed).
+fn live_children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = fs_err::read_dir("/proc/self/task") else {
+        return pids;
     };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs_err::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(parent)
-        })
-        .collect()
+    for task in tasks.flatten() {
+        let Ok(list) = fs_err::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        pids.extend(
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse::<i32>().ok()),
+        );
+    }
+    pids.retain(|pid| crate::cgroup::alive(*pid));
+    pids
 }

@@ -38,6 +38,13 @@ impl Ran {
     }
 }
 
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // The daemon's job: remove the launch cgroups once their supervisors have exited.
+        takt_sandbox::cgroup_sweep("test", false);
+    }
+}
+
 impl Harness {
     pub fn new() -> Harness {
         let root = tempfile::tempdir().unwrap();
