@@ -469,8 +469,13 @@ impl Metered {
             return;
         };
         let shared = &report.call.shared;
-        let success = (200..300).contains(&report.status);
-        let (usage, model) = if success {
+        // Only a successful model turn spent tokens the provider may have failed to report;
+        // an error, a model list or a token count did not.
+        let turn = matches!(
+            report.call.api,
+            Api::Responses | Api::ChatCompletions | Api::Messages
+        );
+        let (usage, model) = if turn && (200..300).contains(&report.status) {
             meter.finish_estimating(report.request.len() as u64)
         } else {
             meter.finish()
