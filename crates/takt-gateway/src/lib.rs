@@ -33,6 +33,8 @@ pub mod tokens;
 pub mod transcript;
 
 use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -274,6 +276,13 @@ impl Gateway {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = proxy::router(shared.clone());
+        // Streamed answers are many small writes: with Nagle's algorithm each event after the
+        // first waits for the agent's delayed ACK (about 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "model endpoint: cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;

@@ -5,6 +5,7 @@ mod agents;
 pub mod core;
 mod dispatch;
 mod doc;
+mod gateway;
 mod workspace;
 
 use std::fmt::Write as _;
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 4] = ["dispatch", "workspace", "core", "agents"];
+pub const ALL: [&str; 5] = ["dispatch", "workspace", "core", "agents", "gateway"];
 
 /// What one scenario produced.
 pub struct Section {
@@ -59,6 +60,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "workspace" => workspace::run(&machine)?,
             "core" => core::run(&root, &machine)?,
             "agents" => agents::run(&machine)?,
+            "gateway" => gateway::run(&machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

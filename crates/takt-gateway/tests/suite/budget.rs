@@ -55,7 +55,10 @@ async fn a_run_stops_within_the_requests_in_flight_when_its_cap_is_reached() {
         post(&url, &access.token, &body),
         post(&url, &access.token, &body)
     );
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let (a, b) = tokio::join!(first.text(), second.text());
     assert!(a.expect("body").contains("hello") && b.expect("body").contains("hello"));
     let ended = [next(&mut calls).await, next(&mut calls).await];

@@ -180,4 +180,17 @@ async fn error_statuses_use_no_tokens() {
     assert!(!call.usage.estimated);
     assert_eq!(call.cost_micros, Some(0));
     assert_eq!(call.attempts, 1, "a client error is not retried");
+
+    // A model list is not a model turn: nothing is estimated for it.
+    let models = client()
+        .get(format!("{}/models", access.openai_base_url))
+        .bearer_auth(&access.token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(models.status(), 200);
+    let _ = models.bytes().await;
+    let listed = next(&mut calls).await;
+    assert_eq!(listed.api, takt_gateway::Api::Other);
+    assert_eq!((listed.usage.total(), listed.usage.estimated), (0, false));
 }
