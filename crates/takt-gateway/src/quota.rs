@@ -71,20 +71,32 @@ pub fn is_quota_status(status: u16) -> bool {
 /// `anthropic-ratelimit-*-reset` as RFC 3339), else of all limits; the longest of those wins,
 /// since waiting for a shorter one would just earn another 429.
 pub fn reset_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    reset_header(headers, now).map(|wait| wait.min(MAX_RESET))
+}
+
+/// The longest reset believed: a provider's header is data from outside, and a wait of years (or
+/// a value that overflows) must not wedge the credential.
+const MAX_RESET: Duration = Duration::from_secs(24 * 3_600);
+
+fn seconds(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs.min(MAX_RESET.as_secs_f64())).ok()
+}
+
+fn reset_header(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+    if let Some(wait) = text("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1_000.0))
     {
-        return Some(Duration::from_secs_f64(ms / 1_000.0));
+        return Some(wait);
     }
     if let Some(value) = text("retry-after") {
         let value = value.trim();
-        if let Ok(secs) = value.parse::<f64>()
-            && secs.is_finite()
-            && secs >= 0.0
-        {
-            return Some(Duration::from_secs_f64(secs));
+        if let Some(wait) = value.parse::<f64>().ok().and_then(seconds) {
+            return Some(wait);
         }
         if let Ok(at) = DateTime::parse_from_rfc2822(value) {
             return Some(until(now, at.with_timezone(&Utc)));
@@ -160,9 +172,7 @@ fn go_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += number * scale;
     }
-    total
-        .is_finite()
-        .then(|| Duration::from_secs_f64(total.max(0.0)))
+    seconds(total)
 }
 
 struct State {
@@ -280,9 +290,11 @@ impl Quota {
         });
     }
 
-    /// Waits until the window is open or `deadline` passes; returns how long it waited.
+    /// Waits until the window is open or `deadline` passes; returns how long it waited (zero
+    /// when the window was open).
     pub(crate) async fn wait_open(&self, deadline: Instant) -> Duration {
         let started = Instant::now();
+        let mut slept = false;
         loop {
             let until = self.lock().until;
             let Some(until) = until else {
@@ -294,8 +306,13 @@ impl Quota {
             }
             // A pause can be extended while waiting: look again after each sleep.
             tokio::time::sleep_until(until.min(deadline)).await;
+            slept = true;
         }
-        started.elapsed()
+        if slept {
+            started.elapsed()
+        } else {
+            Duration::ZERO
+        }
     }
 }
 
@@ -337,7 +354,15 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(at(&[("retry-after", "soon")]), None);
+        assert_eq!(at(&[("retry-after", "-3")]), None);
         assert_eq!(at(&[]), None);
+        // Absurd values are capped instead of overflowing.
+        assert_eq!(at(&[("retry-after", "1e300")]), Some(MAX_RESET));
+        assert_eq!(at(&[("retry-after-ms", "1e300")]), Some(MAX_RESET));
+        assert_eq!(
+            at(&[("x-ratelimit-reset-tokens", "99999999999999999999h")]),
+            Some(MAX_RESET)
+        );
     }
 
     #[test]
@@ -389,6 +414,7 @@ mod tests {
         assert_eq!(go_duration("20ms"), Some(Duration::from_millis(20)));
         assert_eq!(go_duration("6s"), Some(Duration::from_secs(6)));
         assert_eq!(go_duration("s"), None);
+        assert_eq!(go_duration("1e400s"), None);
         assert_eq!(go_duration("5 minutes"), None);
         assert_eq!(go_duration(""), None);
     }
