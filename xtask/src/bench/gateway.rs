@@ -41,18 +41,26 @@ pub fn run(machine: &Machine) -> Result<Section> {
     let added_p95 = proxied.p95 - direct.p95;
     let ttfb_added = ttfb_proxied.p50 - ttfb_direct.p50;
     println!(
-        "non-streaming p50 {} ms direct, {} ms via gateway (+{} ms); ttfb p50 {} vs {} ms \
-         (+{} ms); {CONCURRENT} concurrent streams: {} errors, {} ms total, p50 {} ms, p95 {} ms",
+        "non-streaming p50/p95 {}/{} ms direct, {}/{} ms via gateway (+{} ms p50); \
+         streaming first byte p50 {} vs {} ms (+{} ms), whole stream p50 {} vs {} ms; \
+         {CONCURRENT} concurrent streams via gateway: {} errors, {} ms total, p50 {} ms, p95 {} ms \
+         (direct: {} errors, {} ms total)",
         ms(direct.p50),
+        ms(direct.p95),
         ms(proxied.p50),
+        ms(proxied.p95),
         ms(added_p50),
         ms(ttfb_direct.p50),
         ms(ttfb_proxied.p50),
         ms(ttfb_added),
+        ms(end_direct.p50),
+        ms(end_proxied.p50),
         burst.errors,
         ms(burst.total_ms),
         ms(burst.latency.p50),
         ms(burst.latency.p95),
+        burst_direct.errors,
+        ms(burst_direct.total_ms),
     );
     let latency_rows = vec![
         row("straight to the mock", &direct),
