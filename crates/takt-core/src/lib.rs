@@ -10,6 +10,7 @@
 //! [`state`] (the state and `apply`), [`machine`] (`handle`), [`journal`] (the hash chain),
 //! [`ports`] (traits adapters implement).
 
+pub mod budget;
 pub mod journal;
 pub mod machine;
 pub mod messages;

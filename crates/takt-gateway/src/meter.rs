@@ -1,5 +1,12 @@
 //! Reading token usage out of the provider's own response, streamed or not, never from what
 //! the agent reports.
+//!
+//! When the provider says nothing (a stream cut before its final usage event, or a server that
+//! never reports usage), a call still spent tokens, and a budget that counted it as free could be
+//! drained without limit. So the missing figures are estimated from byte lengths, about four
+//! bytes per token ([`BYTES_PER_TOKEN`]), and the usage is flagged [`Usage::estimated`]. The
+//! estimate counts the whole response as the agent received it (JSON and SSE framing included),
+//! so it errs high, which is the safe side for a cap.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,21 +38,47 @@ impl Api {
     }
 }
 
-/// Tokens one model call used, as the provider reported them.
+/// Tokens one model call used.
+///
+/// `reported` and `estimated` are independent: reported and not estimated is the provider's own
+/// complete figure; reported and estimated is a partial report with the rest estimated (an
+/// Anthropic stream cut after `message_start` reported its input but not its final output);
+/// estimated and not reported is an estimate only; neither is a call that used nothing (an error
+/// status, a refusal).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Every input token, cache reads and writes included.
     pub input_tokens: u64,
+    /// The part of `input_tokens` read from the provider's prompt cache.
     pub cached_input_tokens: u64,
+    /// The part of `input_tokens` written to the prompt cache (Anthropic
+    /// `cache_creation_input_tokens`; billed above the input price).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Every output token, reasoning included.
     pub output_tokens: u64,
+    /// The part of `output_tokens` spent reasoning, when the provider says.
     pub reasoning_tokens: u64,
-    /// False when the response carried no usage (cut short, or a provider that omits it).
+    /// The provider reported at least some of these figures in its response.
     pub reported: bool,
+    /// Some figures are the gateway's estimate from byte lengths, because the provider did not
+    /// report them (see the module documentation).
+    #[serde(default)]
+    pub estimated: bool,
 }
 
 impl Usage {
+    /// Input plus output tokens: what token caps count.
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
+}
+
+/// The estimate's ratio: about four bytes of English or code per token.
+pub const BYTES_PER_TOKEN: u64 = 4;
+
+fn tokens_for(bytes: u64) -> u64 {
+    bytes.div_ceil(BYTES_PER_TOKEN)
 }
 
 /// Longest SSE line kept for parsing; longer lines (huge deltas) are skipped, they never carry
@@ -62,7 +95,13 @@ pub struct UsageMeter {
     line: Vec<u8>,
     overlong: bool,
     body: Vec<u8>,
+    /// Every response byte seen, for the estimate.
+    bytes: u64,
     usage: Usage,
+    /// The provider's final usage report was seen (the figures are complete).
+    complete: bool,
+    /// An early report gave the input (Anthropic `message_start`); the output is provisional.
+    input_seen: bool,
     model: Option<String>,
 }
 
@@ -74,12 +113,16 @@ impl UsageMeter {
             line: Vec::new(),
             overlong: false,
             body: Vec::new(),
+            bytes: 0,
             usage: Usage::default(),
+            complete: false,
+            input_seen: false,
             model: None,
         }
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
+        self.bytes = self.bytes.saturating_add(chunk.len() as u64);
         if !self.sse {
             if self.body.len() + chunk.len() <= MAX_BODY {
                 self.body.extend_from_slice(chunk);
@@ -102,8 +145,30 @@ impl UsageMeter {
         }
     }
 
-    /// The usage and model seen so far (call at the end of the body).
+    /// The usage and model the provider reported (call at the end of the body). Missing
+    /// figures stay zero: right for a response that was not a model turn (an error status).
     pub fn finish(mut self) -> (Usage, Option<String>) {
+        self.drain();
+        (self.usage, self.model)
+    }
+
+    /// Like [`UsageMeter::finish`], for a successful model turn: figures the provider did not
+    /// report are estimated from `request_bytes` and the response bytes, and flagged.
+    pub fn finish_estimating(mut self, request_bytes: u64) -> (Usage, Option<String>) {
+        self.drain();
+        let mut usage = self.usage;
+        if !self.complete {
+            let output = tokens_for(self.bytes);
+            if !self.input_seen {
+                usage.input_tokens = usage.input_tokens.max(tokens_for(request_bytes));
+            }
+            usage.output_tokens = usage.output_tokens.max(output);
+            usage.estimated = true;
+        }
+        (usage, self.model)
+    }
+
+    fn drain(&mut self) {
         if self.sse {
             if !self.line.is_empty() && !self.overlong {
                 let line = std::mem::take(&mut self.line);
@@ -111,11 +176,11 @@ impl UsageMeter {
             }
         } else if let Ok(value) = serde_json::from_slice::<Value>(&self.body) {
             self.observe_model(&value);
-            if let Some(usage) = value.get("usage") {
+            if let Some(usage) = value.get("usage").filter(|usage| usage.is_object()) {
                 self.take_usage(usage);
+                self.complete = self.usage.reported;
             }
         }
-        (self.usage, self.model)
     }
 
     fn sse_line(&mut self, line: &[u8]) {
@@ -132,17 +197,22 @@ impl UsageMeter {
                     self.observe_model(response);
                     if matches!(
                         kind,
-                        "response.completed" | "response.done" | "response.incomplete"
-                    ) && let Some(usage) = response.get("usage")
+                        "response.completed"
+                            | "response.done"
+                            | "response.incomplete"
+                            | "response.failed"
+                    ) && let Some(usage) = response.get("usage").filter(|u| u.is_object())
                     {
                         self.take_usage(usage);
+                        self.complete = self.usage.reported;
                     }
                 }
             }
             Api::ChatCompletions => {
                 self.observe_model(&event);
-                if let Some(usage) = event.get("usage").filter(|usage| !usage.is_null()) {
+                if let Some(usage) = event.get("usage").filter(|usage| usage.is_object()) {
                     self.take_usage(usage);
+                    self.complete = self.usage.reported;
                 }
             }
             Api::Messages => match event.get("type").and_then(Value::as_str) {
@@ -151,12 +221,14 @@ impl UsageMeter {
                         self.observe_model(message);
                         if let Some(usage) = message.get("usage") {
                             self.take_usage(usage);
+                            self.input_seen = self.usage.reported;
                         }
                     }
                 }
                 Some("message_delta") => {
                     if let Some(usage) = event.get("usage") {
                         self.take_usage(usage);
+                        self.complete = self.usage.reported;
                     }
                 }
                 _ => {}
@@ -213,6 +285,7 @@ impl UsageMeter {
                         set(&mut usage_now.input_tokens, Some(total));
                     }
                     set(&mut usage_now.cached_input_tokens, read);
+                    set(&mut usage_now.cache_write_tokens, created);
                 }
                 set(&mut usage_now.output_tokens, number(&["output_tokens"]));
             }
@@ -265,7 +338,8 @@ mod tests {
                     cached_input_tokens: 40,
                     output_tokens: 20,
                     reasoning_tokens: 5,
-                    reported: true
+                    reported: true,
+                    ..Usage::default()
                 }
             );
             assert_eq!(model.as_deref(), Some("gpt-5.5"));
@@ -309,5 +383,55 @@ mod tests {
         let (usage, model) = meter.finish();
         assert_eq!((usage.input_tokens, usage.output_tokens), (5, 6));
         assert_eq!(model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn a_complete_report_is_not_estimated() {
+        let body =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
+        let mut meter = UsageMeter::new(Api::ChatCompletions, true);
+        meter.feed(body.as_bytes());
+        let (usage, _) = meter.finish_estimating(4_000);
+        assert_eq!((usage.input_tokens, usage.output_tokens), (7, 3));
+        assert!(usage.reported && !usage.estimated);
+    }
+
+    #[test]
+    fn a_response_without_usage_is_estimated_from_bytes_and_flagged() {
+        let body = br#"{"model":"local","choices":[{"message":{"content":"hello"}}]}"#;
+        let mut meter = UsageMeter::new(Api::ChatCompletions, false);
+        meter.feed(body);
+        let (usage, model) = meter.finish_estimating(401);
+        assert_eq!(model.as_deref(), Some("local"));
+        assert_eq!(
+            usage.input_tokens, 101,
+            "401 request bytes round up to 101 tokens"
+        );
+        assert_eq!(usage.output_tokens, (body.len() as u64).div_ceil(4));
+        assert!(usage.estimated && !usage.reported);
+        // Without estimating (an error status), nothing is counted.
+        let mut meter = UsageMeter::new(Api::ChatCompletions, false);
+        meter.feed(body);
+        assert_eq!(meter.finish().0, Usage::default());
+    }
+
+    #[test]
+    fn a_messages_stream_cut_after_message_start_keeps_the_reported_input() {
+        let body = concat!(
+            "event: message_start\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude\",\"usage\":{\"input_tokens\":1000,\"cache_creation_input_tokens\":200,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\n",
+            "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"partial \"}}\n\n",
+        );
+        let mut meter = UsageMeter::new(Api::Messages, true);
+        meter.feed(body.as_bytes());
+        let (usage, _) = meter.finish_estimating(1_000_000);
+        assert_eq!(
+            usage.input_tokens, 1_200,
+            "the provider's input figure, not the estimate"
+        );
+        assert_eq!(usage.cache_write_tokens, 200);
+        assert_eq!(usage.output_tokens, (body.len() as u64).div_ceil(4));
+        assert!(usage.reported && usage.estimated);
     }
 }

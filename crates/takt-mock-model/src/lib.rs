@@ -33,7 +33,8 @@
 //!   `"workdir"` field); `{{workspace}}` is the first absolute path on the same line shortly
 //!   after the word "workspace". Each falls back to the other; with neither, the placeholder
 //!   is left as it is. Claude's `Write` needs absolute paths: use `{{cwd}}/file`.
-//! - **Usage** is reported in every response: the scenario's `usage` figures, else estimates
+//! - **Usage** is reported in every response (unless the scenario sets `usage.omit`): the
+//!   scenario's `usage` figures, else estimates
 //!   (input = request bytes / 4, output = reply characters / 4 + 10).
 //!
 //! See [`Scenario`] for the file format and [`Step`] for the step kinds.

@@ -15,6 +15,7 @@
 //!   cached_tokens: 0        # Responses cached_tokens, Chat cached_tokens, Messages cache_read
 //!   reasoning_tokens: 0
 //!   cache_creation_input_tokens: 0
+//!   omit: false             # true: no usage object at all
 //! steps:
 //!   - tool: {name: write_file, arguments: {path: tests/a.rs, content: "#[test] fn a() {}\n"}}
 //!   - apply_patch: |
@@ -124,7 +125,7 @@ pub struct ErrorStep {
 }
 
 /// Token usage to report. Unset figures are estimated: input = request bytes / 4, output =
-/// reply characters / 4 + 10, the others 0.
+/// reply characters / 4 + 10, the others 0. `omit: true` reports none.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageSpec {
@@ -145,6 +146,10 @@ pub struct UsageSpec {
     /// Messages `cache_creation_input_tokens`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_tokens: Option<u64>,
+    /// Report no usage at all, like a server that never does (some OpenAI-compatible local
+    /// servers): every `usage` object is left out of the response, streamed or not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omit: bool,
 }
 
 const INLINE: &str = "<inline>";

@@ -691,11 +691,12 @@ fn model_turn(shared: &Shared, api: Api, bytes: &Bytes) -> (Response, Outcome) {
         created: now().as_secs(),
         usage: Usage::compute(scenario.usage.as_ref(), seen.body_len, reply_chars),
     };
+    let omit = scenario.usage.as_ref().is_some_and(|usage| usage.omit);
     let response = match planned.action {
         Action::Output(out) => {
             let out = substitute(out, &body);
             let ctx = ctx(out.chars());
-            reply(api, &out, &ctx, &seen)
+            reply(api, &out, &ctx, &seen, omit)
         }
         Action::Error(error) => {
             let message = error
@@ -705,7 +706,7 @@ fn model_turn(shared: &Shared, api: Api, bytes: &Bytes) -> (Response, Outcome) {
             error_response(Some(api), error.status, &message, error.retry_after_secs)
         }
         Action::Forever => forever(shared, api, &ctx(1), seen.stream),
-        Action::Cut => cut(api, &ctx(8), seen.stream),
+        Action::Cut => cut(api, &ctx(8), seen.stream, omit),
     };
     (response, outcome)
 }
@@ -750,21 +751,32 @@ fn substitute(out: Output, body: &Value) -> Output {
     }
 }
 
-fn reply(api: Api, out: &Output, ctx: &Ctx, seen: &Inspected) -> Response {
+fn reply(api: Api, out: &Output, ctx: &Ctx, seen: &Inspected, omit_usage: bool) -> Response {
     if seen.stream {
         let events = match api {
             Api::Responses => render::responses::events(out, ctx),
             Api::Chat => render::chat::events(out, ctx, seen.include_usage),
             Api::Messages => render::messages::events(out, ctx),
         };
-        sse_response(sse::body(events, Tail::End))
+        sse_response(sse::body(without_usage(events, omit_usage), Tail::End))
     } else {
-        let body = match api {
+        let mut body = match api {
             Api::Responses => render::responses::json_body(out, ctx),
             Api::Chat => render::chat::json_body(out, ctx),
             Api::Messages => render::messages::json_body(out, ctx),
         };
+        if omit_usage {
+            render::strip_usage(&mut body);
+        }
         json_response(StatusCode::OK, &body)
+    }
+}
+
+fn without_usage(events: Vec<Bytes>, omit: bool) -> Vec<Bytes> {
+    if omit {
+        events.iter().map(render::strip_usage_event).collect()
+    } else {
+        events
     }
 }
 
@@ -800,7 +812,7 @@ fn forever(shared: &Shared, api: Api, ctx: &Ctx, stream: bool) -> Response {
     ))
 }
 
-fn cut(api: Api, ctx: &Ctx, stream: bool) -> Response {
+fn cut(api: Api, ctx: &Ctx, stream: bool, omit_usage: bool) -> Response {
     const PARTIAL: &str = "partial ";
     if stream {
         let prefix = match api {
@@ -808,7 +820,7 @@ fn cut(api: Api, ctx: &Ctx, stream: bool) -> Response {
             Api::Chat => render::chat::open_prefix(ctx, PARTIAL),
             Api::Messages => render::messages::open_prefix(ctx, PARTIAL),
         };
-        return sse_response(sse::body(prefix, Tail::Cut));
+        return sse_response(sse::body(without_usage(prefix, omit_usage), Tail::Cut));
     }
     let out = Output::Text(PARTIAL.to_owned());
     let full = match api {

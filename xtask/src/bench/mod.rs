@@ -5,6 +5,7 @@ mod agents;
 pub mod core;
 mod dispatch;
 mod doc;
+mod gateway;
 mod sandbox;
 mod workspace;
 
@@ -15,7 +16,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 5] = ["dispatch", "workspace", "core", "agents", "sandbox"];
+pub const ALL: [&str; 6] = [
+    "dispatch",
+    "workspace",
+    "core",
+    "agents",
+    "sandbox",
+    "gateway",
+];
 
 /// What one scenario produced.
 pub struct Section {
@@ -61,6 +69,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "core" => core::run(&root, &machine)?,
             "agents" => agents::run(&machine)?,
             "sandbox" => sandbox::run(&root, &machine)?,
+            "gateway" => gateway::run(&machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

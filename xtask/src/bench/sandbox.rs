@@ -149,7 +149,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     let ratio = ours.as_ref().map(|d| d.p50 / bwrap.p50);
     let met = ratio.is_some_and(|r| r <= 2.0);
     let mut markdown = format!(
-        "## Sandbox launch\n\n`cargo run --release -p xtask -- bench sandbox` starts `true` {RUNS} \
+        "`cargo run --release -p xtask -- bench sandbox` starts `true` {RUNS} \
          times (after {WARMUP} warm-ups) each way, as {} ({} CPUs). Milliseconds per launch, \
          wall clock, spawn to exit.\n\n",
         if agent.is_some() {

@@ -117,6 +117,39 @@ pub(crate) fn pieces(text: &str, n: usize) -> Vec<&str> {
     out
 }
 
+/// Removes every `usage` object from a JSON value (a scenario with `usage.omit`).
+pub(crate) fn strip_usage(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("usage");
+            map.values_mut().for_each(strip_usage);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_usage),
+        _ => {}
+    }
+}
+
+/// Removes every `usage` object from the `data:` lines of one SSE event.
+pub(crate) fn strip_usage_event(event: &Bytes) -> Bytes {
+    let text = String::from_utf8_lossy(event);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let parsed = line
+            .strip_prefix("data: ")
+            .and_then(|data| serde_json::from_str::<Value>(data.trim_end()).ok());
+        match parsed {
+            Some(mut value) => {
+                strip_usage(&mut value);
+                out.push_str("data: ");
+                out.push_str(&value.to_string());
+                out.push('\n');
+            }
+            None => out.push_str(line),
+        }
+    }
+    Bytes::from(out)
+}
+
 /// The error `type`/`code` OpenAI uses for a status.
 pub(crate) fn openai_error(status: u16, message: &str) -> Value {
     let (kind, code) = match status {
@@ -159,6 +192,19 @@ mod tests {
         assert_eq!(pieces("", 3), [""]);
         assert_eq!(pieces("héllo wörld", 4).concat(), "héllo wörld");
         assert_eq!(pieces("x", 1), ["x"]);
+    }
+
+    #[test]
+    fn omitted_usage_is_stripped_everywhere() {
+        let event = Bytes::from(
+            "event: message_start\ndata: {\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":1}},\"usage\":{}}\n\n",
+        );
+        assert_eq!(
+            strip_usage_event(&event),
+            Bytes::from("event: message_start\ndata: {\"message\":{\"id\":\"m\"}}\n\n")
+        );
+        let done = Bytes::from("data: [DONE]\n\n");
+        assert_eq!(strip_usage_event(&done), done);
     }
 
     #[test]

@@ -229,3 +229,44 @@ async fn apply_patch_becomes_a_function_call_and_builtins_use_agent_tools() {
     assert_eq!(calls, ["write_file", "finish", "DONE"]);
     mock.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_scenario_can_omit_usage_streamed_or_not() {
+    let quiet = Scenario::new("quiet", vec![Step::text("no figures")]).with_usage(
+        takt_mock_model::UsageSpec {
+            omit: true,
+            ..Default::default()
+        },
+    );
+    let mock = start(vec![quiet]).await;
+    let (events, end) = post(
+        mock.addr(),
+        "/v1/chat/completions",
+        &chat_body("[[scenario:quiet]]", vec![], true, true),
+    )
+    .await
+    .events()
+    .await;
+    assert_eq!(end, End::Complete);
+    let (chunks, done) = parse_chunks(&events);
+    assert!(done);
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "{chunks:?}"
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "no figures");
+    let body = post(
+        mock.addr(),
+        "/v1/chat/completions",
+        &chat_body("[[scenario:quiet]]", vec![], false, false),
+    )
+    .await
+    .json()
+    .await;
+    assert!(body.get("usage").is_none(), "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], "no figures");
+}
