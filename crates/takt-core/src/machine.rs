@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use takt_protocol::{FailureReport, Issue, Millis, RetryKind, RunOutcome, TaskState};
 
+use crate::budget;
 use crate::messages::{
     CancelReason, Command, Event, MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step,
     StopReason,
@@ -144,8 +145,86 @@ impl Decider<'_> {
                         })
                     })
                     .map(|task| task.id.clone());
+                let run_id = call.run_id.clone();
+                let cap_reached = call.cap_reached.is_some();
                 self.record(Record::ModelCallMetered { task_id, call });
+                if let Some(run_id) = run_id {
+                    self.guard_spend(&run_id, cap_reached);
+                }
             }
+            Event::QuotaChanged { until } => {
+                self.record(Record::QuotaPaused { until });
+            }
+        }
+    }
+
+    /// Stops a live run whose call reached a budget cap, or that has spent
+    /// `budget.max_tokens_without_progress` tokens without changing its workspace.
+    fn guard_spend(&mut self, run_id: &str, cap_reached: bool) {
+        let Some(task) = self.state.task_of_run(run_id) else {
+            return;
+        };
+        let Some(run) = task.run.as_ref().filter(|run| run.stop.is_none()) else {
+            return;
+        };
+        let reason = if cap_reached {
+            StopReason::Budget
+        } else if self.policy.budget.stalled(run.tokens_since_progress) {
+            StopReason::NoProgress
+        } else {
+            return;
+        };
+        self.stop_run(task.id.clone(), run_id.to_owned(), reason);
+    }
+
+    /// Whether the budget leaves room for one more run of `task` now: the task's own caps and
+    /// today's and this month's must cover at least one model call, estimated at the average
+    /// metered call so far.
+    fn budget_admits(&self, task: &Task) -> Result<(), budget::Exhaustion> {
+        let (day, month) = self.state.period_spend(self.now);
+        let spent = budget::Spent {
+            run: budget::Spend::default(),
+            task: budget::Spend::new(task.metered.total_tokens, task.spend_micros),
+            day,
+            month,
+        };
+        if let Some(hit) = budget::exhausted_by(&self.policy.budget, &spent) {
+            return Err(hit);
+        }
+        let calls = self
+            .state
+            .totals
+            .model_calls
+            .saturating_sub(self.state.totals.model_calls_refused)
+            .max(1);
+        let metered = self.state.totals.metered.total_tokens;
+        let micros: u64 = self.state.tasks.values().map(|t| t.spend_micros).sum();
+        let estimate = budget::Spend::new((metered / calls).max(1), micros / calls);
+        let room = budget::headroom(&self.policy.budget, &spent);
+        if room.covers(estimate) {
+            return Ok(());
+        }
+        // The tightest cap cannot cover an average run: report it as reached.
+        let left = room
+            .tokens
+            .filter(|left| left.left < estimate.tokens)
+            .map(|left| (left, budget::Unit::Tokens))
+            .or_else(|| room.micros.map(|left| (left, budget::Unit::Micros)));
+        match left {
+            Some((left, unit)) => {
+                let cap = budget::Cap {
+                    scope: left.scope,
+                    unit,
+                };
+                let limit = self.policy.budget.cap(cap).unwrap_or(0);
+                Err(budget::Exhaustion {
+                    cap,
+                    limit,
+                    spent: limit.saturating_sub(left.left),
+                    overshoot: 0,
+                })
+            }
+            None => Ok(()),
         }
     }
 
@@ -172,8 +251,10 @@ impl Decider<'_> {
                 continue;
             };
             let quiet_since = run.last_event_at_ms.unwrap_or(run.started_at_ms);
-            // An agent waiting for a person is quiet by design: no stall, only the wall clock.
-            let waiting = task.state == TaskState::Blocked;
+            // An agent waiting for a person, or for the model endpoint during an upstream quota
+            // window, is quiet by design: no stall, only the wall clock.
+            let waiting = task.state == TaskState::Blocked
+                || self.state.quota_paused_until.is_some_and(|until| until > now);
             if !waiting
                 && self.policy.stall_timeout_ms > 0
                 && now - quiet_since > self.policy.stall_timeout_ms
@@ -412,9 +493,25 @@ impl Decider<'_> {
                 .entry(takt_protocol::normalize_state(&task.issue.state))
                 .or_default() += 1;
         }
+        // An upstream quota window holds every dispatch until it opens.
+        if self.state.quota_paused_until.is_some_and(|until| until > now) {
+            return;
+        }
         let mut started = BTreeSet::new();
         for issue in eligible {
             if !started.insert(issue.id.clone()) {
+                continue;
+            }
+            let verdict = match self.state.tasks.get(&issue.id) {
+                Some(task) => self.budget_admits(task),
+                None => Ok(()),
+            };
+            if let Err(hit) = verdict {
+                // The task's own cap never reopens: the task ends (or waits for a person);
+                // a day or month cap holds the task until the period turns.
+                if hit.cap.scope == budget::Scope::Task {
+                    self.budget_exhausted(issue.id.clone(), &hit);
+                }
                 continue;
             }
             if running >= self.policy.max_concurrent_agents as usize {
@@ -535,6 +632,24 @@ impl Decider<'_> {
                     self.policy.max_run_duration_ms
                 )),
             ),
+            Some(StopReason::NoProgress) => (
+                RunOutcome::Stalled,
+                Some(format!(
+                    "spent more than budget.max_tokens_without_progress ({} tokens) without \
+                     changing the workspace",
+                    self.policy.budget.max_tokens_without_progress.unwrap_or_default()
+                )),
+            ),
+            Some(StopReason::Budget) => {
+                let report = self.spend_report(&task_id);
+                self.record(finish(
+                    RunOutcome::BudgetExhausted,
+                    Some(report.clone()),
+                    true,
+                ));
+                self.budget_stop(task_id, report);
+                return;
+            }
             _ => (exit.outcome, exit.error.clone()),
         };
         match outcome {
@@ -584,6 +699,54 @@ impl Decider<'_> {
                 self.retry_or_fail(task_id, RetryKind::Failure, delay, error, None);
             }
         }
+    }
+
+    /// What a task spent and where its work is, for a budget stop.
+    fn spend_report(&self, task_id: &str) -> String {
+        let Some(task) = self.state.tasks.get(task_id) else {
+            return "a budget cap was reached".into();
+        };
+        let run = task.run.as_ref().map(|run| run.spend).unwrap_or_default();
+        let (day, _) = self.state.period_spend(self.now);
+        format!(
+            "a budget cap was reached; this run spent {} tokens ({}), the task {} tokens ({}), \
+             today {} tokens ({}); the work so far is committed on {}",
+            run.tokens,
+            budget::usd(run.micros),
+            task.metered.total_tokens,
+            budget::usd(task.spend_micros),
+            day.tokens,
+            budget::usd(day.micros),
+            task.branch.as_deref().unwrap_or("the task branch"),
+        )
+    }
+
+    /// Ends a task whose budget is spent: failed (`on_exhaust: stop`) or blocked with the
+    /// spend as its question (`pause`), never retried into the same wall.
+    fn budget_stop(&mut self, task_id: String, report: String) {
+        match self.policy.budget.on_exhaust {
+            budget::OnExhaust::Stop => self.fail(task_id, report),
+            budget::OnExhaust::Pause => self.record(Record::TaskBlocked {
+                task_id,
+                question: format!(
+                    "{report}. Raise `budget` in WORKFLOW.md, then answer to resume."
+                ),
+            }),
+        }
+    }
+
+    fn budget_exhausted(&mut self, task_id: String, hit: &budget::Exhaustion) {
+        let unit = match hit.cap.unit {
+            budget::Unit::Tokens => format!("{} of {} tokens", hit.spent, hit.limit),
+            budget::Unit::Micros => {
+                format!("{} of {}", budget::usd(hit.spent), budget::usd(hit.limit))
+            }
+        };
+        let report = format!(
+            "the {} cannot cover another run ({unit} spent)",
+            hit.cap
+        );
+        self.budget_stop(task_id, report);
     }
 
     /// A run produced a commit: review it, or merge it straight away under `auto_merge`.

@@ -49,6 +49,9 @@ pub enum Event {
     Restarted,
     /// The model endpoint finished (or refused) one call.
     ModelCall(ModelCallReport),
+    /// The model endpoint holds calls until `until` (an upstream quota window), or resumed
+    /// (`None`).
+    QuotaChanged { until: Option<Millis> },
     /// The shell changed an issue in the tracker (write-back) and read it back: the task's
     /// snapshot follows, nothing else happens.
     IssueWritten { issue: Issue },
@@ -131,6 +134,10 @@ pub enum StopReason {
     LeftActive,
     /// An operator cancelled the task.
     Operator,
+    /// A budget cap was reached (the model endpoint refuses the run's next call).
+    Budget,
+    /// `budget.max_tokens_without_progress` tokens went by without a workspace change.
+    NoProgress,
 }
 
 /// Why a task was cancelled.
@@ -317,6 +324,9 @@ pub enum Record {
         run_id: String,
         what: String,
     },
+    /// Bookkeeping only (not journaled): the model endpoint holds calls until `until` for an
+    /// upstream quota window (`None`: the window opened).
+    QuotaPaused { until: Option<Millis> },
     /// Bookkeeping only (not journaled): a poll went out.
     PollIssued,
     /// Bookkeeping only (not journaled): due retries were looked at; if none could start (no
@@ -352,7 +362,7 @@ impl Record {
             | Record::TaskRetried { task_id, .. } => Some(task_id),
             Record::StaleReportRejected { task_id, .. }
             | Record::ModelCallMetered { task_id, .. } => task_id.as_deref(),
-            Record::PollIssued | Record::RetriesChecked => None,
+            Record::PollIssued | Record::RetriesChecked | Record::QuotaPaused { .. } => None,
         }
     }
 
@@ -384,6 +394,7 @@ impl Record {
             Record::ModelCallMetered { .. } => "model_call_metered",
             Record::StaleReportRejected { .. } => "stale_report_rejected",
             Record::PollIssued => "poll_issued",
+            Record::QuotaPaused { .. } => "quota_paused",
             Record::RetriesChecked => "retries_checked",
         }
         .to_owned()
@@ -393,7 +404,7 @@ impl Record {
     /// daemon lives (polls, chatty output lines) is applied but not persisted.
     pub fn is_durable(&self) -> bool {
         match self {
-            Record::PollIssued | Record::RetriesChecked => false,
+            Record::PollIssued | Record::RetriesChecked | Record::QuotaPaused { .. } => false,
             Record::AgentEventRecorded { event, .. } => !matches!(event, AgentEvent::Output { .. }),
             _ => true,
         }

@@ -36,6 +36,8 @@ pub struct Policy {
     pub on_cancel_state: Option<String>,
     /// Tracker state an operator retry moves a terminal issue back to.
     pub on_reopen_state: Option<String>,
+    /// Spend caps (`budget:`); unlimited by default.
+    pub budget: crate::budget::Budget,
 }
 
 impl Default for Policy {
@@ -50,6 +52,7 @@ impl Default for Policy {
             max_concurrent_agents_by_state: BTreeMap::new(),
             max_retry_backoff_ms: 300_000,
             max_attempts: 4,
+            budget: crate::budget::Budget::unlimited(),
             stall_timeout_ms: 300_000,
             max_run_duration_ms: 3_600_000,
             poll_interval_ms: 30_000,

@@ -1,5 +1,6 @@
 //! The orchestrator's state and the one function that changes it: [`apply`].
 
+use crate::budget::Spend;
 use std::collections::BTreeMap;
 
 use takt_protocol::{
@@ -21,6 +22,13 @@ pub struct State {
     pub totals: Totals,
     /// The latest rate-limit payload any agent reported.
     pub rate_limits: Option<serde_json::Value>,
+    /// Metered spend by UTC day (days since the epoch) and UTC month (`year * 12 + month0`),
+    /// for the day and month budget caps.
+    pub spend_by_day: BTreeMap<i64, Spend>,
+    pub spend_by_month: BTreeMap<i64, Spend>,
+    /// Until when the model endpoint holds calls for an upstream quota window (not journaled:
+    /// a restarted endpoint starts unpaused).
+    pub quota_paused_until: Option<Millis>,
 }
 
 /// Aggregates over all runs (R-068's `codex_totals`).
@@ -62,6 +70,8 @@ pub struct Task {
     pub cancel_reason: Option<CancelReason>,
     /// Tokens metered for this task across its runs.
     pub metered: TokenUsage,
+    /// Cost metered for this task across its runs, in micro-dollars (unpriced calls add 0).
+    pub spend_micros: u64,
     pub created_at_ms: Millis,
     pub updated_at_ms: Millis,
 }
@@ -88,6 +98,10 @@ pub struct LiveRun {
     pub turns: u32,
     pub tokens: TokenUsage,
     pub stop: Option<StopReason>,
+    /// Metered spend of this run (tokens, micro-dollars).
+    pub spend: Spend,
+    /// Metered tokens since the workspace last changed (the no-progress guard).
+    pub tokens_since_progress: u64,
 }
 
 impl State {
@@ -136,6 +150,7 @@ impl Task {
             failure: None,
             cancel_reason: None,
             metered: TokenUsage::default(),
+            spend_micros: 0,
             created_at_ms: at,
             updated_at_ms: at,
         }
@@ -196,9 +211,35 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
                 total_tokens: call.input_tokens + call.output_tokens,
             };
             add_usage(&mut state.totals.metered, usage);
+            let spend = Spend::new(usage.total_tokens, call.cost_micros.unwrap_or(0));
+            *state.spend_by_day.entry(utc_day(at)).or_default() = state
+                .spend_by_day
+                .get(&utc_day(at))
+                .copied()
+                .unwrap_or_default()
+                .plus(spend);
+            *state.spend_by_month.entry(utc_month(at)).or_default() = state
+                .spend_by_month
+                .get(&utc_month(at))
+                .copied()
+                .unwrap_or_default()
+                .plus(spend);
             if let Some(task) = task_id.as_ref().and_then(|id| state.tasks.get_mut(id)) {
                 add_usage(&mut task.metered, usage);
+                task.spend_micros += spend.micros;
+                if let Some(run) = task
+                    .run
+                    .as_mut()
+                    .filter(|run| call.run_id.as_deref() == Some(run.run_id.as_str()))
+                {
+                    run.spend = run.spend.plus(spend);
+                    run.tokens_since_progress += spend.tokens;
+                }
             }
+            return;
+        }
+        Record::QuotaPaused { until } => {
+            state.quota_paused_until = *until;
             return;
         }
         _ => {}
@@ -222,6 +263,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         | Record::PollIssued
         | Record::RetriesChecked
         | Record::ModelCallMetered { .. }
+        | Record::QuotaPaused { .. }
         | Record::StaleReportRejected { .. } => {}
         Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
         Record::TaskReopened { issue, .. } => {
@@ -252,6 +294,8 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
                 turns: 0,
                 tokens: TokenUsage::default(),
                 stop: None,
+                spend: Spend::default(),
+                tokens_since_progress: 0,
             });
             state.totals.runs_started += 1;
         }
@@ -412,6 +456,38 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
     }
 }
 
+/// Days since the Unix epoch of `at` (UTC).
+pub fn utc_day(at: Millis) -> i64 {
+    at.div_euclid(86_400_000)
+}
+
+/// `year * 12 + month0` of `at` (UTC), from the civil calendar.
+pub fn utc_month(at: Millis) -> i64 {
+    // Howard Hinnant's civil_from_days.
+    let z = utc_day(at) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    year * 12 + (month - 1)
+}
+
+impl State {
+    /// Spend so far in `at`'s UTC day and month.
+    pub fn period_spend(&self, at: Millis) -> (Spend, Spend) {
+        (
+            self.spend_by_day.get(&utc_day(at)).copied().unwrap_or_default(),
+            self.spend_by_month
+                .get(&utc_month(at))
+                .copied()
+                .unwrap_or_default(),
+        )
+    }
+}
+
 fn add_usage(total: &mut TokenUsage, more: TokenUsage) {
     total.input_tokens += more.input_tokens;
     total.output_tokens += more.output_tokens;
@@ -427,6 +503,8 @@ fn observe(run: &mut LiveRun, event: &AgentEvent, at: Millis, totals: &mut Total
         AgentEvent::TurnStarted { turn } => run.turns = (*turn).max(run.turns),
         AgentEvent::Message { text } => run.last_message = Some(text.clone()),
         AgentEvent::Output { line, .. } => run.last_message = Some(line.clone()),
+        // The workspace changed: progress, for the no-progress guard.
+        AgentEvent::FileChange { .. } => run.tokens_since_progress = 0,
         AgentEvent::TokenUsage { usage } => {
             // Totals are absolute per session: add only the growth.
             totals.tokens.input_tokens +=

@@ -16,7 +16,7 @@ mod task;
 pub use issue::{BlockerRef, Issue, normalize_label, normalize_state};
 pub use journal::{GENESIS_HASH, JournalEntry};
 pub use task::{
-    AttemptSummary, FailureReport, ModelCallReport, RetryKind, RunOutcome, RunPhase, TaskState,
+    AttemptSummary, CapReached, FailureReport, ModelCallReport, RetryKind, RunOutcome, RunPhase, TaskState,
     TaskSummary, TokenUsage,
 };
 

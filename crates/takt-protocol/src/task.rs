@@ -253,6 +253,46 @@ pub struct ModelCallReport {
     /// False when the response carried no usage (a cut stream, a provider that omits it).
     pub metered: bool,
     pub latency_ms: u64,
-    /// Why the endpoint refused the call itself (bad token, wrong API), if it did.
+    /// Why the endpoint refused the call itself (bad token, wrong API, budget), if it did.
     pub refused: Option<String>,
+    /// Cost from the price table in micro-dollars; `None` when the model has no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
+    /// The usage was estimated from the bytes (the provider reported none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// A budget cap this call was refused at or reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_reached: Option<CapReached>,
+    /// The content-addressed artifact holding the call's redacted request and response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+}
+
+/// A budget cap reached by a model call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapReached {
+    /// `run`, `task`, `day` or `month`.
+    pub scope: String,
+    /// `tokens` or `micros` (micro-dollars).
+    pub unit: String,
+    pub limit: u64,
+    pub spent: u64,
+}
+
+impl CapReached {
+    /// "the per-task money cap ($5.000000): $5.120000 spent".
+    pub fn describe(&self) -> String {
+        let amount = |value: u64| match self.unit.as_str() {
+            "micros" => format!("${}.{:06}", value / 1_000_000, value % 1_000_000),
+            _ => format!("{value} tokens"),
+        };
+        let unit = if self.unit == "micros" { "money" } else { "tokens" };
+        format!(
+            "the per-{} {unit} cap ({}): {} spent",
+            self.scope,
+            amount(self.limit),
+            amount(self.spent)
+        )
+    }
 }

@@ -223,7 +223,7 @@ impl ModelProvider {
 }
 
 /// takt's `model` section: the upstream every agent's model traffic is forwarded to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     pub provider: ModelProvider,
     /// Upstream base URL (`https://api.openai.com/v1`, `https://api.anthropic.com`); `None`
@@ -238,6 +238,8 @@ pub struct ModelConfig {
     pub name: Option<String>,
     /// Directory of scenario files for the mock provider (default: the built-in scenarios).
     pub scenarios: Option<std::path::PathBuf>,
+    /// `model.prices`: overrides of the built-in price table, by model name.
+    pub prices: BTreeMap<String, ModelPriceConfig>,
 }
 
 /// takt's `claude` section: how Claude Code is launched.
@@ -313,4 +315,43 @@ pub enum SandboxNetwork {
     Model,
     /// The model endpoint plus `allow_hosts` through a filtering proxy.
     Allowlist,
+}
+
+/// takt's `budget` section: spend caps. Amounts are US dollars as written; tokens count
+/// input + output as the provider reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetConfig {
+    pub per_run: BudgetLimit,
+    pub per_task: BudgetLimit,
+    pub per_day: BudgetLimit,
+    pub per_month: BudgetLimit,
+    pub on_exhaust: OnExhaust,
+    /// A run that spends this many tokens without changing the workspace is stopped as stalled.
+    pub max_tokens_without_progress: Option<u64>,
+}
+
+/// One scope's caps; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BudgetLimit {
+    pub usd: Option<f64>,
+    pub tokens: Option<u64>,
+}
+
+/// `budget.on_exhaust`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnExhaust {
+    /// The task fails with a report of spend and progress.
+    #[default]
+    Stop,
+    /// The task waits in `blocked` until a person raises the budget and answers.
+    Pause,
+}
+
+/// One entry of `model.prices`: US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPriceConfig {
+    pub input: f64,
+    pub cached_input: Option<f64>,
+    pub output: f64,
+    pub cache_write: Option<f64>,
 }

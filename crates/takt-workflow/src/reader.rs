@@ -160,6 +160,34 @@ impl<'p> Report<'p> {
         }
     }
 
+    /// Reads a non-negative number (integer or decimal), e.g. an amount of US dollars.
+    pub fn amount(&mut self, section: &Section<'_>, key: &str, example: &str) -> Option<f64> {
+        let node = section.get(key)?;
+        let value = match &node.value {
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            Value::Float(f) => Some(*f),
+            Value::Str(s) => s.trim().trim_start_matches('$').parse::<f64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(v) if v.is_finite() && v >= 0.0 => Some(v),
+            _ => {
+                self.problem(
+                    section.path(key),
+                    Some(node.pos),
+                    format!(
+                        "`{}` must be a non-negative number, but it is {}",
+                        section.path(key),
+                        node.describe()
+                    ),
+                    format!("write a number such as `{key}: {example}`"),
+                );
+                None
+            }
+        }
+    }
+
     /// Reads a list of strings; each item is checked and reported on its own.
     pub fn string_list(&mut self, section: &Section<'_>, key: &str) -> Option<Vec<String>> {
         let node = section.get(key)?;

@@ -123,7 +123,7 @@ pub(crate) const PUBLISH: SectionSpec = SectionSpec {
 pub(crate) const MODEL: SectionSpec = SectionSpec {
     name: "model",
     owner: Owner::Takt,
-    keys: &["provider", "base_url", "api_key", "name", "scenarios"],
+    keys: &["provider", "base_url", "api_key", "name", "scenarios", "prices"],
 };
 
 pub(crate) const CLAUDE: SectionSpec = SectionSpec {
@@ -171,10 +171,27 @@ pub(crate) const SANDBOX: SectionSpec = SectionSpec {
     ],
 };
 
+pub(crate) const BUDGET: SectionSpec = SectionSpec {
+    name: "budget",
+    owner: Owner::Takt,
+    keys: &[
+        "per_run_usd",
+        "per_run_tokens",
+        "per_task_usd",
+        "per_task_tokens",
+        "per_day_usd",
+        "per_day_tokens",
+        "per_month_usd",
+        "per_month_tokens",
+        "on_exhaust",
+        "max_tokens_without_progress",
+    ],
+};
+
 /// Every section this crate validates.
 pub(crate) const SECTIONS: &[&SectionSpec] = &[
     &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH, &MODEL,
-    &CLAUDE, &BUILTIN, &SANDBOX,
+    &CLAUDE, &BUILTIN, &SANDBOX, &BUDGET,
 ];
 
 /// Symphony extension sections takt recognizes but does not implement (SSH workers, Symphony's
@@ -183,7 +200,7 @@ pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability
 
 /// takt sections that are planned but not available in this build yet: a warning says so.
 pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] =
-    &["budget", "gates", "review", "risk", "schedules"];
+    &["gates", "review", "risk", "schedules"];
 
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {

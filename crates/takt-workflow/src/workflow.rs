@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{
     AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
-    PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
+    BudgetConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};
@@ -43,6 +43,8 @@ pub struct Workflow {
     pub builtin: BuiltinConfig,
     /// How agent processes are confined (takt).
     pub sandbox: SandboxConfig,
+    /// Spend caps enforced by the model endpoint and the scheduler (takt).
+    pub budget: BudgetConfig,
     /// The prompt body as a parsed strict Liquid template.
     pub prompt: PromptTemplate,
     /// Top-level sections this crate does not validate (unknown keys, Symphony's `worker` and
@@ -137,6 +139,7 @@ fn build(
         claude: config.claude,
         builtin: config.builtin,
         sandbox: config.sandbox,
+        budget: config.budget,
         extensions: config.extensions,
         warnings: config.warnings,
     })

@@ -1,2 +1,3 @@
+mod budget;
 mod scenarios;
 mod simulation;

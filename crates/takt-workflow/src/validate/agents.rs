@@ -97,6 +97,7 @@ pub(super) fn model(section: &Section<'_>, report: &mut Report<'_>, env: &dyn En
         .non_blank(section, "scenarios", "./scenarios")
         .map(std::path::PathBuf::from);
     section.check_unknown(report);
+    let prices = prices(section, report);
     ModelConfig {
         provider,
         base_url,
@@ -104,7 +105,58 @@ pub(super) fn model(section: &Section<'_>, report: &mut Report<'_>, env: &dyn En
         api_key_var,
         name,
         scenarios,
+        prices,
     }
+}
+
+/// `model.prices`: `{model: {input, cached_input?, output, cache_write?}}` in USD per 1M tokens.
+fn prices(
+    section: &Section<'_>,
+    report: &mut Report<'_>,
+) -> std::collections::BTreeMap<String, crate::config::ModelPriceConfig> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(map) = report.json_map(section, "prices") else {
+        return out;
+    };
+    let position = section.get("prices").map(|n| n.pos);
+    for (model, entry) in map {
+        let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_f64);
+        let known = ["input", "cached_input", "output", "cache_write"];
+        let unknown: Vec<&String> = entry
+            .as_object()
+            .map(|o| o.keys().filter(|k| !known.contains(&k.as_str())).collect())
+            .unwrap_or_default();
+        let valid = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v >= 0.0);
+        match (field("input"), field("output")) {
+            (Some(input), Some(output))
+                if unknown.is_empty()
+                    && valid(Some(input))
+                    && valid(Some(output))
+                    && valid(field("cached_input"))
+                    && valid(field("cache_write")) =>
+            {
+                out.insert(
+                    model,
+                    crate::config::ModelPriceConfig {
+                        input,
+                        cached_input: field("cached_input"),
+                        output,
+                        cache_write: field("cache_write"),
+                    },
+                );
+            }
+            _ => report.problem(
+                format!("model.prices.{model}"),
+                position,
+                format!(
+                    "`model.prices.{model}` must be `{{input: N, output: N}}` (optionally \
+                     `cached_input`, `cache_write`), non-negative US dollars per million tokens"
+                ),
+                format!("write `{model}: {{input: 1.25, cached_input: 0.125, output: 10}}`"),
+            ),
+        }
+    }
+    out
 }
 
 pub(super) fn claude(section: &Section<'_>, report: &mut Report<'_>) -> ClaudeConfig {

@@ -2,6 +2,7 @@
 //! with defaults, `$VAR` and `~` in local paths only, and precise problems.
 
 mod agents;
+mod budget;
 mod paths;
 mod runtime;
 mod sandbox;
@@ -16,7 +17,7 @@ use std::path::Path;
 pub use agents::DEFAULT_DENY_COMMANDS;
 
 use crate::config::{
-    AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
+    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
     PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 use crate::env::Env;
@@ -53,6 +54,7 @@ pub(crate) struct Validated {
     pub claude: ClaudeConfig,
     pub builtin: BuiltinConfig,
     pub sandbox: SandboxConfig,
+    pub budget: BudgetConfig,
     pub extensions: BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<ConfigWarning>,
 }
@@ -94,6 +96,7 @@ pub(crate) fn validate(
         section(&schema::CLAUDE),
         section(&schema::BUILTIN),
         section(&schema::SANDBOX),
+        section(&schema::BUDGET),
     ];
     let [
         tracker,
@@ -109,6 +112,7 @@ pub(crate) fn validate(
         claude,
         builtin,
         sandbox,
+        budget,
     ] = &sections;
     let tracker = tracker::tracker(tracker, &mut report, path)?;
     let polling = runtime::polling(polling, &mut report);
@@ -126,6 +130,7 @@ pub(crate) fn validate(
     let claude = agents::claude(claude, &mut report);
     let builtin = agents::builtin(builtin, &mut report);
     let sandbox = sandbox::sandbox(sandbox, &mut report, dir, env);
+    let budget = budget::budget(budget, &mut report);
 
     if !report.problems.is_empty() {
         let mut problems = report.problems;
@@ -157,6 +162,7 @@ pub(crate) fn validate(
         claude,
         builtin,
         sandbox,
+        budget,
         extensions,
         warnings,
     })
