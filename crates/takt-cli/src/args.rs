@@ -48,6 +48,8 @@ pub enum Commands {
     Answer(AnswerArgs),
     /// Show what the factory is doing.
     Status,
+    /// Model spend from the journal: tokens and cost, by task, day or model.
+    Cost(CostArgs),
     /// Check this machine and this workflow for problems.
     Doctor,
     /// Verify the journal's hash chain and the stored artifacts.
@@ -128,6 +130,20 @@ pub struct TaskAddArgs {
     /// A task this one waits for (repeatable; identifier like TAKT-3).
     #[arg(long = "blocked-by", value_name = "ID")]
     pub blocked_by: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// How to group the metered calls.
+    #[arg(long, value_enum, default_value = "task")]
+    pub by: CostGrouping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostGrouping {
+    Task,
+    Day,
+    Model,
 }
 
 #[derive(Debug, Args)]

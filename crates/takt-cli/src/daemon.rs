@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::now_ms;
 use crate::engine::Engine;
-use crate::models::{ModelEndpoint, next_call};
+use crate::models::{EndpointNews, ModelEndpoint, next_news};
 use crate::project::{Project, policy_for, run_dir, workspaces_for};
 use crate::worker::{self, RunContext};
 
@@ -138,7 +138,8 @@ impl Daemon {
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
-            daemon.models = Some(ModelEndpoint::start(&daemon.workflow).await?);
+            daemon.models =
+                Some(ModelEndpoint::start(&daemon.workflow, &daemon.engine.state).await?);
         }
         if mode != Mode::Inline {
             let host = crate::sandbox::probe(&daemon.workflow)?;
@@ -216,9 +217,19 @@ impl Daemon {
             let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.feed_burst(event).await?,
-                Some(call) = next_call(self.models.as_mut()) => {
-                    self.feed(Event::ModelCall(call)).await?;
-                }
+                Some(news) = next_news(self.models.as_mut()) => match news {
+                    EndpointNews::Call(mut call, transcript) => {
+                        call.transcript = self.store_transcript(transcript).await;
+                        self.feed(Event::ModelCall(*call)).await?;
+                    }
+                    EndpointNews::Quota(until) => {
+                        match until {
+                            Some(until) => warn!(until_ms = until, "the model provider's quota window is closed; calls are held and dispatch waits"),
+                            None => info!("the model provider's quota window opened; resuming"),
+                        }
+                        self.feed(Event::QuotaChanged { until }).await?;
+                    }
+                },
                 () = tokio::time::sleep(wait) => self.feed(Event::Tick).await?,
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
@@ -552,6 +563,33 @@ impl Daemon {
                     category = error.category(),
                     "{error}; keeping the last good configuration"
                 );
+            }
+        }
+    }
+
+    /// Stores a call's redacted transcript as a content-addressed artifact; its hash goes into
+    /// the journal with the call.
+    async fn store_transcript(
+        &self,
+        transcript: Option<takt_gateway::Transcript>,
+    ) -> Option<String> {
+        let transcript = transcript?;
+        let body = serde_json::json!({
+            "request": String::from_utf8_lossy(&transcript.request),
+            "response": String::from_utf8_lossy(&transcript.response),
+            "request_truncated": transcript.request_truncated,
+            "response_truncated": transcript.response_truncated,
+        });
+        match self
+            .engine
+            .store
+            .put_artifact(body.to_string().as_bytes())
+            .await
+        {
+            Ok(hash) => Some(hash),
+            Err(error) => {
+                warn!(%error, "could not store a model call's transcript");
+                None
             }
         }
     }

@@ -2,10 +2,15 @@
 //! which key, and for `provider: mock` the embedded scripted model server.
 
 use anyhow::{Context, Result};
+use takt_core::State;
+use takt_core::budget::Spend;
 use takt_core::ports::ModelAccess;
-use takt_gateway::{Gateway, ModelCall, Upstream, UpstreamKind};
+use takt_gateway::{
+    Gateway, GatewayConfig, ModelCall, ModelPrice, PriceTable, QuotaNotice, Transcript, Upstream,
+    UpstreamKind,
+};
 use takt_mock_model::{MockConfig, MockModel};
-use takt_protocol::ModelCallReport;
+use takt_protocol::{CapReached, ModelCallReport};
 use takt_workflow::{BackendKind, ModelProvider, Workflow};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
@@ -23,6 +28,8 @@ pub fn needs_model(workflow: &Workflow) -> bool {
 pub struct ModelEndpoint {
     gateway: Gateway,
     calls: UnboundedReceiver<ModelCall>,
+    /// Upstream quota windows, as the endpoint announces them.
+    quota: tokio::sync::watch::Receiver<QuotaNotice>,
     /// The embedded scripted model when `model.provider` is `mock`.
     mock: Option<MockModel>,
     provider: ModelProvider,
@@ -34,7 +41,9 @@ impl ModelEndpoint {
         self.gateway.addr()
     }
 
-    pub async fn start(workflow: &Workflow) -> Result<ModelEndpoint> {
+    /// Starts the endpoint with the workflow's prices and budget, its spend ledger seeded
+    /// from the journal's state (so caps hold across restarts).
+    pub async fn start(workflow: &Workflow, state: &State) -> Result<ModelEndpoint> {
         let mut mock = None;
         let upstream = match workflow.model.provider {
             ModelProvider::Mock => {
@@ -64,11 +73,30 @@ impl ModelEndpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the model endpoint on 127.0.0.1")?;
-        let (gateway, calls) = Gateway::start(listener, upstream).await?;
+        let config = GatewayConfig {
+            prices: prices_for(workflow)?,
+            budget: crate::project::budget_for(workflow),
+            ..GatewayConfig::default()
+        };
+        let (gateway, calls) = Gateway::start_with(listener, upstream, config).await?;
+        for task in state.tasks.values() {
+            gateway.seed_task_spend(
+                &task.id,
+                Spend::new(task.metered.total_tokens, task.spend_micros),
+            );
+        }
+        let now = chrono::Utc::now();
+        let (day, month) = state.period_spend(now.timestamp_millis());
+        gateway.seed_period_spend(now.date_naive(), day, month);
+        if let Some(key) = &workflow.model.api_key {
+            gateway.add_secret(key.clone());
+        }
+        let quota = gateway.quota_notices();
         info!(addr = %gateway.addr(), provider = workflow.model.provider.as_str(), "model endpoint listening");
         Ok(ModelEndpoint {
             gateway,
             calls,
+            quota,
             mock,
             provider: workflow.model.provider,
         })
@@ -94,6 +122,12 @@ impl ModelEndpoint {
         if workflow.model.provider != ModelProvider::Mock {
             self.gateway.set_upstream(upstream_for(workflow));
         }
+        self.gateway
+            .set_budget(crate::project::budget_for(workflow));
+        match prices_for(workflow) {
+            Ok(prices) => self.gateway.set_prices(prices),
+            Err(error) => warn!("{error:#}; keeping the previous prices"),
+        }
     }
 
     pub async fn shutdown(self) {
@@ -117,17 +151,49 @@ fn upstream_for(workflow: &Workflow) -> Upstream {
     }
 }
 
-/// The next metered call, as the core's report; pending forever without an endpoint.
-pub async fn next_call(models: Option<&mut ModelEndpoint>) -> Option<ModelCallReport> {
+/// What the endpoint reported: a metered call (with its transcript, to be stored) or a quota
+/// window closing or opening.
+pub enum EndpointNews {
+    Call(Box<ModelCallReport>, Option<Transcript>),
+    Quota(Option<i64>),
+}
+
+/// The endpoint's next report; pending forever without an endpoint.
+pub async fn next_news(models: Option<&mut ModelEndpoint>) -> Option<EndpointNews> {
     let Some(models) = models else {
         return std::future::pending().await;
     };
-    let call = models.calls.recv().await?;
+    tokio::select! {
+        call = models.calls.recv() => call.map(|call| {
+            let transcript = call.transcript.clone();
+            EndpointNews::Call(Box::new(report(call)), transcript)
+        }),
+        changed = models.quota.changed() => {
+            changed.ok()?;
+            let until = match *models.quota.borrow_and_update() {
+                QuotaNotice::Paused { until, .. } => Some(until.timestamp_millis()),
+                QuotaNotice::Resumed => None,
+            };
+            Some(EndpointNews::Quota(until))
+        }
+    }
+}
+
+fn report(call: ModelCall) -> ModelCallReport {
     let api = serde_json::to_value(call.api)
         .ok()
         .and_then(|value| value.as_str().map(String::from))
         .unwrap_or_default();
-    Some(ModelCallReport {
+    let cap_reached = call.exhausted.map(|hit| CapReached {
+        scope: hit.cap.scope.as_str().to_owned(),
+        unit: match hit.cap.unit {
+            takt_core::budget::Unit::Tokens => "tokens".to_owned(),
+            takt_core::budget::Unit::Micros => "micros".to_owned(),
+        },
+        limit: hit.limit,
+        spent: hit.spent,
+    });
+    ModelCallReport {
         run_id: call.grant.map(|grant| grant.run_id),
         api,
         path: call.path,
@@ -140,5 +206,31 @@ pub async fn next_call(models: Option<&mut ModelEndpoint>) -> Option<ModelCallRe
         metered: call.usage.reported,
         latency_ms: call.latency_ms,
         refused: call.refused,
-    })
+        cost_micros: call.cost_micros,
+        estimated: call.usage.estimated,
+        cap_reached,
+        transcript: None,
+    }
+}
+
+/// `model.prices` over the built-in table.
+fn prices_for(workflow: &Workflow) -> Result<PriceTable> {
+    let overrides = workflow
+        .model
+        .prices
+        .iter()
+        .map(|(name, price)| {
+            (
+                name.clone(),
+                ModelPrice {
+                    input: price.input,
+                    cached_input: price.cached_input,
+                    output: price.output,
+                    cache_write: price.cache_write,
+                },
+            )
+        })
+        .collect();
+    PriceTable::with_overrides(&overrides)
+        .with_context(|| format!("{}: model.prices", workflow.path.display()))
 }

@@ -148,5 +148,27 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         max_run_duration_ms: agent.max_run_duration_ms,
         poll_interval_ms: workflow.polling.interval_ms,
         auto_merge: workflow.publish.auto_merge,
+        budget: budget_for(workflow),
+    }
+}
+
+/// The `budget` section in the units the arithmetic uses (dollars to micro-dollars).
+pub fn budget_for(workflow: &Workflow) -> takt_core::budget::Budget {
+    use takt_core::budget::{Budget, Limit, OnExhaust, micros_from_usd};
+    let config = &workflow.budget;
+    let limit = |limit: &takt_workflow::BudgetLimit| Limit {
+        tokens: limit.tokens,
+        micros: limit.usd.and_then(micros_from_usd),
+    };
+    Budget {
+        run: limit(&config.per_run),
+        task: limit(&config.per_task),
+        day: limit(&config.per_day),
+        month: limit(&config.per_month),
+        on_exhaust: match config.on_exhaust {
+            takt_workflow::OnExhaust::Stop => OnExhaust::Stop,
+            takt_workflow::OnExhaust::Pause => OnExhaust::Pause,
+        },
+        max_tokens_without_progress: config.max_tokens_without_progress,
     }
 }

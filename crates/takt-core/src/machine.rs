@@ -254,7 +254,10 @@ impl Decider<'_> {
             // An agent waiting for a person, or for the model endpoint during an upstream quota
             // window, is quiet by design: no stall, only the wall clock.
             let waiting = task.state == TaskState::Blocked
-                || self.state.quota_paused_until.is_some_and(|until| until > now);
+                || self
+                    .state
+                    .quota_paused_until
+                    .is_some_and(|until| until > now);
             if !waiting
                 && self.policy.stall_timeout_ms > 0
                 && now - quiet_since > self.policy.stall_timeout_ms
@@ -494,7 +497,11 @@ impl Decider<'_> {
                 .or_default() += 1;
         }
         // An upstream quota window holds every dispatch until it opens.
-        if self.state.quota_paused_until.is_some_and(|until| until > now) {
+        if self
+            .state
+            .quota_paused_until
+            .is_some_and(|until| until > now)
+        {
             return;
         }
         let mut started = BTreeSet::new();
@@ -637,7 +644,10 @@ impl Decider<'_> {
                 Some(format!(
                     "spent more than budget.max_tokens_without_progress ({} tokens) without \
                      changing the workspace",
-                    self.policy.budget.max_tokens_without_progress.unwrap_or_default()
+                    self.policy
+                        .budget
+                        .max_tokens_without_progress
+                        .unwrap_or_default()
                 )),
             ),
             Some(StopReason::Budget) => {
@@ -742,10 +752,7 @@ impl Decider<'_> {
                 format!("{} of {}", budget::usd(hit.spent), budget::usd(hit.limit))
             }
         };
-        let report = format!(
-            "the {} cannot cover another run ({unit} spent)",
-            hit.cap
-        );
+        let report = format!("the {} cannot cover another run ({unit} spent)", hit.cap);
         self.budget_stop(task_id, report);
     }
 

@@ -324,9 +324,12 @@ pub enum Record {
         run_id: String,
         what: String,
     },
-    /// Bookkeeping only (not journaled): the model endpoint holds calls until `until` for an
-    /// upstream quota window (`None`: the window opened).
-    QuotaPaused { until: Option<Millis> },
+    /// The model endpoint holds calls until `until` for an upstream quota window (`None`: the
+    /// window opened). Journaled so `takt status` can show the countdown; a stale window
+    /// simply expires.
+    QuotaPaused {
+        until: Option<Millis>,
+    },
     /// Bookkeeping only (not journaled): a poll went out.
     PollIssued,
     /// Bookkeeping only (not journaled): due retries were looked at; if none could start (no
@@ -404,7 +407,7 @@ impl Record {
     /// daemon lives (polls, chatty output lines) is applied but not persisted.
     pub fn is_durable(&self) -> bool {
         match self {
-            Record::PollIssued | Record::RetriesChecked | Record::QuotaPaused { .. } => false,
+            Record::PollIssued | Record::RetriesChecked => false,
             Record::AgentEventRecorded { event, .. } => !matches!(event, AgentEvent::Output { .. }),
             _ => true,
         }

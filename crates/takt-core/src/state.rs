@@ -26,8 +26,7 @@ pub struct State {
     /// for the day and month budget caps.
     pub spend_by_day: BTreeMap<i64, Spend>,
     pub spend_by_month: BTreeMap<i64, Spend>,
-    /// Until when the model endpoint holds calls for an upstream quota window (not journaled:
-    /// a restarted endpoint starts unpaused).
+    /// Until when the model endpoint holds calls for an upstream quota window.
     pub quota_paused_until: Option<Millis>,
 }
 
@@ -479,7 +478,10 @@ impl State {
     /// Spend so far in `at`'s UTC day and month.
     pub fn period_spend(&self, at: Millis) -> (Spend, Spend) {
         (
-            self.spend_by_day.get(&utc_day(at)).copied().unwrap_or_default(),
+            self.spend_by_day
+                .get(&utc_day(at))
+                .copied()
+                .unwrap_or_default(),
             self.spend_by_month
                 .get(&utc_month(at))
                 .copied()

@@ -287,7 +287,11 @@ impl CapReached {
             "micros" => format!("${}.{:06}", value / 1_000_000, value % 1_000_000),
             _ => format!("{value} tokens"),
         };
-        let unit = if self.unit == "micros" { "money" } else { "tokens" };
+        let unit = if self.unit == "micros" {
+            "money"
+        } else {
+            "tokens"
+        };
         format!(
             "the per-{} {unit} cap ({}): {} spent",
             self.scope,

@@ -48,10 +48,10 @@ mod workflow;
 use std::path::Path;
 
 pub use config::{
-    AgentConfig, BackendKind, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, ForgeKind,
-    HooksConfig, ModelConfig, ModelProvider, PollingConfig, PublishConfig, RepoSource,
-    SandboxConfig, SandboxMode, SandboxNetwork, ServerConfig, BudgetConfig, BudgetLimit,
-    OnExhaust, ModelPriceConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BackendKind, BudgetConfig, BudgetLimit, BuiltinConfig, ClaudeConfig, CodexConfig,
+    CommandConfig, ForgeKind, HooksConfig, ModelConfig, ModelPriceConfig, ModelProvider, OnExhaust,
+    PollingConfig, PublishConfig, RepoSource, SandboxConfig, SandboxMode, SandboxNetwork,
+    ServerConfig, TrackerConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};

@@ -123,7 +123,14 @@ pub(crate) const PUBLISH: SectionSpec = SectionSpec {
 pub(crate) const MODEL: SectionSpec = SectionSpec {
     name: "model",
     owner: Owner::Takt,
-    keys: &["provider", "base_url", "api_key", "name", "scenarios", "prices"],
+    keys: &[
+        "provider",
+        "base_url",
+        "api_key",
+        "name",
+        "scenarios",
+        "prices",
+    ],
 };
 
 pub(crate) const CLAUDE: SectionSpec = SectionSpec {
@@ -199,8 +206,7 @@ pub(crate) const SECTIONS: &[&SectionSpec] = &[
 pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability"];
 
 /// takt sections that are planned but not available in this build yet: a warning says so.
-pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] =
-    &["gates", "review", "risk", "schedules"];
+pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &["gates", "review", "risk", "schedules"];
 
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    AgentConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
-    BudgetConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig,
+    HooksConfig, ModelConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig,
+    TrackerConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};

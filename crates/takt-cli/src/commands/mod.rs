@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
 mod audit;
+mod cost;
 mod demo;
 mod doctor;
 mod init;
@@ -73,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
             operate::send(workflow, command, json).await
         }
         Commands::Status => status::run(workflow, json).await,
+        Commands::Cost(args) => cost::run(workflow, args.by, json).await,
         Commands::Doctor => doctor::run(workflow, json).await,
         Commands::Audit(_) => audit::verify(workflow, json).await,
         Commands::Demo(args) => demo::run(args.dir, json).await,

@@ -27,6 +27,8 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         *counts.entry(task.state.as_str()).or_default() += 1;
     }
     let of = |wanted: TaskState| tasks.iter().filter(move |task| task.state == wanted);
+    let (today, month) = state.period_spend(now);
+    let quota_paused_until = state.quota_paused_until.filter(|until| *until > now);
     if json {
         output::json(&serde_json::json!({
             "daemon": {"running": daemon_pid.is_some(), "pid": daemon_pid},
@@ -38,6 +40,11 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             "blocked": of(TaskState::Blocked).collect::<Vec<_>>(),
             "awaiting_review": of(TaskState::AwaitingReview).collect::<Vec<_>>(),
             "rate_limits": state.rate_limits,
+            "spend": {
+                "today": {"tokens": today.tokens, "micros": today.micros},
+                "month": {"tokens": month.tokens, "micros": month.micros},
+            },
+            "quota_paused_until_ms": quota_paused_until,
             "totals": {
                 "runs_started": state.totals.runs_started,
                 "runs_finished": state.totals.runs_finished,
@@ -66,6 +73,20 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         state.totals.metered.total_tokens,
         state.totals.model_calls
     );
+    outln!(
+        "spend:  today {} tokens ({}), this month {} tokens ({})",
+        today.tokens,
+        takt_core::budget::usd(today.micros),
+        month.tokens,
+        takt_core::budget::usd(month.micros)
+    );
+    if let Some(until) = quota_paused_until {
+        outln!(
+            "model:  the provider's quota window is closed; calls are held and dispatch waits, \
+             resuming in {}s",
+            (until - now).max(0) / 1000
+        );
+    }
     let line: Vec<String> = counts
         .iter()
         .filter(|(_, n)| **n > 0)
@@ -92,12 +113,20 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                         .map(|p| format!("{p:?}"))
                         .unwrap_or_else(|| "starting".into()),
                     format!("{}s/{}", (now - run.started_at_ms) / 1000, run.turns),
+                    format!(
+                        "{} ({})",
+                        run.spend.tokens,
+                        takt_core::budget::usd(run.spend.micros)
+                    ),
                     run.last_event.clone().unwrap_or_default(),
-                    clip(&sanitize(run.last_message.as_deref().unwrap_or("")), 60),
+                    clip(&sanitize(run.last_message.as_deref().unwrap_or("")), 50),
                 ])
             })
             .collect();
-        print_table(&["ID", "STAGE", "AGE/TURN", "EVENT", "LAST MESSAGE"], &rows);
+        print_table(
+            &["ID", "STAGE", "AGE/TURN", "SPEND", "EVENT", "LAST MESSAGE"],
+            &rows,
+        );
     }
     let retrying: Vec<Vec<String>> = of(TaskState::RetryWait)
         .map(|task| {

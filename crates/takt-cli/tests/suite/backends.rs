@@ -156,3 +156,61 @@ fn the_builtin_loops_commands_run_sandboxed() {
     assert!(!env.contains("SENTINEL"), "{env}");
     assert!(env.contains("TAKT_RUN_ID="), "{env}");
 }
+
+#[test]
+fn a_run_stops_at_its_budget_with_its_work_committed_and_the_spend_reported() {
+    // Every call reports 600 input and 100 output tokens: $0.006 at gpt-5.5's list price.
+    let f = ModelFactory::new(
+        "builtin",
+        "budget: {per_run_usd: 0.01}\n",
+        "usage: {input_tokens: 600, output_tokens: 100}\nsteps:\n  \
+         - tool: {name: write_file, arguments: {path: one.txt, content: \"1\\n\"}}\n  \
+         - tool: {name: write_file, arguments: {path: two.txt, content: \"2\\n\"}}\n  \
+         - tool: {name: write_file, arguments: {path: three.txt, content: \"3\\n\"}}\n  \
+         - tool: {name: finish, arguments: {summary: done}}\n  - text: DONE\n",
+    );
+    f.takt
+        .add_task("Spend", &["--body", "[[scenario:e2e]] please"]);
+    let out = f.takt.run_once();
+    let task = f.takt.task("TAKT-1");
+    assert_eq!(task["state"], "failed", "{out}\n{task:#}");
+    let attempt = &task["attempts"][0];
+    assert_eq!(attempt["outcome"], "budget_exhausted", "{task:#}");
+    let report = task["failure"]["reason"].as_str().unwrap_or_default();
+    assert!(report.contains("budget cap was reached"), "{task:#}");
+    // The call that crossed the cap was the second; nothing later reached the model.
+    let metered = task["metered_usage"]["total_tokens"].as_u64().unwrap();
+    assert_eq!(
+        metered, 1400,
+        "stopped within one request of the cap: {task:#}"
+    );
+    // Work done before exhaustion is on the branch.
+    let mirror = f.takt.state_dir().join("mirror.git");
+    let one = takt_test_support::git_output(&mirror, &["show", "takt/TAKT-1:one.txt"]);
+    assert!(one.status.success(), "one.txt was committed");
+    let three = takt_test_support::git_output(&mirror, &["show", "takt/TAKT-1:three.txt"]);
+    assert!(!three.status.success(), "nothing after the cap");
+
+    let cost = f.takt.json(&["cost", "--by", "task"]);
+    let row = &cost[0];
+    assert_eq!(row["key"], "TAKT-1", "{cost:#}");
+    assert_eq!(row["total_tokens"], 1400, "{cost:#}");
+    assert_eq!(row["cost_micros"], 12_000, "{cost:#}");
+    let by_model = f.takt.json(&["cost", "--by", "model"]);
+    let priced = by_model
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["key"] == "gpt-5.5")
+        .unwrap_or_else(|| panic!("{by_model:#}"));
+    assert_eq!(priced["cost_micros"], 12_000, "{by_model:#}");
+    let events = f.takt.json(&["task", "events", "TAKT-1"]).to_string();
+    assert!(
+        events.contains("\"transcript\""),
+        "calls carry their transcript: {events}"
+    );
+    assert!(
+        f.takt.audit_ok(),
+        "transcripts are artifacts the audit re-hashes"
+    );
+}

@@ -128,7 +128,11 @@ fn a_cap_reached_mid_run_stops_it_and_fails_the_task_with_a_spend_report() {
     let report = task.failure.as_ref().expect("a failure report");
     assert!(report.reason.contains("1100 tokens"), "{}", report.reason);
     assert_eq!(task.history[0].outcome, RunOutcome::BudgetExhausted);
-    assert_eq!(task.history[0].commit.as_deref(), Some("c0ffee"), "work kept");
+    assert_eq!(
+        task.history[0].commit.as_deref(),
+        Some("c0ffee"),
+        "work kept"
+    );
 }
 
 #[test]
@@ -146,7 +150,12 @@ fn on_exhaust_pause_blocks_the_task_with_the_spend_as_its_question() {
     f.stopped("T-1#1");
     let task = &f.state.tasks["id-1"];
     assert_eq!(task.state, TaskState::Blocked);
-    assert!(task.question.as_deref().unwrap_or("").contains("Raise `budget`"));
+    assert!(
+        task.question
+            .as_deref()
+            .unwrap_or("")
+            .contains("Raise `budget`")
+    );
 }
 
 #[test]
@@ -175,7 +184,11 @@ fn a_spent_task_cap_is_not_dispatched_again() {
     let task = &f.state.tasks["id-1"];
     assert_eq!(task.state, TaskState::Failed);
     assert!(
-        task.failure.as_ref().unwrap().reason.contains("per-task tokens cap"),
+        task.failure
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("per-task tokens cap"),
         "{:?}",
         task.failure
     );
@@ -201,8 +214,15 @@ fn a_day_cap_holds_new_dispatches_until_the_next_utc_day() {
         turns: 1,
         question: None,
     }));
-    assert!(f.poll(vec![issue(2)]).is_empty(), "the day's money is spent");
-    assert_eq!(f.state.tasks["id-2"].state, TaskState::Queued, "held, not failed");
+    assert!(
+        f.poll(vec![issue(2)]).is_empty(),
+        "the day's money is spent"
+    );
+    assert_eq!(
+        f.state.tasks["id-2"].state,
+        TaskState::Queued,
+        "held, not failed"
+    );
     f.now = (f.now / DAY + 1) * DAY + 1; // just past midnight UTC
     assert_eq!(f.poll(vec![issue(2)]), ["T-2#1"]);
 }
@@ -221,7 +241,11 @@ fn tokens_without_progress_stop_the_run_as_stalled() {
             path: "src/lib.rs".into(),
         },
     });
-    assert_eq!(stop_reason(&f.call("T-1#1", 800, 0, None)), None, "progress reset it");
+    assert_eq!(
+        stop_reason(&f.call("T-1#1", 800, 0, None)),
+        None,
+        "progress reset it"
+    );
     let step = f.call("T-1#1", 300, 0, None);
     assert_eq!(stop_reason(&step), Some(StopReason::NoProgress));
     f.stopped("T-1#1");
@@ -236,10 +260,17 @@ fn a_quota_window_holds_dispatch_and_stall_detection_until_it_opens() {
     f.poll(vec![issue(1)]);
     let until = f.now + 120_000;
     f.feed(Event::QuotaChanged { until: Some(until) });
-    assert!(f.poll(vec![issue(1), issue(2)]).is_empty(), "held during the window");
+    assert!(
+        f.poll(vec![issue(1), issue(2)]).is_empty(),
+        "held during the window"
+    );
     f.now += 90_000;
     let tick = f.feed(Event::Tick);
-    assert_eq!(stop_reason(&tick), None, "waiting on the quota is not a stall");
+    assert_eq!(
+        stop_reason(&tick),
+        None,
+        "waiting on the quota is not a stall"
+    );
     f.feed(Event::QuotaChanged { until: None });
     assert_eq!(f.poll(vec![issue(1), issue(2)]), ["T-2#1"]);
 }

@@ -22,13 +22,20 @@ pub(super) fn budget(section: &Section<'_>, report: &mut Report<'_>) -> BudgetCo
     let per_task = limit("task", report);
     let per_day = limit("day", report);
     let per_month = limit("month", report);
-    let on_exhaust = match report.string(section, "on_exhaust").as_deref().map(str::trim) {
+    let on_exhaust = match report
+        .string(section, "on_exhaust")
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("stop") => OnExhaust::Stop,
         Some("pause") => OnExhaust::Pause,
         Some(other) => {
             let fix = match did_you_mean(other, &["stop", "pause"]) {
                 Some(close) => format!("did you mean `{close}`?"),
-                None => "use `stop` (the task fails with a report) or `pause` (it waits in blocked)".into(),
+                None => {
+                    "use `stop` (the task fails with a report) or `pause` (it waits in blocked)"
+                        .into()
+                }
             };
             report.problem(
                 "budget.on_exhaust",

@@ -17,8 +17,9 @@ use std::path::Path;
 pub use agents::DEFAULT_DENY_COMMANDS;
 
 use crate::config::{
-    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, HooksConfig, ModelConfig,
-    PollingConfig, PublishConfig, SandboxConfig, ServerConfig, TrackerConfig, WorkspaceConfig,
+    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig,
+    HooksConfig, ModelConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig,
+    TrackerConfig, WorkspaceConfig,
 };
 use crate::env::Env;
 use crate::error::{ConfigWarning, WorkflowError};

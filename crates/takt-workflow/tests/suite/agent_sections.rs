@@ -181,3 +181,57 @@ fn bad_sandbox_settings_say_what_and_how_to_fix() {
         &["not an environment variable name"],
     );
 }
+
+#[test]
+fn budget_and_prices_are_read_in_dollars_and_tokens() {
+    use takt_workflow::OnExhaust;
+    let wf = load_ok(
+        "---\nbudget:\n  per_run_usd: 0.5\n  per_task_usd: 5\n  per_task_tokens: 2000000\n  per_day_usd: 100\n  \
+         per_month_usd: \"$2000\"\n  on_exhaust: pause\n  max_tokens_without_progress: 300000\n\
+         model:\n  prices:\n    gpt-5.5: {input: 5, cached_input: 0.5, output: 30}\n---\n",
+    );
+    assert_eq!(wf.budget.per_run.usd, Some(0.5));
+    assert_eq!(wf.budget.per_task.usd, Some(5.0));
+    assert_eq!(wf.budget.per_task.tokens, Some(2_000_000));
+    assert_eq!(wf.budget.per_month.usd, Some(2000.0));
+    assert_eq!(wf.budget.per_day.tokens, None);
+    assert_eq!(wf.budget.on_exhaust, OnExhaust::Pause);
+    assert_eq!(wf.budget.max_tokens_without_progress, Some(300_000));
+    let price = wf.model.prices["gpt-5.5"];
+    assert_eq!(
+        (price.input, price.cached_input, price.output),
+        (5.0, Some(0.5), 30.0)
+    );
+    assert_eq!(
+        load_ok("---\n---\n").budget,
+        takt_workflow::BudgetConfig::default()
+    );
+}
+
+#[test]
+fn bad_budgets_and_prices_say_what_and_how_to_fix() {
+    let err = load_err("---\nbudget:\n  per_task_usd: -1\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["budget.per_task_usd", "non-negative number"],
+    );
+    let err = load_err("---\nbudget:\n  on_exhaust: halt\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["budget.on_exhaust", "stop", "pause"],
+    );
+    let err = load_err("---\nbudget:\n  per_tsk_usd: 5\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["per_tsk_usd", "per_task_usd"],
+    );
+    let err = load_err("---\nmodel:\n  prices:\n    m: {input: 1}\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &["model.prices.m", "input: N, output: N"],
+    );
+}

@@ -206,7 +206,7 @@ fn r007_symphony_extensions_takt_does_not_support_are_warned_and_kept() {
 
 #[test]
 fn r007_planned_takt_sections_are_warned_not_rejected() {
-    let workflow = load_ok("---\ngates:\n  - {name: unit}\nbudget: {per_task_usd: 5}\n---\n");
+    let workflow = load_ok("---\ngates:\n  - {name: unit}\nreview: {max_rounds: 5}\n---\n");
     let messages: Vec<&str> = workflow
         .warnings
         .iter()
@@ -216,8 +216,8 @@ fn r007_planned_takt_sections_are_warned_not_rejected() {
         messages,
         [
             "section `gates` is not available in this build of takt yet and is ignored",
-            "section `budget` is not available in this build of takt yet and is ignored",
+            "section `review` is not available in this build of takt yet and is ignored",
         ]
     );
-    assert_eq!(workflow.extensions["budget"]["per_task_usd"], 5);
+    assert_eq!(workflow.extensions["review"]["max_rounds"], 5);
 }
