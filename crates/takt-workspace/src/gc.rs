@@ -14,6 +14,11 @@ use crate::key::{is_valid_key, workspace_key};
 use crate::manager::WorkspaceManager;
 use crate::paths::absolute_normalized;
 
+/// The directory under the workspace root where removed workspaces wait for the reaper:
+/// renaming is instant, while deleting a checkout on a disk mounted with `discard` takes
+/// seconds and slows every other file operation meanwhile.
+pub const TRASH_DIR: &str = ".takt-trash";
+
 /// What to remove: the workspace of an identifier, or a recorded workspace path (R-098
 /// prefers the path recorded on the run; it is validated the same way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +113,8 @@ impl WorkspaceManager {
     /// removal is logged and the sweep goes on.
     pub async fn gc(&self, live_keys: &HashSet<String>) -> Result<Vec<PathBuf>, WorkspaceError> {
         let root = self.layout.root();
+        // Leftovers of a reaper a previous daemon did not finish.
+        self.reap_trash();
         let mut entries = match fs_err::tokio::read_dir(root).await {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -120,7 +127,7 @@ impl WorkspaceManager {
             .map_err(|e| WorkspaceError::io("listing the workspace root", e))?
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if live_keys.contains(&name) {
+            if live_keys.contains(&name) || name == TRASH_DIR {
                 continue;
             }
             if !is_valid_key(&name) {
@@ -152,6 +159,12 @@ impl WorkspaceManager {
             .await
             .map(|m| m.is_dir())
             .unwrap_or(false);
+        if is_dir && self.move_to_trash(path).await {
+            // The registration now points at nothing; prune drops it.
+            self.prune_locked().await;
+            self.reap_trash();
+            return Ok(());
+        }
         if is_dir
             && fs_err::tokio::metadata(&self.settings.mirror_dir)
                 .await
@@ -172,6 +185,69 @@ impl WorkspaceManager {
         self.delete_path(path).await?;
         self.prune_locked().await;
         Ok(())
+    }
+
+    /// Renames the directory at `path` into the trash; `false` when it could not be (then it
+    /// is deleted in place).
+    async fn move_to_trash(&self, path: &Path) -> bool {
+        let trash = self.layout.root().join(TRASH_DIR);
+        if fs_err::tokio::create_dir_all(&trash).await.is_err() {
+            return false;
+        }
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dest = trash.join(format!("{name}-{stamp}"));
+        match fs_err::tokio::rename(path, &dest).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "could not move the workspace into the trash; deleting it in place");
+                false
+            }
+        }
+    }
+
+    /// Empties the trash on a background thread, one reaper at a time (outside a runtime,
+    /// nothing happens until the next removal). Symlinks inside are unlinked, never followed.
+    pub fn reap_trash(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let trash = self.layout.root().join(TRASH_DIR);
+        let reaping = self.reaping.clone();
+        runtime.spawn_blocking(move || {
+            loop {
+                let entries: Vec<PathBuf> = match fs_err::read_dir(&trash) {
+                    Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+                    Err(_) => Vec::new(),
+                };
+                if entries.is_empty() {
+                    break;
+                }
+                for entry in entries {
+                    let removed = match fs_err::symlink_metadata(&entry) {
+                        Ok(meta) if meta.is_dir() => fs_err::remove_dir_all(&entry),
+                        Ok(_) => fs_err::remove_file(&entry),
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = removed {
+                        tracing::warn!(%error, "could not delete a removed workspace");
+                        reaping.store(false, Ordering::Release);
+                        return;
+                    }
+                }
+            }
+            reaping.store(false, Ordering::Release);
+        });
     }
 
     /// Deletes whatever is at `path` after the containment check: a symlink or file is

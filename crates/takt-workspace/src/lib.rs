@@ -31,7 +31,7 @@ pub mod paths;
 mod process;
 
 pub use error::WorkspaceError;
-pub use gc::RemoveTarget;
+pub use gc::{RemoveTarget, TRASH_DIR};
 pub use git::{Git, GitError};
 pub use hooks::{HookContext, HookError, HookKind, HookOutput, Hooks, run_hook};
 pub use key::{branch_name, workspace_key};

@@ -117,6 +117,8 @@ pub struct WorkspaceManager {
     pub(crate) validated: std::sync::atomic::AtomicBool,
     /// The base branch once resolved (configured, or the source's HEAD branch).
     pub(crate) base_branch_name: std::sync::OnceLock<String>,
+    /// Whether a trash reaper is running.
+    pub(crate) reaping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WorkspaceManager {
@@ -162,6 +164,7 @@ impl WorkspaceManager {
             merge_lock: Mutex::new(()),
             validated: std::sync::atomic::AtomicBool::new(false),
             base_branch_name: std::sync::OnceLock::new(),
+            reaping: std::sync::Arc::default(),
         })
     }
 

@@ -110,3 +110,38 @@ async fn remove_unlinks_a_symlink_inside_the_root_without_following_it() {
         "the link target is untouched"
     );
 }
+
+#[tokio::test]
+async fn removal_renames_into_the_trash_and_the_reaper_empties_it_later() {
+    let fx = Fixture::new();
+    let manager = fx.manager();
+    let (_, ws) = workspace(&manager, "GONE-1").await;
+    write(&ws.path, "big/file.txt", "data\n");
+    let outside = fx.path("outside");
+    write(&outside, "precious.txt", "keep me\n");
+    std::os::unix::fs::symlink(&outside, ws.path.join("link-out")).unwrap();
+    manager.remove("GONE-1").await.unwrap();
+    assert!(!ws.path.exists(), "gone from its path at once");
+    let worktrees = git(&fx.mirror, &["worktree", "list", "--porcelain"]);
+    assert!(
+        !worktrees.contains("GONE-1"),
+        "registration pruned: {worktrees}"
+    );
+    let trash = fx.root.join(takt_workspace::TRASH_DIR);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&trash).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reaper never emptied the trash"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        read(&outside, "precious.txt"),
+        "keep me\n",
+        "links were not followed"
+    );
+    // A workspace can be made again at the same path.
+    let (_, again) = workspace(&manager, "GONE-1").await;
+    assert!(again.path.exists());
+}
