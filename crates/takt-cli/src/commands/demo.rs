@@ -63,6 +63,9 @@ model:
   name: takt-demo
 command:
   run: sh {codemod}
+sandbox:
+  # Agents see only their workspace; the shipped codemod lives outside it.
+  read_only: [{codemod}]
 publish:
   forge: local
 ---

@@ -853,3 +853,29 @@ fn output_into_a_closed_pipe_does_not_panic() {
         assert_ne!(out.status.code(), Some(101), "{stderr}");
     }
 }
+
+#[test]
+fn the_demo_runs_to_its_end_with_every_agent_sandboxed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(super::TAKT);
+    command
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null());
+    let out = takt_test_support::run_command(command);
+    assert_eq!(out.code, Some(0), "{out}");
+    for (id, state) in [
+        ("TAKT-1", "done"),
+        ("TAKT-2", "failed"),
+        ("TAKT-3", "awaiting_review"),
+        ("TAKT-4", "done"),
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|line| line.starts_with(id) && line.contains(state)),
+            "{id} should end {state}:\n{out}"
+        );
+    }
+}
