@@ -786,6 +786,11 @@ async fn run_real_codex(codex: &Path) {
         // Generous: the first start of the CLI on a busy two-core machine is slow.
         read_timeout: Duration::from_secs(60),
         turn_timeout: Duration::from_secs(120),
+        // As takt runs Codex inside its own sandbox (backends.rs): Codex's bubblewrap sandbox
+        // cannot start its helper when CODEX_HOME is under /tmp (agent-protocols.md finding 6),
+        // which is where a checkout in a temporary directory puts it.
+        thread_sandbox: Some("danger-full-access".into()),
+        turn_sandbox_policy: Some(json!({"type": "dangerFullAccess"})),
         ..CodexSettings::default()
     };
     let context = SessionContext {
