@@ -214,3 +214,63 @@ fn a_run_stops_at_its_budget_with_its_work_committed_and_the_spend_reported() {
         "transcripts are artifacts the audit re-hashes"
     );
 }
+
+/// The provider key lives only in the daemon: the agent (and everything it can read) holds the
+/// run token, while the upstream gets the real key.
+#[test]
+fn the_provider_key_never_reaches_the_agent() {
+    use takt_mock_model::{MockConfig, MockModel, Scenario, Step};
+    const KEY: &str = "sk-REAL-PROVIDER-KEY-SENTINEL";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The pattern is assembled at run time so the command's own text never matches it.
+    let probe = "P=REAL-PROV; P=\"${P}IDER-KEY\"; env > env.txt; \
+                 { grep -rl \"$P\" \"$HOME\" /tmp /run \"$TAKT_WORKSPACE\" 2>/dev/null; \
+                   cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep \"$P\"; } > found.txt; \
+                 echo probed";
+    let mock = runtime
+        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+            Scenario::new(
+                "key",
+                vec![
+                    Step::tool("run", serde_json::json!({"command": probe})),
+                    Step::tool("finish", serde_json::json!({"summary": "probed"})),
+                    Step::text("DONE"),
+                ],
+            ),
+        ])))
+        .unwrap();
+    let repo = GitRepo::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
+    write(
+        &repo.workflow_path(),
+        &format!(
+            "---\ntracker: {{kind: local}}\nagent: {{backend: builtin, max_attempts: 1, max_turns: 2}}\n\
+             model: {{provider: openai, base_url: {}, api_key: $TAKT_E2E_PROVIDER_KEY, name: gpt-5.5}}\n\
+             publish: {{forge: local}}\n---\n{{{{ issue.description }}}}\n",
+            mock.openai_base_url()
+        ),
+    );
+    let takt = Takt::new(TAKT, repo.workflow_path());
+    takt.add_task("Look for the key", &["--body", "[[scenario:key]]"]);
+    let mut command = takt.command(&["run", "--once"]);
+    command.env("TAKT_E2E_PROVIDER_KEY", KEY);
+    let out = takt_test_support::run_command(command);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(takt.state_of("TAKT-1"), "awaiting_review", "{out}");
+    let show = |path: &str| {
+        let mirror = takt.state_dir().join("mirror.git");
+        let out = takt_test_support::git_output(&mirror, &["show", &format!("takt/TAKT-1:{path}")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (env, found) = (show("env.txt"), show("found.txt"));
+    assert!(env.contains("TAKT_RUN_ID="), "the probe ran: {env}");
+    assert!(!env.contains("SENTINEL"), "{env}");
+    assert!(
+        found.trim().is_empty(),
+        "the key is readable in the sandbox: {found}"
+    );
+    assert!(
+        !mock.requests().is_empty(),
+        "the model was reached through the endpoint"
+    );
+    runtime.block_on(mock.shutdown()).unwrap();
+}
