@@ -35,23 +35,35 @@ fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> 
     }
 }
 
+/// Where the proxy listens: a unix socket relayed into a bubblewrap sandbox, or loopback TCP
+/// (Landlock mode, where there is no private network namespace to relay into).
+pub(crate) enum Listener {
+    Unix(UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
 /// Serves the proxy on `listener`; refused hosts are appended to `denied`.
 pub(crate) fn serve(
-    listener: UnixListener,
+    listener: Listener,
     patterns: Vec<String>,
     denied: Arc<Mutex<Vec<String>>>,
 ) -> tokio::task::JoinHandle<()> {
     let patterns = Arc::new(patterns);
     tokio::spawn(async move {
         loop {
-            let Ok((client, _)) = listener.accept().await else {
-                continue;
-            };
-            let patterns = patterns.clone();
-            let denied = denied.clone();
-            tokio::spawn(async move {
-                let _ = handle(client, &patterns, &denied).await;
-            });
+            let (patterns, denied) = (patterns.clone(), denied.clone());
+            match &listener {
+                Listener::Unix(listener) => {
+                    if let Ok((client, _)) = listener.accept().await {
+                        tokio::spawn(async move { handle(client, &patterns, &denied).await });
+                    }
+                }
+                Listener::Tcp(listener) => {
+                    if let Ok((client, _)) = listener.accept().await {
+                        tokio::spawn(async move { handle(client, &patterns, &denied).await });
+                    }
+                }
+            }
         }
     })
 }
@@ -144,28 +156,6 @@ async fn refuse<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     );
     client.write_all(response.as_bytes()).await?;
     client.shutdown().await
-}
-
-/// The same proxy on a loopback TCP port (Landlock mode, where there is no private network
-/// namespace to relay into).
-pub(crate) fn serve_tcp(
-    listener: tokio::net::TcpListener,
-    patterns: Vec<String>,
-    denied: Arc<Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    let patterns = Arc::new(patterns);
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                continue;
-            };
-            let patterns = patterns.clone();
-            let denied = denied.clone();
-            tokio::spawn(async move {
-                let _ = handle(client, &patterns, &denied).await;
-            });
-        }
-    })
 }
 
 #[cfg(test)]

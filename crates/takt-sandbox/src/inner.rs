@@ -5,26 +5,19 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 
 use crate::rules;
-use crate::spec::{InnerSpec, SPEC_VERSION, read_json};
+use crate::spec::InnerSpec;
 
 /// File in the launch's io directory where the inner stage records the layers it applied.
 pub(crate) const LAYERS_FILE: &str = "layers";
 
 pub(crate) fn run(spec_path: &Path) -> i32 {
-    let spec: InnerSpec = match read_json(spec_path) {
+    let spec: InnerSpec = match crate::spec::load(spec_path) {
         Ok(spec) => spec,
-        Err(error) => {
-            eprintln!("takt sandbox: {error}");
+        Err(line) => {
+            eprintln!("{line}");
             return 125;
         }
     };
-    if spec.version != SPEC_VERSION {
-        eprintln!(
-            "takt sandbox: spec version {} is not {SPEC_VERSION}: the helper binary is from another build",
-            spec.version
-        );
-        return 125;
-    }
     // A new session: the agent cannot reach the daemon's terminal (TIOCSTI) or its group.
     let _ = nix::unistd::setsid();
     let mut layers = rules::apply_rlimits(&spec.limits, false);

@@ -87,6 +87,35 @@ pub struct InnerSpec {
     pub io_dir: Option<PathBuf>,
 }
 
+/// A spec that carries [`SPEC_VERSION`].
+pub(crate) trait Versioned {
+    fn version(&self) -> u32;
+}
+
+impl Versioned for ExecSpec {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl Versioned for InnerSpec {
+    fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+/// Reads a helper stage's spec; the error is the line the stage prints before exiting 125.
+pub(crate) fn load<T: Versioned + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let spec: T = read_json(path).map_err(|error| format!("takt sandbox: {error}"))?;
+    if spec.version() != SPEC_VERSION {
+        return Err(format!(
+            "takt sandbox: spec version {} is not {SPEC_VERSION}: the helper binary is from another build",
+            spec.version()
+        ));
+    }
+    Ok(spec)
+}
+
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SandboxError> {
     use fs_err::os::unix::fs::OpenOptionsExt;
     use std::io::Write;

@@ -17,27 +17,20 @@ use crate::bwrap::{self, Bind, IN_NET};
 use crate::cgroup::RunCgroups;
 use crate::policy::{Limits, Mechanism, Network};
 use crate::report::{ContainmentReport, Violation, ViolationKind};
-use crate::spec::{ExecSpec, InnerSpec, Relay, SPEC_VERSION, read_json, write_json};
+use crate::spec::{ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
 use crate::stage::Stage;
 
 /// Port the egress proxy listens on inside a bubblewrap sandbox.
 pub const EGRESS_PORT: u16 = 3128;
 
 pub(crate) fn run(spec_path: &Path) -> i32 {
-    let spec: ExecSpec = match read_json(spec_path) {
+    let spec: ExecSpec = match crate::spec::load(spec_path) {
         Ok(spec) => spec,
-        Err(error) => {
-            eprintln!("takt sandbox: {error}");
+        Err(line) => {
+            eprintln!("{line}");
             return 125;
         }
     };
-    if spec.version != SPEC_VERSION {
-        eprintln!(
-            "takt sandbox: spec version {} is not {SPEC_VERSION}: the helper binary is from another build",
-            spec.version
-        );
-        return 125;
-    }
     // If the daemon dies, so does the supervisor, and with it (die-with-parent) the sandbox.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // Orphaned descendants come back to us, so none outlives the run even without a pid
@@ -176,7 +169,7 @@ async fn prepare_and_run(
                 .map_err(|e| format!("egress proxy: {e}"))?;
             open_socket(&socket);
             tasks.push(crate::egress::serve(
-                listener,
+                crate::egress::Listener::Unix(listener),
                 hosts.clone(),
                 denied.clone(),
             ));
@@ -190,8 +183,8 @@ async fn prepare_and_run(
                 .await
                 .map_err(|e| format!("egress proxy: {e}"))?;
             let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-            tasks.push(crate::egress::serve_tcp(
-                listener,
+            tasks.push(crate::egress::serve(
+                crate::egress::Listener::Tcp(listener),
                 hosts.clone(),
                 denied.clone(),
             ));
@@ -340,61 +333,9 @@ async fn prepare_and_run(
     use std::os::unix::process::ExitStatusExt;
     report.exit_code = status.code();
     report.exit_signal = status.signal();
-    // bubblewrap reports a killed child as 128 + signal.
-    let signal = status.signal().or_else(|| {
-        status
-            .code()
-            .filter(|c| *c > 128 && *c < 160)
-            .map(|c| c - 128)
-    });
-    match signal {
-        Some(s) if s == Signal::SIGXCPU as i32 => report.violations.push(Violation {
-            kind: ViolationKind::Cpu,
-            detail: format!(
-                "killed at the CPU-time limit of {} s",
-                spec.limits.cpu_seconds.unwrap_or_default()
-            ),
-        }),
-        Some(s) if s == Signal::SIGXFSZ as i32 => report.violations.push(Violation {
-            kind: ViolationKind::FileSize,
-            detail: format!(
-                "killed writing past the file-size limit of {} MiB",
-                spec.limits.file_size_mb.unwrap_or_default()
-            ),
-        }),
-        _ => {}
-    }
-    let oom = cgroups.oom_kills();
-    if oom > 0 {
-        report.violations.push(Violation {
-            kind: ViolationKind::Memory,
-            detail: format!(
-                "{oom} process(es) killed at the memory limit of {} MiB",
-                spec.limits.memory_mb.unwrap_or_default()
-            ),
-        });
-    }
-    let refused = cgroups.pids_refusals();
-    if refused > 0 {
-        report.violations.push(Violation {
-            kind: ViolationKind::Pids,
-            detail: format!(
-                "{refused} fork(s) refused at the process limit of {}",
-                spec.limits.pids.unwrap_or_default()
-            ),
-        });
-    }
-    if let Ok(hosts) = denied.lock()
-        && !hosts.is_empty()
-    {
-        report.violations.push(Violation {
-            kind: ViolationKind::Network,
-            detail: format!(
-                "connections refused by the egress allow-list: {}",
-                hosts.join(", ")
-            ),
-        });
-    }
+    report
+        .violations
+        .extend(observed(spec, &status, &cgroups, &denied));
     report.leftovers_killed = kill_descendants() + cgroups.kill_members();
     if let Ok(layers) = fs_err::read_to_string(io_dir.join(crate::inner::LAYERS_FILE)) {
         let (applied, layers): (Vec<String>, Vec<String>) = layers
@@ -427,6 +368,76 @@ async fn prepare_and_run(
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// What the exit status, the cgroups and the egress proxy say the sandbox stopped.
+fn observed(
+    spec: &ExecSpec,
+    status: &std::process::ExitStatus,
+    cgroups: &RunCgroups,
+    denied: &Mutex<Vec<String>>,
+) -> Vec<Violation> {
+    use std::os::unix::process::ExitStatusExt;
+    let limits = &spec.limits;
+    let mut found = Vec::new();
+    let mut saw = |kind, detail: String| found.push(Violation { kind, detail });
+    // bubblewrap reports a killed child as 128 + signal.
+    let signal = status.signal().or_else(|| {
+        status
+            .code()
+            .filter(|c| *c > 128 && *c < 160)
+            .map(|c| c - 128)
+    });
+    if signal == Some(Signal::SIGXCPU as i32) {
+        saw(
+            ViolationKind::Cpu,
+            format!(
+                "killed at the CPU-time limit of {} s",
+                limits.cpu_seconds.unwrap_or_default()
+            ),
+        );
+    }
+    if signal == Some(Signal::SIGXFSZ as i32) {
+        saw(
+            ViolationKind::FileSize,
+            format!(
+                "killed writing past the file-size limit of {} MiB",
+                limits.file_size_mb.unwrap_or_default()
+            ),
+        );
+    }
+    let oom = cgroups.oom_kills();
+    if oom > 0 {
+        saw(
+            ViolationKind::Memory,
+            format!(
+                "{oom} process(es) killed at the memory limit of {} MiB",
+                limits.memory_mb.unwrap_or_default()
+            ),
+        );
+    }
+    let refused = cgroups.pids_refusals();
+    if refused > 0 {
+        saw(
+            ViolationKind::Pids,
+            format!(
+                "{refused} fork(s) refused at the process limit of {}",
+                limits.pids.unwrap_or_default()
+            ),
+        );
+    }
+    if let Ok(hosts) = denied.lock()
+        && !hosts.is_empty()
+    {
+        saw(
+            ViolationKind::Network,
+            format!(
+                "connections refused by the egress allow-list: {}",
+                hosts.join(", ")
+            ),
+        );
+    }
+    found
 }
 
 async fn sleep_or_forever(limit: Option<Duration>) {

@@ -9,23 +9,7 @@ use takt_protocol::{CapReached, Issue, ModelCallReport, RunOutcome, TaskState};
 const DAY: i64 = 86_400_000;
 
 fn issue(n: u32) -> Issue {
-    Issue {
-        id: format!("id-{n}"),
-        identifier: format!("T-{n}"),
-        title: format!("task {n}"),
-        description: None,
-        priority: None,
-        state: "todo".into(),
-        branch_name: None,
-        url: None,
-        assignee_id: None,
-        labels: vec![],
-        blocked_by: vec![],
-        dispatchable: true,
-        created_at: None,
-        updated_at: None,
-        native_ref: None,
-    }
+    super::issue(n, "todo")
 }
 
 struct Factory {

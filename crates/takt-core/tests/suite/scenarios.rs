@@ -5,25 +5,7 @@ use takt_core::{
 };
 use takt_protocol::{Issue, RetryKind, RunOutcome, TaskState};
 
-fn issue(n: u32, state: &str) -> Issue {
-    Issue {
-        id: format!("id-{n}"),
-        identifier: format!("T-{n}"),
-        title: format!("task {n}"),
-        description: None,
-        priority: None,
-        state: state.into(),
-        branch_name: None,
-        url: None,
-        assignee_id: None,
-        labels: vec![],
-        blocked_by: vec![],
-        dispatchable: true,
-        created_at: None,
-        updated_at: None,
-        native_ref: None,
-    }
-}
+use super::issue;
 
 struct Harness {
     state: State,
