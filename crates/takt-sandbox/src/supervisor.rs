@@ -273,6 +273,22 @@ async fn prepare_and_run(
         }
         env.push(("HOME".into(), spec.home.display().to_string()));
         env.push(("TMPDIR".into(), spec.home.display().to_string()));
+        if let Some(user) = &spec.agent_user {
+            // Without a mount namespace the agent user walks the host's directories itself.
+            for path in spec.writable.iter().chain([&spec.cwd, &inner_path]) {
+                if let Some(blocked) = untraversable(path, user.uid, user.gid) {
+                    return Err(format!(
+                        "the agent user `{}` cannot enter {} (mode {:o}), which leads to {}: Landlock \
+                         mode runs in the host's file system. Use `sandbox.mode: bwrap` (or `auto` \
+                         where bubblewrap works), or let others traverse it (`chmod o+x`)",
+                        user.name,
+                        blocked.0.display(),
+                        blocked.1,
+                        path.display()
+                    ));
+                }
+            }
+        }
         let mut command = tokio::process::Command::new(&spec.helper);
         command
             .arg(crate::INNER_ARG)
@@ -445,6 +461,23 @@ async fn sleep_or_forever(limit: Option<Duration>) {
         Some(limit) => tokio::time::sleep(limit).await,
         None => std::future::pending().await,
     }
+}
+
+/// The first directory above `path` that `uid`/`gid` may not enter, with its mode.
+fn untraversable(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    path.ancestors().skip(1).find_map(|dir| {
+        let meta = fs_err::metadata(dir).ok()?;
+        let mode = meta.mode() & 0o7777;
+        let allowed = if meta.uid() == uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        (!allowed).then(|| (dir.to_path_buf(), mode))
+    })
 }
 
 /// What Landlock alone lets the agent read: the system, the granted paths, and nothing of

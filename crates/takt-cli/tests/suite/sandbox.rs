@@ -64,7 +64,24 @@ fn alive_with(token: &str) -> bool {
 
 #[test]
 fn a_hostile_agent_is_contained_while_an_honest_task_lands() {
-    let f = Factory::bare("sandbox-hostile");
+    hostile_beside_honest("auto");
+}
+
+/// The same escape attempts with Landlock alone (no namespaces): what `auto` falls back to on
+/// a host without bubblewrap.
+#[test]
+fn a_hostile_agent_is_contained_by_landlock_alone() {
+    hostile_beside_honest("landlock");
+}
+
+fn hostile_beside_honest(mode: &str) {
+    let f = Factory::bare(&format!("sandbox-hostile-{mode}"));
+    // Landlock mode runs the agent user in the host's mount namespace: the directories above
+    // the workspace must be traversable, as a project checkout usually is.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.repo.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let home = f.repo.root().join("operator-home");
     write(&home.join(".ssh/id_rsa"), "OPERATOR-SSH-SENTINEL\n");
     // Stands in for another service on the daemon's loopback (its HTTP port).
@@ -72,11 +89,21 @@ fn a_hostile_agent_is_contained_while_an_honest_task_lands() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let script = hostile_script(&f, &home, port);
-    let mut wf = WorkflowFile::new(f.agent_command(&script));
+    let mut wf = f.sandboxed(&WorkflowFile::new(f.agent_command(&script)));
     wf.max_concurrent_agents = 1;
+    wf.extra = wf
+        .extra
+        .replace("sandbox:\n", &format!("sandbox:\n  mode: {mode}\n"));
     f.write_workflow(&wf);
     f.takt.add_task("Hostile", &[]);
     f.takt.add_task("Honest", &[]);
+    if mode == "landlock" {
+        // The state directory is private (0700); Landlock mode needs it traversable (not
+        // listable) by the agent user, and says so otherwise.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.takt.state_dir(), std::fs::Permissions::from_mode(0o711))
+            .unwrap();
+    }
 
     let mut command = f.takt.command(&["run", "--once"]);
     command.env("HOME", &home);
@@ -210,4 +237,24 @@ fn takt_sandbox_root() -> bool {
         use std::os::unix::fs::MetadataExt;
         meta.uid() == 0
     })
+}
+
+#[test]
+fn landlock_mode_says_how_to_fix_a_private_directory_above_the_workspace() {
+    if !takt_sandbox_root() {
+        return; // Only a root daemon drops to the agent user.
+    }
+    let f = Factory::bare("sandbox-landlock-private");
+    let mut wf = f.sandboxed(&WorkflowFile::new(f.recording_agent()));
+    wf.max_attempts = 1;
+    wf.extra = wf
+        .extra
+        .replace("sandbox:\n", "sandbox:\n  mode: landlock\n");
+    f.write_workflow(&wf);
+    f.takt.add_task("Anything", &[]);
+    f.takt.run_once();
+    let task = f.takt.task("TAKT-1");
+    let error = task["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cannot enter"), "{task:#}");
+    assert!(error.contains("sandbox.mode: bwrap"), "{task:#}");
 }
