@@ -114,8 +114,30 @@ pub fn workspaces_for(workflow: &Workflow, state_dir: &Path) -> Result<Workspace
             before_remove: hooks.before_remove.clone(),
         },
         hook_timeout: Duration::from_millis(hooks.timeout_ms),
+        overlay: overlay_for(workflow, state_dir),
     };
     Ok(WorkspaceManager::new(settings)?)
+}
+
+/// Overlay workspaces when `workspace.overlay` asks for them and this daemon can mount them
+/// (root); otherwise plain worktrees, with a warning saying why.
+fn overlay_for(workflow: &Workflow, state_dir: &Path) -> Option<takt_workspace::OverlaySettings> {
+    if !workflow.workspace.overlay {
+        return None;
+    }
+    let dir = state_dir.join("overlay");
+    if let Err(error) = fs_err::create_dir_all(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| takt_workspace::overlays_work(&dir))
+    {
+        tracing::warn!(%error, "workspace.overlay is on, but overlays cannot be mounted here (they need a root daemon); workspaces are git worktrees");
+        return None;
+    }
+    let owner = takt_sandbox::user::running_as_root()
+        .then(|| takt_sandbox::user::ensure(&workflow.sandbox.user).ok())
+        .flatten()
+        .map(|user| (user.uid, user.gid));
+    Some(takt_workspace::OverlaySettings { dir, owner })
 }
 
 /// The core's view of a workflow. Applied live on reload.

@@ -70,6 +70,8 @@ pub struct WorkspaceConfig {
     /// The branch work starts from and merges into (takt extension); `None` means the
     /// repository's current `HEAD` branch.
     pub base_branch: Option<String>,
+    /// Overlay workspaces over shared golden trees (takt extension; needs a root daemon).
+    pub overlay: bool,
 }
 
 /// `hooks`: shell scripts run in the workspace. Blank scripts count as absent.

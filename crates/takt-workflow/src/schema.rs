@@ -59,7 +59,7 @@ pub(crate) const POLLING: SectionSpec = SectionSpec {
 pub(crate) const WORKSPACE: SectionSpec = SectionSpec {
     name: "workspace",
     owner: Owner::Symphony,
-    keys: &["root", "repo", "base_branch"],
+    keys: &["root", "repo", "base_branch", "overlay"],
 };
 
 pub(crate) const HOOKS: SectionSpec = SectionSpec {

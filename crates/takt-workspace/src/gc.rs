@@ -113,7 +113,14 @@ impl WorkspaceManager {
     /// removal is logged and the sweep goes on.
     pub async fn gc(&self, live_keys: &HashSet<String>) -> Result<Vec<PathBuf>, WorkspaceError> {
         let root = self.layout.root();
-        // Leftovers of a reaper a previous daemon did not finish.
+        // Golden trees no overlay uses any more, and leftovers of an unfinished reaper.
+        if let Some(overlay) = &self.settings.overlay {
+            for golden in crate::overlay::unused_goldens(overlay) {
+                self.trash(&golden).await;
+                let index = golden.with_extension("index");
+                let _ = fs_err::tokio::remove_file(index).await;
+            }
+        }
         self.reap_trash();
         let mut entries = match fs_err::tokio::read_dir(root).await {
             Ok(entries) => entries,
@@ -155,6 +162,7 @@ impl WorkspaceManager {
     pub(crate) async fn discard(&self, path: &Path) -> Result<(), WorkspaceError> {
         // The hook may have replaced the directory (even with a symlink): check again.
         self.layout.check_contained(path)?;
+        self.drop_overlay(path).await;
         let is_dir = fs_err::tokio::symlink_metadata(path)
             .await
             .map(|m| m.is_dir())
@@ -185,6 +193,40 @@ impl WorkspaceManager {
         self.delete_path(path).await?;
         self.prune_locked().await;
         Ok(())
+    }
+
+    /// Unmounts the overlay on `path`, if it is one, and sends its layers to the trash.
+    async fn drop_overlay(&self, path: &Path) {
+        let Some(overlay) = &self.settings.overlay else {
+            return;
+        };
+        crate::overlay::detach(path);
+        if let Some(key) = path.file_name().map(|n| n.to_string_lossy().into_owned()) {
+            let task = overlay.task_dir(&key);
+            if fs_err::tokio::metadata(&task).await.is_ok() {
+                self.trash(&task).await;
+            }
+        }
+    }
+
+    /// Renames `path` into the trash, or deletes it in place when that fails.
+    async fn trash(&self, path: &Path) {
+        let trash = self.layout.root().join(TRASH_DIR);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let moved = fs_err::tokio::create_dir_all(&trash).await.is_ok()
+            && fs_err::tokio::rename(path, trash.join(format!("{name}-{stamp}")))
+                .await
+                .is_ok();
+        if !moved {
+            let _ = fs_err::tokio::remove_dir_all(path).await;
+        }
     }
 
     /// Renames the directory at `path` into the trash; `false` when it could not be (then it
@@ -254,6 +296,8 @@ impl WorkspaceManager {
     /// unlinked, a directory deleted recursively (symlinks inside are unlinked, not followed).
     pub(crate) async fn delete_path(&self, path: &Path) -> Result<(), WorkspaceError> {
         self.layout.check_contained(path)?;
+        // Never delete through a mounted overlay: that would write whiteouts, not free space.
+        self.drop_overlay(path).await;
         let meta = match fs_err::tokio::symlink_metadata(path).await {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

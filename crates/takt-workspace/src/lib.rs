@@ -27,6 +27,7 @@ pub mod key;
 mod manager;
 mod merge;
 mod mirror;
+mod overlay;
 pub mod paths;
 mod process;
 
@@ -38,4 +39,5 @@ pub use key::{branch_name, workspace_key};
 pub use manager::{BaseRef, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings};
 pub use merge::MergeOutcome;
 pub use mirror::MIRROR_REFSPEC;
+pub use overlay::{OverlaySettings, overlays_work};
 pub use paths::WorkspaceLayout;

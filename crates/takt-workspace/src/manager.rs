@@ -54,6 +54,8 @@ pub struct WorkspaceSettings {
     pub hooks: Hooks,
     /// `hooks.timeout_ms`.
     pub hook_timeout: Duration,
+    /// Overlay workspaces over shared golden trees (`None`: plain worktrees).
+    pub overlay: Option<crate::overlay::OverlaySettings>,
 }
 
 /// The commit tasks start from: the tip of the base branch in the mirror after a sync.
@@ -257,7 +259,15 @@ impl WorkspaceManager {
             git_dir,
             created_now,
         };
-        match self.inspect(&path).await? {
+        let mut existing = self.inspect(&path).await?;
+        if !matches!(existing, Existing::Worktree(_))
+            && let Some(overlay) = &self.settings.overlay
+            && crate::overlay::remount(overlay, &key, &path)
+        {
+            tracing::info!(identifier, path = %path.display(), "overlay workspace mounted again");
+            existing = self.inspect(&path).await?;
+        }
+        match existing {
             Existing::Worktree(admin) => {
                 tracing::debug!(identifier, path = %path.display(), "reusing workspace");
                 return Ok(workspace(false, admin));
@@ -268,7 +278,37 @@ impl WorkspaceManager {
                 self.delete_path(&path).await?;
             }
         }
-        self.add_worktree(&path, &branch, &base.sha).await?;
+        // A fresh task branch starts at the base: an overlay of the base's golden tree.
+        let overlay = match &self.settings.overlay {
+            Some(overlay) if !self.branch_exists(&branch).await? => Some(overlay),
+            _ => None,
+        };
+        self.add_worktree(&path, &branch, &base.sha, overlay.is_some())
+            .await?;
+        if let Some(overlay) = overlay {
+            let admin =
+                self.registration_of(&path)
+                    .await
+                    .ok_or_else(|| WorkspaceError::InvalidPath {
+                        path: path.clone(),
+                        reason: "git created the worktree but it is not registered in the mirror"
+                            .into(),
+                    })?;
+            let attached = async {
+                let golden = crate::overlay::ensure_golden(
+                    overlay,
+                    &self.git,
+                    &self.settings.mirror_dir,
+                    &base.sha,
+                )
+                .await?;
+                crate::overlay::attach(overlay, &key, &path, &admin, &base.sha, &golden).await
+            };
+            if let Err(error) = attached.await {
+                let _ = self.discard(&path).await;
+                return Err(error);
+            }
+        }
         let Existing::Worktree(admin) = self.inspect(&path).await? else {
             return Err(WorkspaceError::InvalidPath {
                 path: path.clone(),
@@ -527,8 +567,18 @@ impl WorkspaceManager {
         Ok(Existing::Worktree(admin_real))
     }
 
+    /// Whether the task branch already exists in the mirror (an earlier attempt's work).
+    async fn branch_exists(&self, branch: &str) -> Result<bool, WorkspaceError> {
+        let branch_ref = format!("refs/heads/{branch}");
+        self.git
+            .rev_parse(&self.settings.mirror_dir, &branch_ref)
+            .await
+            .map(|tip| tip.is_some())
+            .map_err(|e| WorkspaceError::git(format!("looking up {branch_ref} in the mirror"), e))
+    }
+
     /// The mirror's registration directory of the worktree at `path`, if any.
-    async fn registration_of(&self, path: &Path) -> Option<PathBuf> {
+    pub(crate) async fn registration_of(&self, path: &Path) -> Option<PathBuf> {
         let worktrees = self.settings.mirror_dir.join("worktrees");
         let expected = normalize(&path.join(".git"));
         let mut entries = fs_err::tokio::read_dir(&worktrees).await.ok()?;
@@ -587,6 +637,7 @@ impl WorkspaceManager {
         path: &Path,
         branch: &str,
         base_sha: &str,
+        no_checkout: bool,
     ) -> Result<(), WorkspaceError> {
         let mirror = &self.settings.mirror_dir;
         self.prune_worktrees().await;
@@ -600,6 +651,11 @@ impl WorkspaceManager {
             .cmd(mirror)
             .hardened()
             .args(["worktree", "add", "--quiet"]);
+        let command = if no_checkout {
+            command.arg("--no-checkout")
+        } else {
+            command
+        };
         let command = match &existing {
             Some(tip) => {
                 // Reuse the branch an earlier attempt left. Move it forward only when that
@@ -709,6 +765,7 @@ mod tests {
             branch_prefix: "takt/".into(),
             hooks: Hooks::default(),
             hook_timeout: Duration::from_secs(1),
+            overlay: None,
         }
     }
 

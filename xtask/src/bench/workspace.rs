@@ -1,6 +1,6 @@
-//! `bench workspace`: what a task's workspace costs on a 20,000-file repository.
+//! `bench workspace`: what a task's workspace costs on a 30,000-file repository.
 //!
-//! A source repository of 20,000 files in nested directories (one commit, packed) is generated
+//! A source repository of 30,000 files in nested directories (one commit, packed) is generated
 //! in a temporary directory. takt's `WorkspaceManager` mirrors it once (`sync_mirror`), then each
 //! repetition provisions a new workspace four ways, in rotating order:
 //!
@@ -23,15 +23,17 @@ use takt_workspace::{Hooks, RepoSource, WorkspaceManager, WorkspaceSettings};
 
 use super::{Dist, Machine, Rng, Section, git, ms, table, verdict};
 
-const FILES: usize = 20_000;
-const FILES_TEXT: &str = "20,000";
-/// 20 top-level directories × 20 subdirectories × 50 files.
+const FILES: usize = 30_000;
+const FILES_TEXT: &str = "30,000";
+/// 20 top-level directories × 20 subdirectories × 75 files.
 const TOP: usize = 20;
 const SUB: usize = 20;
 const PER_DIR: usize = FILES / (TOP * SUB);
 const REPETITIONS: usize = 10;
 const RATIO_WORKTREE_TARGET: f64 = 1.5;
 const RATIO_CLONE_TARGET: f64 = 10.0;
+/// Issue 4's target for an overlay workspace (p50, ms).
+const OVERLAY_TARGET_MS: f64 = 20.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -274,6 +276,7 @@ pub fn run(machine: &Machine) -> Result<Section> {
         branch_prefix: "takt/".into(),
         hooks: Hooks::default(),
         hook_timeout: Duration::from_secs(60),
+        overlay: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -346,6 +349,7 @@ pub fn run(machine: &Machine) -> Result<Section> {
         println!("{line}");
     }
 
+    let overlay = overlay_samples(&bench.root, &bench.source, &bench.rt)?;
     let deleted = 5 * (REPETITIONS + 1);
     let deleted_in = bench.deleted;
     println!(
@@ -510,8 +514,121 @@ all checkout: without writing files it takes {nocheck} ms, so writing the {FILES
             )
         },
     );
+    let markdown = match overlay {
+        Some((ready, teardown, golden)) => {
+            let ready = Dist::of(&ready).context("no overlay samples")?;
+            let teardown = Dist::of(&teardown).context("no teardown samples")?;
+            println!(
+                "  overlay: ready p50 {:.1} ms (golden tree once: {:.0} ms), teardown p50 {:.1} ms",
+                ready.p50, golden, teardown.p50
+            );
+            format!(
+                "{markdown}
+**Overlay workspaces** (`workspace.overlay: true`, a root daemon). The golden tree of the base
+commit is made once ({golden:.0} ms here: `read-tree` + `checkout-index` of the {FILES_TEXT}
+files, and the index refreshed); each task then gets `git worktree add --no-checkout` plus a
+kernel overlay mount and a copy of the golden index. {REPETITIONS} new workspaces after a
+warm-up; teardown is `remove` (unmount, layers renamed into the trash, the reaper deletes
+them in the background).
+
+{table}
+| ratio (of p50s) | value | target | |
+|---|---:|---:|---|
+| overlay ready | {ready_p50} ms | ≤ {OVERLAY_TARGET_MS} ms | {ready_verdict} |
+| worktree / overlay | {vs_worktree:.1} | (context) | |
+| clone / overlay | {vs_clone:.1} | (context) | |
+",
+                table = table(
+                    &["overlay workspace", "p50 ms", "min", "p90", "max"],
+                    &[
+                        vec![
+                            "ready (`ensure`, new identifier)".into(),
+                            ms(ready.p50),
+                            ms(ready.min),
+                            ms(ready.p90),
+                            ms(ready.max),
+                        ],
+                        vec![
+                            "teardown on the critical path (`remove`)".into(),
+                            ms(teardown.p50),
+                            ms(teardown.min),
+                            ms(teardown.p90),
+                            ms(teardown.max),
+                        ],
+                    ],
+                ),
+                ready_p50 = ms(ready.p50),
+                ready_verdict = verdict(ready.p50 <= OVERLAY_TARGET_MS),
+                vs_worktree = worktree / ready.p50,
+                vs_clone = clone / ready.p50,
+            )
+        }
+        None => format!(
+            "{markdown}\n**Overlay workspaces** were not measured: overlays cannot be mounted by \
+             this process (they need root).\n"
+        ),
+    };
     Ok(Section {
         name: "workspace",
         markdown,
     })
+}
+
+/// Ready and teardown times (ms) of overlay workspaces, and the one-time golden tree cost.
+type OverlaySamples = (Vec<f64>, Vec<f64>, f64);
+
+/// Overlay workspaces on the same source; `None` where overlays cannot be mounted.
+fn overlay_samples(
+    root: &Path,
+    source: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<OverlaySamples>> {
+    let dir = root.join("state-overlay").join("overlay");
+    fs_err::create_dir_all(&dir)?;
+    if let Err(error) = takt_workspace::overlays_work(&dir) {
+        println!("  overlays unavailable here ({error})");
+        return Ok(None);
+    }
+    let manager = WorkspaceManager::new(WorkspaceSettings {
+        root: root.join("ws-overlay"),
+        mirror_dir: root.join("state-overlay").join("mirror.git"),
+        source: RepoSource::Path(source.to_path_buf()),
+        base_branch: None,
+        branch_prefix: "takt/".into(),
+        hooks: Hooks::default(),
+        hook_timeout: Duration::from_secs(60),
+        overlay: Some(takt_workspace::OverlaySettings { dir, owner: None }),
+    })?;
+    let base = rt.block_on(manager.sync_mirror())?;
+    let (mut ready, mut teardown) = (Vec::new(), Vec::new());
+    let mut golden = 0.0;
+    for rep in 0..=REPETITIONS {
+        let identifier = format!("OVERLAY-{rep}");
+        let began = Instant::now();
+        let workspace = rt.block_on(manager.ensure(&identifier, &base))?;
+        let took = began.elapsed().as_secs_f64() * 1e3;
+        if !workspace.path.join(last_file()).is_file() {
+            bail!(
+                "the overlay workspace {} misses files",
+                workspace.path.display()
+            );
+        }
+        let began = Instant::now();
+        rt.block_on(manager.remove(identifier.as_str()))?;
+        let removed = began.elapsed().as_secs_f64() * 1e3;
+        if rep == 0 {
+            golden = took;
+        } else {
+            ready.push(took);
+            teardown.push(removed);
+        }
+    }
+    // Let the reaper finish before the temporary directory goes.
+    let trash = root.join("ws-overlay").join(takt_workspace::TRASH_DIR);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fs_err::read_dir(&trash).map(|d| d.count()).unwrap_or(0) > 0 && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Some((ready, teardown, golden)))
 }

@@ -258,3 +258,73 @@ fn landlock_mode_says_how_to_fix_a_private_directory_above_the_workspace() {
     assert!(error.contains("cannot enter"), "{task:#}");
     assert!(error.contains("sandbox.mode: bwrap"), "{task:#}");
 }
+
+#[test]
+fn overlay_workspaces_run_sandboxed_agents_and_merge() {
+    if !takt_sandbox_root() {
+        return; // Overlays need a root daemon.
+    }
+    let f = Factory::bare("sandbox-overlay");
+    let _unmount = UnmountUnder(f.repo.root().to_path_buf());
+    let mut wf = WorkflowFile::new(f.recording_agent());
+    wf.extra = "workspace:\n  overlay: true\n".into();
+    f.write_workflow(&wf);
+    f.takt.add_task("First", &[]);
+    f.takt.add_task("Second", &[]);
+    let out = f.takt.run_once();
+    assert!(!out.stderr.contains("cannot be mounted"), "{out}");
+    for id in ["TAKT-1", "TAKT-2"] {
+        assert_eq!(
+            f.takt.state_of(id),
+            "awaiting_review",
+            "{:#}",
+            f.takt.task(id)
+        );
+        let change = f.show_in_mirror(&format!("takt/{id}"), &format!("changes/{id}.txt"));
+        assert!(
+            change.is_some_and(|c| c.contains(id)),
+            "{id}'s change is on its branch"
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let ws = f.takt.state_dir().join("workspaces/TAKT-1");
+    assert!(
+        mounts.contains(ws.to_str().unwrap()),
+        "TAKT-1's workspace is an overlay"
+    );
+    f.takt.ok(&["review", "approve", "TAKT-1"]);
+    assert!(f.repo.show_file("main", "changes/TAKT-1.txt").is_some());
+    // Done: the workspace is removed, which unmounts it.
+    f.takt.run_once();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(ws.to_str().unwrap()),
+        "unmounted when the task was done"
+    );
+    f.takt.ok(&["task", "cancel", "TAKT-2"]);
+    f.takt.run_once();
+    let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !left.contains(f.takt.state_dir().to_str().unwrap()),
+        "no overlay left mounted"
+    );
+}
+
+/// Unmounts whatever a failing test left mounted under its directory.
+struct UnmountUnder(std::path::PathBuf);
+
+impl Drop for UnmountUnder {
+    fn drop(&mut self) {
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in table
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(4))
+        {
+            if point.starts_with(self.0.to_str().unwrap_or("/nonexistent")) {
+                let _ = std::process::Command::new("umount")
+                    .args(["-l", point])
+                    .status();
+            }
+        }
+    }
+}

@@ -55,10 +55,12 @@ pub(super) fn workspace(
         check_ref_name(section, report, "base_branch", branch);
     }
     section.check_unknown(report);
+    let overlay = report.boolean(section, "overlay", false);
     WorkspaceConfig {
         root,
         repo,
         base_branch,
+        overlay,
     }
 }
 

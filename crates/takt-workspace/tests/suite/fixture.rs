@@ -41,6 +41,7 @@ impl Fixture {
             branch_prefix: "takt/".into(),
             hooks: Hooks::default(),
             hook_timeout: Duration::from_secs(60),
+            overlay: None,
         }
     }
 

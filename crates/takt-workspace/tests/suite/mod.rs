@@ -7,3 +7,4 @@ mod gc;
 mod hooks;
 mod merge;
 mod mirror;
+mod overlay;

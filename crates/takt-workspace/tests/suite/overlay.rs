@@ -1,0 +1,108 @@
+//! Overlay workspaces (root only): a golden tree per base shared by tasks, a kernel overlay per
+//! task, takt's commits unchanged, removal unmounting and leaving nothing behind.
+
+use std::time::Instant;
+
+use takt_workspace::{OverlaySettings, WorkspaceManager, WorkspaceSettings};
+
+use super::fixture::{Fixture, git, read, workspace, write};
+
+/// Unmounts whatever the test left mounted under its directory, even when it fails.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in table.lines() {
+            if let Some(point) = line.split_whitespace().nth(4)
+                && point.starts_with(self.0.to_str().unwrap())
+            {
+                let _ = std::process::Command::new("umount")
+                    .args(["-l", point])
+                    .status();
+            }
+        }
+    }
+}
+
+fn overlay_manager(fx: &Fixture) -> Option<WorkspaceManager> {
+    let dir = fx.path("state/overlay");
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Err(error) = takt_workspace::overlays_work(&dir) {
+        assert!(
+            std::env::var_os("CI").is_none() || !is_root(),
+            "overlays must work as root in CI: {error}"
+        );
+        eprintln!("skipped: overlays do not work here ({error})");
+        return None;
+    }
+    Some(
+        WorkspaceManager::new(WorkspaceSettings {
+            overlay: Some(OverlaySettings { dir, owner: None }),
+            ..fx.settings()
+        })
+        .unwrap(),
+    )
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[tokio::test]
+async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
+    let fx = Fixture::new();
+    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    write(&fx.source, "src/lib.rs", "pub fn one() {}\n");
+    super::fixture::commit_all(&fx.source, "a file");
+    let Some(manager) = overlay_manager(&fx) else {
+        return;
+    };
+    let started = Instant::now();
+    let (base, first) = workspace(&manager, "OV-1").await;
+    let first_ms = started.elapsed().as_millis();
+    let started = Instant::now();
+    let (_, second) = workspace(&manager, "OV-2").await;
+    eprintln!(
+        "first workspace (golden tree made) {first_ms} ms, second {} ms",
+        started.elapsed().as_millis()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts.contains(first.path.to_str().unwrap()),
+        "an overlay is mounted"
+    );
+    assert_eq!(read(&first.path, "src/lib.rs"), "pub fn one() {}\n");
+    // The working tree is clean straight away: the index came with the golden tree.
+    assert_eq!(git(&first.path, &["status", "--porcelain"]), "");
+
+    // Tasks do not see each other's changes, and the golden tree is untouched.
+    write(&first.path, "src/lib.rs", "pub fn two() {}\n");
+    write(&first.path, "new.txt", "new\n");
+    assert_eq!(read(&second.path, "src/lib.rs"), "pub fn one() {}\n");
+    let golden = fx.path("state/overlay/golden").join(&base.sha);
+    assert_eq!(read(&golden, "src/lib.rs"), "pub fn one() {}\n");
+
+    let sha = manager
+        .commit_all(&first, "change", "OV-1", None)
+        .await
+        .unwrap()
+        .expect("a commit");
+    assert_eq!(git(&fx.mirror, &["rev-parse", &first.branch]), sha);
+    assert_eq!(git(&fx.mirror, &["show", &format!("{sha}:new.txt")]), "new");
+    assert_eq!(git(&fx.mirror, &["rev-parse", &second.branch]), base.sha);
+
+    // Reuse keeps the overlay and its edits.
+    let again = manager.ensure("OV-1", &base).await.unwrap();
+    assert!(!again.created_now);
+    assert_eq!(read(&again.path, "new.txt"), "new\n");
+
+    // Removal unmounts, and the layers go to the trash.
+    manager.remove("OV-1").await.unwrap();
+    assert!(!first.path.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(first.path.to_str().unwrap()), "unmounted");
+    assert!(!fx.path("state/overlay/tasks/OV-1").exists());
+    manager.remove("OV-2").await.unwrap();
+}
