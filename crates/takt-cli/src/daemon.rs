@@ -159,6 +159,12 @@ impl Daemon {
             }
             daemon.sandbox = Arc::new(sandbox);
             daemon.host = Some(host);
+            crate::sandbox::confine_hooks(
+                &daemon.workflow,
+                &daemon.workspaces,
+                &daemon.sandbox,
+                &daemon.state_dir,
+            );
         }
         daemon.sweep_orphans();
         daemon.recover_finished_runs().await?;
@@ -542,6 +548,9 @@ impl Daemon {
                 if let Some(models) = &self.models {
                     models.reload(&workflow);
                 }
+                let hooks_changed = workflow.workspace != self.workflow.workspace
+                    || workflow.hooks != self.workflow.hooks
+                    || workflow.publish.branch_prefix != self.workflow.publish.branch_prefix;
                 if workflow.sandbox != self.workflow.sandbox
                     && let Some(host) = &self.host
                 {
@@ -550,11 +559,25 @@ impl Daemon {
                         Ok(sandbox) => {
                             info!(sandbox = %sandbox.describe(), "sandbox settings reloaded");
                             self.sandbox = Arc::new(sandbox);
+                            crate::sandbox::confine_hooks(
+                                &workflow,
+                                &self.workspaces,
+                                &self.sandbox,
+                                &self.state_dir,
+                            );
                         }
                         Err(error) => {
                             error!("{error:#}; keeping the previous sandbox settings");
                         }
                     }
+                }
+                if hooks_changed && self.host.is_some() {
+                    crate::sandbox::confine_hooks(
+                        &workflow,
+                        &self.workspaces,
+                        &self.sandbox,
+                        &self.state_dir,
+                    );
                 }
                 self.workflow = workflow;
             }

@@ -97,3 +97,72 @@ pub fn key(state_dir: &Path) -> String {
     }
     format!("{:08x}", hash >> 32)
 }
+
+/// Starts the hooks that run over agent-written files (`before_run`, `after_run`,
+/// `before_remove`) in the agent sandbox; `after_create` runs on a fresh checkout of the
+/// repository and stays the daemon's.
+#[derive(Debug)]
+pub struct SandboxedHooks {
+    pub sandbox: std::sync::Arc<Sandbox>,
+    pub state_dir: PathBuf,
+    pub mirror: PathBuf,
+}
+
+impl takt_workspace::HookLauncher for SandboxedHooks {
+    fn command(
+        &self,
+        kind: takt_workspace::HookKind,
+        ctx: &takt_workspace::HookContext,
+        script: &str,
+    ) -> Result<Option<tokio::process::Command>, String> {
+        if kind == takt_workspace::HookKind::AfterCreate
+            || self.sandbox.mechanism() == takt_sandbox::Mechanism::Unconfined
+        {
+            return Ok(None);
+        }
+        let scope = takt_sandbox::RunScope {
+            run_id: format!("hook-{}-{}", ctx.key, kind.name()),
+            workspace: ctx.workspace.clone(),
+            run_dir: self
+                .state_dir
+                .join("hooks")
+                .join(&ctx.key)
+                .join(kind.name()),
+            git_dirs: vec![self.mirror.clone()],
+        };
+        let launch = takt_sandbox::Launch {
+            program: "sh".into(),
+            args: vec!["-lc".into(), script.into()],
+            cwd: ctx.workspace.clone(),
+            env: vec![
+                ("TAKT_WORKSPACE".into(), ctx.workspace.display().to_string()),
+                ("TAKT_ISSUE_IDENTIFIER".into(), ctx.identifier.clone()),
+                ("TAKT_WORKSPACE_KEY".into(), ctx.key.clone()),
+            ],
+            read_only: Vec::new(),
+            remove_env: Vec::new(),
+        };
+        self.sandbox
+            .command(&scope, launch)
+            .map(Some)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Points `workspaces`' hooks at `sandbox`, unless `hooks.sandbox` is off.
+pub fn confine_hooks(
+    workflow: &Workflow,
+    workspaces: &takt_workspace::WorkspaceManager,
+    sandbox: &std::sync::Arc<Sandbox>,
+    state_dir: &Path,
+) {
+    let launcher: Option<std::sync::Arc<dyn takt_workspace::HookLauncher>> =
+        workflow.hooks.sandbox.then(|| {
+            std::sync::Arc::new(SandboxedHooks {
+                sandbox: sandbox.clone(),
+                state_dir: state_dir.to_path_buf(),
+                mirror: workspaces.settings().mirror_dir.clone(),
+            }) as std::sync::Arc<dyn takt_workspace::HookLauncher>
+        });
+    workspaces.set_hook_launcher(launcher);
+}

@@ -83,6 +83,9 @@ pub struct HooksConfig {
     pub before_remove: Option<String>,
     /// Applies to every hook; > 0; default 60000.
     pub timeout_ms: u64,
+    /// Run `before_run`, `after_run` and `before_remove` in the agent sandbox (takt extension;
+    /// default true): they run over files an agent may have written.
+    pub sandbox: bool,
 }
 
 /// `agent.backend`: which agent runs a task.

@@ -71,6 +71,7 @@ pub(crate) const HOOKS: SectionSpec = SectionSpec {
         "after_run",
         "before_remove",
         "timeout_ms",
+        "sandbox",
     ],
 };
 

@@ -89,11 +89,13 @@ impl WorkspaceManager {
                 identifier: identifier.clone(),
                 key,
             };
-            if let Err(error) = hooks::run_hook(
+            let launcher = self.hook_launcher();
+            if let Err(error) = hooks::run_hook_with(
                 HookKind::BeforeRemove,
                 script,
                 &ctx,
                 self.settings.hook_timeout,
+                launcher.as_deref(),
             )
             .await
             {

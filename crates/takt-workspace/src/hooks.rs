@@ -158,6 +158,21 @@ impl HookError {
     }
 }
 
+/// Starts hooks somewhere other than the daemon's own user and view of the machine (the agent
+/// sandbox): a hook that runs after an agent worked in the workspace runs code the agent could
+/// have written (a `package.json` script, a `Makefile`).
+pub trait HookLauncher: Send + Sync + std::fmt::Debug {
+    /// The command that runs `script` (`sh -lc`) for hook `kind` in `ctx.workspace`, in its
+    /// own process group with `TAKT_WORKSPACE`, `TAKT_ISSUE_IDENTIFIER` and
+    /// `TAKT_WORKSPACE_KEY` set; `Ok(None)` runs it directly as the daemon's user.
+    fn command(
+        &self,
+        kind: HookKind,
+        ctx: &HookContext,
+        script: &str,
+    ) -> Result<Option<tokio::process::Command>, String>;
+}
+
 /// Runs `script` as hook `kind` in `ctx.workspace` with `sh -lc`, killing its process group
 /// after `timeout`.
 pub async fn run_hook(
@@ -165,6 +180,17 @@ pub async fn run_hook(
     script: &str,
     ctx: &HookContext,
     timeout: Duration,
+) -> Result<HookOutput, HookError> {
+    run_hook_with(kind, script, ctx, timeout, None).await
+}
+
+/// [`run_hook`], started through `launcher` when there is one.
+pub async fn run_hook_with(
+    kind: HookKind,
+    script: &str,
+    ctx: &HookContext,
+    timeout: Duration,
+    launcher: Option<&dyn HookLauncher>,
 ) -> Result<HookOutput, HookError> {
     let cwd = ctx.workspace.clone();
     let spawn_error = |source: io::Error| HookError::Spawn {
@@ -175,14 +201,27 @@ pub async fn run_hook(
     let (reader, writer) = io::pipe().map_err(spawn_error)?;
     let writer_for_stderr = writer.try_clone().map_err(spawn_error)?;
 
-    let mut command = tokio::process::Command::new("sh");
+    let launched = match launcher {
+        Some(launcher) => launcher
+            .command(kind, ctx, script)
+            .map_err(|reason| spawn_error(io::Error::other(reason)))?,
+        None => None,
+    };
+    let mut command = match launched {
+        Some(command) => command,
+        None => {
+            let mut command = tokio::process::Command::new("sh");
+            command
+                .arg("-lc")
+                .arg(script)
+                .current_dir(&ctx.workspace)
+                .env("TAKT_WORKSPACE", &ctx.workspace)
+                .env("TAKT_ISSUE_IDENTIFIER", &ctx.identifier)
+                .env("TAKT_WORKSPACE_KEY", &ctx.key);
+            command
+        }
+    };
     command
-        .arg("-lc")
-        .arg(script)
-        .current_dir(&ctx.workspace)
-        .env("TAKT_WORKSPACE", &ctx.workspace)
-        .env("TAKT_ISSUE_IDENTIFIER", &ctx.identifier)
-        .env("TAKT_WORKSPACE_KEY", &ctx.key)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_for_stderr)

@@ -34,7 +34,9 @@ mod process;
 pub use error::WorkspaceError;
 pub use gc::{RemoveTarget, TRASH_DIR};
 pub use git::{Git, GitError};
-pub use hooks::{HookContext, HookError, HookKind, HookOutput, Hooks, run_hook};
+pub use hooks::{
+    HookContext, HookError, HookKind, HookLauncher, HookOutput, Hooks, run_hook, run_hook_with,
+};
 pub use key::{branch_name, workspace_key};
 pub use manager::{BaseRef, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings};
 pub use merge::MergeOutcome;

@@ -121,6 +121,8 @@ pub struct WorkspaceManager {
     pub(crate) base_branch_name: std::sync::OnceLock<String>,
     /// Whether a trash reaper is running.
     pub(crate) reaping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where hooks start (the agent sandbox), when set.
+    pub(crate) hook_launcher: std::sync::RwLock<Option<std::sync::Arc<dyn hooks::HookLauncher>>>,
 }
 
 impl WorkspaceManager {
@@ -167,6 +169,7 @@ impl WorkspaceManager {
             validated: std::sync::atomic::AtomicBool::new(false),
             base_branch_name: std::sync::OnceLock::new(),
             reaping: std::sync::Arc::default(),
+            hook_launcher: std::sync::RwLock::new(None),
         })
     }
 
@@ -355,9 +358,16 @@ impl WorkspaceManager {
             identifier: ws.identifier.clone(),
             key: ws.key.clone(),
         };
-        hooks::run_hook(kind, script, &ctx, self.settings.hook_timeout)
-            .await
-            .map(|_| ())
+        let launcher = self.hook_launcher();
+        hooks::run_hook_with(
+            kind,
+            script,
+            &ctx,
+            self.settings.hook_timeout,
+            launcher.as_deref(),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Commits everything in `ws` (`git add -A`) as `takt <takt@localhost>` with `message`,
@@ -565,6 +575,17 @@ impl WorkspaceManager {
             ));
         }
         Ok(Existing::Worktree(admin_real))
+    }
+
+    /// Starts hooks through `launcher` from now on (`None`: directly).
+    pub fn set_hook_launcher(&self, launcher: Option<std::sync::Arc<dyn hooks::HookLauncher>>) {
+        if let Ok(mut slot) = self.hook_launcher.write() {
+            *slot = launcher;
+        }
+    }
+
+    pub(crate) fn hook_launcher(&self) -> Option<std::sync::Arc<dyn hooks::HookLauncher>> {
+        self.hook_launcher.read().ok().and_then(|slot| slot.clone())
     }
 
     /// Whether the task branch already exists in the mirror (an earlier attempt's work).

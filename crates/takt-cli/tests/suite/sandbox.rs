@@ -328,3 +328,40 @@ impl Drop for UnmountUnder {
         }
     }
 }
+
+/// `before_run` runs over what the previous attempt's agent left in the workspace: a script
+/// the agent planted must run confined, not as the daemon.
+#[test]
+fn hooks_after_an_agent_run_confined() {
+    let f = Factory::bare("sandbox-hooks");
+    let log = f.log_dir();
+    let state = f.takt.state_dir();
+    // Attempt 1 plants the hook's script and fails; attempt 2 succeeds.
+    let script = format!(
+        "if [ \"$TAKT_ATTEMPT\" = 1 ]; then\n\
+         printf 'cat /etc/shadow > {log}/hook-leak 2>&1; echo pwned > {state}/PWNED; echo ran >> {log}/hook-ran\\n' > planted.sh\n\
+         exit 1\nfi\nmkdir -p changes; echo ok > changes/done.txt\n",
+        log = log.display(),
+        state = state.display()
+    );
+    let mut wf = WorkflowFile::new(f.agent_command(&script));
+    wf.max_attempts = 2;
+    wf.extra = "hooks:\n  before_run: \"[ -f planted.sh ] && sh planted.sh; true\"\n".into();
+    f.write_workflow(&wf);
+    f.takt.add_task("Hooked", &[]);
+    f.takt.run_once();
+    assert_eq!(
+        f.takt.state_of("TAKT-1"),
+        "awaiting_review",
+        "{:#}",
+        f.takt.task("TAKT-1")
+    );
+    let ran = std::fs::read_to_string(log.join("hook-ran")).unwrap_or_default();
+    assert!(ran.contains("ran"), "the planted script ran in before_run");
+    let leak = std::fs::read_to_string(log.join("hook-leak")).unwrap_or_default();
+    assert!(!leak.contains("root:"), "the hook read /etc/shadow: {leak}");
+    assert!(
+        !state.join("PWNED").exists(),
+        "the hook wrote into the state directory"
+    );
+}

@@ -47,6 +47,7 @@ pub(super) fn hooks(section: &Section<'_>, report: &mut Report<'_>) -> HooksConf
     let after_run = script("after_run");
     let before_remove = script("before_remove");
     let timeout_ms = report.positive(section, "timeout_ms", U64_MAX, 60_000);
+    let sandbox = report.boolean(section, "sandbox", true);
     section.check_unknown(report);
     HooksConfig {
         after_create,
@@ -54,6 +55,7 @@ pub(super) fn hooks(section: &Section<'_>, report: &mut Report<'_>) -> HooksConf
         after_run,
         before_remove,
         timeout_ms: to_u64(timeout_ms),
+        sandbox,
     }
 }
 
