@@ -273,14 +273,20 @@ fn home() -> Option<PathBuf> {
     std::env::var_os("HOME").map(PathBuf::from)
 }
 
-/// Toolchain directories named by PATH that live outside the system directories (a Rust
-/// toolchain in `~/.cargo`, a Node install in `/opt/node`): visible read-only. A PATH entry
-/// directly in the operator's HOME is bound alone, never its parent.
+/// Toolchain directories named by PATH outside the system directories, visible read-only.
 fn toolchain_dirs() -> Vec<PathBuf> {
-    let Some(path) = std::env::var_os("PATH") else {
+    toolchain_dirs_for(std::env::var_os("PATH"), home().as_deref())
+}
+
+/// The directories `path` (a PATH value) asks for: a toolchain's `bin` as its whole install
+/// (`/opt/node/bin` -> `/opt/node`, `~/.pyenv/bin` -> `~/.pyenv`: the shims need the rest); a
+/// cargo home only as its binaries and package caches (never `credentials.toml` or a config
+/// holding registry tokens) plus the rustup home beside it; `~/.local/bin` and anything whose
+/// parent would be HOME (or `/`) by itself only.
+fn toolchain_dirs_for(path: Option<std::ffi::OsString>, home: Option<&Path>) -> Vec<PathBuf> {
+    let Some(path) = path else {
         return Vec::new();
     };
-    let home = home();
     let mut dirs = Vec::new();
     for entry in std::env::split_paths(&path) {
         if !entry.is_absolute()
@@ -291,21 +297,30 @@ fn toolchain_dirs() -> Vec<PathBuf> {
         {
             continue;
         }
-        let parent = entry
-            .parent()
-            .filter(|_| entry.ends_with("bin"))
-            .filter(|parent| {
-                *parent != Path::new("/")
-                    && home.as_deref().is_none_or(|home| !home.starts_with(parent))
-            });
-        let dir = parent.map_or_else(|| entry.clone(), Path::to_path_buf);
-        if dir.ends_with(".cargo")
-            && let Some(rustup) = dir.parent().map(|p| p.join(".rustup"))
-            && rustup.is_dir()
-        {
-            dirs.push(rustup);
+        let parent = entry.parent().filter(|_| entry.ends_with("bin"));
+        match parent {
+            Some(cargo) if cargo.ends_with(".cargo") => {
+                dirs.extend(
+                    ["bin", "registry", "git"]
+                        .iter()
+                        .map(|sub| cargo.join(sub))
+                        .filter(|dir| dir.is_dir()),
+                );
+                if let Some(rustup) = cargo.parent().map(|p| p.join(".rustup"))
+                    && rustup.is_dir()
+                {
+                    dirs.push(rustup);
+                }
+            }
+            Some(install)
+                if install != Path::new("/")
+                    && !install.ends_with(".local")
+                    && home.is_none_or(|home| !home.starts_with(install)) =>
+            {
+                dirs.push(install.to_path_buf());
+            }
+            _ => dirs.push(entry.clone()),
         }
-        dirs.push(dir);
     }
     dirs.sort();
     dirs.dedup();
@@ -316,16 +331,65 @@ fn toolchain_dirs() -> Vec<PathBuf> {
 fn toolchain_env() -> Vec<(String, String)> {
     let mut env = Vec::new();
     for dir in toolchain_dirs() {
-        let name = if dir.ends_with(".cargo") {
-            "CARGO_HOME"
+        let (name, home) = if dir.ends_with(".cargo/bin") {
+            ("CARGO_HOME", dir.parent().map(Path::to_path_buf))
         } else if dir.ends_with(".rustup") {
-            "RUSTUP_HOME"
+            ("RUSTUP_HOME", Some(dir.clone()))
         } else {
             continue;
         };
-        if let Some(text) = dir.to_str() {
+        if let Some(text) = home.as_deref().and_then(Path::to_str) {
             env.push((name.to_owned(), text.to_owned()));
         }
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn toolchains_are_visible_but_never_home_or_registry_credentials() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home");
+        for dir in [
+            ".cargo/bin",
+            ".cargo/registry",
+            ".rustup",
+            "bin",
+            ".local/bin",
+        ] {
+            fs_err::create_dir_all(home.join(dir)).unwrap();
+        }
+        fs_err::write(home.join(".cargo/credentials.toml"), "token").unwrap();
+        let opt = root.path().join("opt/node");
+        fs_err::create_dir_all(opt.join("bin")).unwrap();
+        fs_err::create_dir_all(home.join(".pyenv/bin")).unwrap();
+        let path = std::env::join_paths([
+            home.join(".cargo/bin"),
+            home.join("bin"),
+            home.join(".local/bin"),
+            home.join(".pyenv/bin"),
+            opt.join("bin"),
+            PathBuf::from("/usr/bin"),
+            PathBuf::from("relative/bin"),
+        ])
+        .unwrap();
+        let dirs = toolchain_dirs_for(Some(path), Some(&home));
+        assert_eq!(
+            dirs,
+            [
+                home.join(".cargo/bin"),
+                home.join(".cargo/registry"),
+                home.join(".local/bin"),
+                home.join(".pyenv"),
+                home.join(".rustup"),
+                home.join("bin"),
+                opt,
+            ]
+        );
+        assert!(!dirs.iter().any(|d| d == &home || d == &home.join(".cargo")));
+    }
 }
