@@ -2,88 +2,27 @@
 //! (tests/fixtures/claude/fake_claude.py), and the real Claude Code end to end against
 //! takt-mock-model with every outbound connection caught by a refusing proxy.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::{RefusingProxy, Sink};
 use serde_json::{Value, json};
 use takt_agents::claude::{ClaudeBackend, ClaudeSettings};
 use takt_agents::process::group_alive;
 use takt_core::ports::{
-    AgentBackend, AgentError, AgentEventSink, AgentSession, BoxFuture, ModelAccess, SessionContext,
-    TurnInput, TurnResult,
+    AgentBackend, AgentError, AgentSession, ModelAccess, SessionContext, TurnInput, TurnResult,
 };
 use takt_protocol::{AgentEvent, OutputStream, TokenUsage};
 
 const TOKEN: &str = "takt-run-7f3a9c1e5b";
 
-/// Records events; answers questions from a script (`None` = nobody answers).
-#[derive(Default)]
-struct Sink {
-    events: Mutex<Vec<AgentEvent>>,
-    answers: Mutex<VecDeque<Option<String>>>,
-    questions: Mutex<Vec<String>>,
-}
-
-impl Sink {
-    fn answering(answers: &[Option<&str>]) -> Sink {
-        Sink {
-            answers: Mutex::new(answers.iter().map(|a| a.map(str::to_owned)).collect()),
-            ..Sink::default()
-        }
-    }
-
-    fn events(&self) -> Vec<AgentEvent> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                AgentEvent::Message { text } => Some(text),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The fake's reports of takt's answers to its permission requests.
-    fn decisions(&self) -> Vec<String> {
-        self.messages()
-            .into_iter()
-            .filter_map(|m| m.strip_prefix("decision ").map(str::to_owned))
-            .collect()
-    }
-
-    fn usages(&self) -> Vec<TokenUsage> {
-        self.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                AgentEvent::TokenUsage { usage } => Some(usage),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn questions(&self) -> Vec<String> {
-        self.questions.lock().unwrap().clone()
-    }
-}
-
-impl AgentEventSink for Sink {
-    fn emit(&self, event: AgentEvent) {
-        self.events.lock().unwrap().push(event);
-    }
-
-    fn ask(&self, question: String) -> BoxFuture<'_, Option<String>> {
-        self.questions.lock().unwrap().push(question.clone());
-        let answer = self.answers.lock().unwrap().pop_front().flatten();
-        if answer.is_none() {
-            self.emit(AgentEvent::InputRequired { question });
-        }
-        Box::pin(std::future::ready(answer))
-    }
+/// The fake's reports of takt's answers to its permission requests.
+fn decisions(sink: &Sink) -> Vec<String> {
+    sink.messages()
+        .into_iter()
+        .filter_map(|m| m.strip_prefix("decision ").map(str::to_owned))
+        .collect()
 }
 
 fn fixture() -> PathBuf {
@@ -271,7 +210,7 @@ async fn fake_permission_requests_are_answered_by_policy() {
     .join("\n");
     let result = session.run_turn(turn(1, script), &sink).await.unwrap();
     assert!(completed(&result), "{result:?}");
-    let decisions = sink.decisions();
+    let decisions = decisions(&sink);
     assert_eq!(decisions.len(), 8, "{decisions:?}");
     let denied = |i: usize, why: &str| {
         assert!(
@@ -293,10 +232,7 @@ async fn fake_permission_requests_are_answered_by_policy() {
     assert!(decisions[5].starts_with("allow "), "{}", decisions[5]);
     denied(6, "outside the workspace");
     denied(7, ".git");
-    assert!(
-        sink.questions().is_empty(),
-        "policy decided everything itself"
-    );
+    assert!(sink.asked().is_empty(), "policy decided everything itself");
     stop_and_check(&mut session, pgid).await;
 }
 
@@ -312,7 +248,7 @@ ask mcp__tracker__comment {"text": "hello"}
 say after"#;
     let result = session.run_turn(turn(1, script), &sink).await.unwrap();
     assert!(completed(&result), "{result:?}");
-    let questions = sink.questions();
+    let questions = sink.asked();
     assert_eq!(questions.len(), 2);
     assert!(
         questions[0].contains("`WebFetch`") && questions[0].contains("docs.rs/tokio"),
@@ -320,7 +256,7 @@ say after"#;
         questions[0]
     );
     assert!(questions[1].contains("mcp__tracker__comment"));
-    let decisions = sink.decisions();
+    let decisions = decisions(&sink);
     let allowed: Value =
         serde_json::from_str(decisions[0].strip_prefix("allow ").unwrap()).unwrap();
     assert_eq!(
@@ -346,11 +282,11 @@ async fn fake_ask_user_question_carries_the_answer_back() {
     let result = session.run_turn(turn(1, script), &sink).await.unwrap();
     assert!(completed(&result), "{result:?}");
     assert_eq!(
-        sink.questions(),
+        sink.asked(),
         ["Which database? Options: Postgres (server); SQLite (file)."]
     );
     let allowed: Value =
-        serde_json::from_str(sink.decisions()[0].strip_prefix("allow ").unwrap()).unwrap();
+        serde_json::from_str(decisions(&sink)[0].strip_prefix("allow ").unwrap()).unwrap();
     assert_eq!(allowed["answers"], json!({"Which database?": "SQLite"}));
     stop_and_check(&mut session, pgid).await;
 }
@@ -370,9 +306,9 @@ async fn fake_unanswered_question_denies_and_ends_the_turn_with_input_required()
     };
     assert!(question.contains("`WebFetch`"), "{question}");
     assert!(
-        sink.decisions()[0].starts_with("deny Nobody can answer"),
+        decisions(&sink)[0].starts_with("deny Nobody can answer"),
         "{:?}",
-        sink.decisions()
+        decisions(&sink)
     );
     assert!(
         sink.events()
@@ -824,52 +760,6 @@ fn claude_bin() -> Option<PathBuf> {
     );
     println!("skipped: claude CLI not installed");
     None
-}
-
-/// A proxy that refuses everything and records what was asked of it.
-struct RefusingProxy {
-    url: String,
-    hits: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RefusingProxy {
-    async fn start() -> RefusingProxy {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let recorded = hits.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let recorded = recorded.clone();
-                tokio::spawn(async move {
-                    let mut head = vec![0u8; 4096];
-                    let n = socket.read(&mut head).await.unwrap_or(0);
-                    let first = String::from_utf8_lossy(&head[..n])
-                        .lines()
-                        .next()
-                        .unwrap_or("<nothing>")
-                        .to_owned();
-                    recorded.lock().unwrap().push(first);
-                    let _ = socket
-                        .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                        .await;
-                });
-            }
-        });
-        RefusingProxy { url, hits, task }
-    }
-
-    fn hits(&self) -> Vec<String> {
-        self.hits.lock().unwrap().clone()
-    }
-}
-
-impl Drop for RefusingProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 fn git_init(workspace: &Path) {

@@ -7,17 +7,16 @@
 //!   offline: every proxy variable points at a listener that refuses and records CONNECTs, and,
 //!   where `unshare -n` works, a second run happens inside a loopback-only network namespace.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::{RefusingProxy, Sink};
 use serde_json::{Value, json};
 use takt_agents::codex::{CodexBackend, CodexSettings};
 use takt_agents::process::group_alive;
 use takt_core::ports::{
-    AgentBackend, AgentEventSink, AgentSession, BoxFuture, ModelAccess, SessionContext, TurnInput,
-    TurnResult,
+    AgentBackend, AgentSession, ModelAccess, SessionContext, TurnInput, TurnResult,
 };
 use takt_mock_model::{MockConfig, MockModel, Scenario, Step};
 use takt_protocol::{AgentEvent, TokenUsage};
@@ -25,64 +24,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const TOKEN: &str = "takt-run-token-1234567890";
-
-/// Records events and answers questions from a script (`None`: nobody answers).
-#[derive(Default)]
-struct Sink {
-    events: Mutex<Vec<AgentEvent>>,
-    answers: Mutex<VecDeque<Option<String>>>,
-    asked: Mutex<Vec<String>>,
-}
-
-impl Sink {
-    fn answering(answers: &[Option<&str>]) -> Sink {
-        Sink {
-            answers: Mutex::new(answers.iter().map(|a| a.map(str::to_owned)).collect()),
-            ..Sink::default()
-        }
-    }
-
-    fn events(&self) -> Vec<AgentEvent> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn asked(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-
-    fn usages(&self) -> Vec<TokenUsage> {
-        self.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                AgentEvent::TokenUsage { usage } => Some(usage),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                AgentEvent::Message { text } => Some(text),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-impl AgentEventSink for Sink {
-    fn emit(&self, event: AgentEvent) {
-        self.events.lock().unwrap().push(event);
-    }
-
-    fn ask(&self, question: String) -> BoxFuture<'_, Option<String>> {
-        self.asked.lock().unwrap().push(question.clone());
-        self.emit(AgentEvent::InputRequired { question });
-        let answer = self.answers.lock().unwrap().pop_front().flatten();
-        Box::pin(std::future::ready(answer))
-    }
-}
 
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
@@ -678,31 +619,6 @@ fn codex_bin() -> Option<PathBuf> {
     None
 }
 
-/// A listener standing in for an HTTP(S) proxy: records each request line (`CONNECT host:443
-/// HTTP/1.1`, `GET http://…`) and answers 403.
-async fn refusing_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
-    let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
-    let hits = Arc::new(Mutex::new(Vec::new()));
-    let seen = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let head = read_head(&mut stream).await;
-                let first = head.lines().next().unwrap_or("").to_owned();
-                seen.lock().unwrap().push(first);
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    )
-                    .await;
-            });
-        }
-    });
-    (url, hits)
-}
-
 /// Reads an HTTP request head (up to the blank line, at most 64 KiB).
 async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     let mut head = Vec::new();
@@ -774,7 +690,8 @@ async fn run_real_codex(codex: &Path) {
         .await
         .expect("mock model");
     let (base_url, credentials) = recording_relay(mock.addr()).await;
-    let (proxy, proxy_hits) = refusing_proxy().await;
+    let refusing = RefusingProxy::start().await;
+    let proxy = refusing.url.clone();
 
     let command = format!(
         "exec env HTTPS_PROXY={proxy} HTTP_PROXY={proxy} ALL_PROXY={proxy} https_proxy={proxy} http_proxy={proxy} all_proxy={proxy} NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost {} app-server",
@@ -885,7 +802,7 @@ async fn run_real_codex(codex: &Path) {
             "the run token, nothing else"
         );
     }
-    let hits = proxy_hits.lock().unwrap().clone();
+    let hits = refusing.hits();
     assert!(
         hits.is_empty(),
         "codex tried to reach the outside: {hits:?}"
