@@ -39,6 +39,8 @@ const MAX_BURST: usize = 256;
 /// How often the daemon re-checks WORKFLOW.md and the operator inbox when no wake-up
 /// arrives.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// How often empty sandbox cgroups are removed.
+const CGROUP_SWEEP: Duration = Duration::from_secs(10);
 
 pub struct Daemon {
     watcher: Option<WorkflowWatcher>,
@@ -62,6 +64,8 @@ pub struct Daemon {
     sandbox: Arc<takt_sandbox::Sandbox>,
     /// What confinement this host offers, probed once.
     host: Option<takt_sandbox::HostReport>,
+    /// When empty launch cgroups were last removed.
+    cgroups_swept_at: std::time::Instant,
     _lock: StateLock,
 }
 
@@ -135,6 +139,7 @@ impl Daemon {
                 takt_sandbox::Policy::default(),
             )),
             host: None,
+            cgroups_swept_at: std::time::Instant::now(),
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
@@ -240,8 +245,12 @@ impl Daemon {
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
                 _ = housekeeping.tick() => {
-                    // Launch cgroups are left for the daemon to remove once empty.
-                    takt_sandbox::cgroup_sweep(self.sandbox.key(), false);
+                    // Launch cgroups are left for the daemon to remove once empty; a few
+                    // seconds late is fine, a scan every tick is not.
+                    if self.cgroups_swept_at.elapsed() >= CGROUP_SWEEP {
+                        takt_sandbox::cgroup_sweep(self.sandbox.key(), false);
+                        self.cgroups_swept_at = std::time::Instant::now();
+                    }
                     self.reload();
                     self.process_inbox().await?;
                 }

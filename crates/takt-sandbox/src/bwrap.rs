@@ -98,8 +98,6 @@ pub struct Plan {
     pub inner_spec: PathBuf,
     pub net_dir: Option<PathBuf>,
     pub cwd: PathBuf,
-    /// Share the host network (never for agents; only when the policy allows everything).
-    pub share_net: bool,
 }
 
 /// The complete bubblewrap argument list, ending with the inner stage's command.
@@ -107,9 +105,6 @@ pub fn args(plan: &Plan) -> Vec<String> {
     let mut args: Vec<String> = ["--unshare-all", "--die-with-parent", "--new-session"]
         .map(String::from)
         .to_vec();
-    if plan.share_net {
-        args.push("--share-net".into());
-    }
     args.extend(["--hostname".into(), "takt-sandbox".into()]);
     args.extend(system_args());
     args.extend(
@@ -174,7 +169,6 @@ mod tests {
             inner_spec: "/state/runs/r/sandbox/1/inner.json".into(),
             net_dir: Some("/state/runs/r/sandbox/1/net".into()),
             cwd: "/work/ws/TAKT-1".into(),
-            share_net: false,
         }
     }
 

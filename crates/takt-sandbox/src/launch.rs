@@ -123,10 +123,6 @@ impl Sandbox {
         self.mechanism
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// One line for evidence: mechanism, user, network.
     pub fn describe(&self) -> String {
         match self.mechanism {

@@ -83,17 +83,4 @@ impl ContainmentReport {
             Err(error) => Err(SandboxError::io("reading", path, error)),
         }
     }
-
-    /// A one-line summary for logs and evidence.
-    pub fn summary(&self) -> String {
-        let mut text = format!(
-            "sandbox {} as {}, network {}",
-            self.mechanism, self.user, self.network
-        );
-        if !self.violations.is_empty() {
-            let kinds: Vec<&str> = self.violations.iter().map(|v| v.kind.as_str()).collect();
-            text.push_str(&format!("; violations: {}", kinds.join(", ")));
-        }
-        text
-    }
 }

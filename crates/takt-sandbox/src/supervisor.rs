@@ -260,7 +260,6 @@ async fn prepare_and_run(
             inner_spec: expose(&inner_path)?,
             net_dir: Some(expose(&io_dir)?),
             cwd: spec.cwd.clone(),
-            share_net: false,
         };
         let mut command = tokio::process::Command::new(bwrap_path);
         command.args(bwrap::args(&plan));
@@ -303,14 +302,12 @@ async fn prepare_and_run(
     if !cgroups.is_empty() {
         cgroups.enter();
     }
-    let limits_note = |report: &mut ContainmentReport| {
-        if !bwrap_mode {
-            report
-                .limits_missing
-                .push("no network or pid namespace (landlock mode): TCP limited by port, UDP denied by seccomp".into());
-        }
-    };
-    limits_note(report);
+    if !bwrap_mode {
+        report.limits_missing.push(
+            "no network or pid namespace (landlock mode): TCP limited by port, UDP denied by seccomp"
+                .into(),
+        );
+    }
 
     let mut child = command
         .spawn()
