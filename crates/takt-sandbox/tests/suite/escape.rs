@@ -307,12 +307,8 @@ fn the_wall_clock_kills_and_is_reported() {
         let mut policy = policy(mode);
         policy.limits.wall_clock_ms = Some(500);
         let sandbox = sandbox(policy, None);
-        let started = std::time::Instant::now();
-        let ran = run(&sandbox, &h, "sleep 30").await;
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{mode:?}: not killed"
-        );
+        // `run` gives up after 60 s: the sleep outlasts that unless the sandbox killed it.
+        let ran = run(&sandbox, &h, "sleep 300").await;
         let report = ran.report.clone().expect("a report");
         assert!(
             report
