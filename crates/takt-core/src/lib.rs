@@ -16,6 +16,7 @@ pub mod machine;
 pub mod messages;
 pub mod policy;
 pub mod ports;
+pub mod risk;
 pub mod state;
 
 pub use machine::{handle, next_deadline};

@@ -27,6 +27,13 @@ pub type Millis = i64;
 mod agent_event;
 pub use agent_event::{AgentEvent, OutputStream};
 
+mod verify;
+pub use verify::{
+    ChangeKind, ChangedFile, Finding, GateOutcome, GateRun, GateSource, GateStatus, RiskAssessment,
+    RiskRule, RiskTier, SecretHit, Severity, TamperFlag, TestCase, TestStatus, Verdict,
+    VerificationReport,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

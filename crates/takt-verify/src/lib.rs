@@ -1,0 +1,21 @@
+//! Verification: the daemon, never the agent, decides whether a change is done.
+//!
+//! A change's commit is checked out clean (never the agent's workspace), its gates — configured,
+//! detected from the repository, and hidden holdback gates — run in a fresh sandbox; failures are
+//! compared with a cached baseline of the base commit and re-run to catch flaky tests; the diff is
+//! read for tampering with the checks and for credentials; then the judge and the blind
+//! reviewers, each seeing only the task, the diff and the raw gate evidence, give verdicts. The
+//! result is a [`takt_protocol::VerificationReport`]; the core turns it into a risk tier and a
+//! decision. An in-toto-style attestation of the outcome is written as a git note.
+
+pub mod detect;
+pub mod diff;
+pub mod judge;
+pub mod llm;
+pub mod parse;
+pub mod reviewers;
+pub mod secrets;
+pub mod spec;
+pub mod tamper;
+
+pub use spec::GateSpec;
