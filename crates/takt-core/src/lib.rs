@@ -19,10 +19,10 @@ pub mod ports;
 pub mod risk;
 pub mod state;
 
-pub use machine::{handle, next_deadline};
+pub use machine::{approvals_satisfied, handle, next_deadline};
 pub use messages::{
     CancelReason, Command, Event, MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step,
-    StopReason,
+    StopReason, VerifyOutcome,
 };
-pub use policy::Policy;
+pub use policy::{OnBlock, Policy, VerifyPolicy};
 pub use state::{LiveRun, Retry, State, Task, Totals, apply, replay};

@@ -2,15 +2,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use takt_protocol::{FailureReport, Issue, Millis, RetryKind, RunOutcome, TaskState};
+use takt_protocol::{
+    FailureReport, Issue, Millis, RetryKind, RiskRule, RiskTier, RunOutcome, TaskState,
+    VerificationReport,
+};
 
-use crate::budget;
 use crate::messages::{
     CancelReason, Command, Event, MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step,
-    StopReason,
+    StopReason, VerifyOutcome,
 };
-use crate::policy::{CONTINUATION_DELAY_MS, Policy, dispatch_order};
+use crate::policy::{CONTINUATION_DELAY_MS, OnBlock, Policy, dispatch_order};
 use crate::state::{State, Task, apply};
+use crate::{budget, risk};
 
 /// Decides what `event` means at time `now`. Records are applied to `state` as they are
 /// decided (so later decisions in the same step see them) and returned for the journal; the
@@ -155,6 +158,23 @@ impl Decider<'_> {
             Event::QuotaChanged { until } => {
                 self.record(Record::QuotaPaused { until });
             }
+            Event::VerdictCommitted {
+                task_id,
+                commit,
+                by,
+                hash,
+            } => {
+                if self.verifying(&task_id, &commit) {
+                    self.record(Record::VerdictCommitted { task_id, by, hash });
+                } else {
+                    self.stale_verification(task_id, "verdict_committed");
+                }
+            }
+            Event::VerificationFinished {
+                task_id,
+                report,
+                feedback,
+            } => self.on_verified(task_id, *report, feedback),
         }
     }
 
@@ -412,7 +432,7 @@ impl Decider<'_> {
                         });
                     }
                 }
-                TaskState::Blocked | TaskState::AwaitingReview => {
+                TaskState::Blocked | TaskState::AwaitingReview | TaskState::Verifying => {
                     if terminal {
                         self.cancel(id.clone(), CancelReason::TrackerTerminal);
                     } else if current.is_none() {
@@ -756,12 +776,166 @@ impl Decider<'_> {
         self.budget_stop(task_id, report);
     }
 
-    /// A run produced a commit: review it, or merge it straight away under `auto_merge`.
+    /// A run produced a commit: verify it. What happens next is the verification's call.
     fn deliver(&mut self, task_id: String, commit: String) {
-        if self.policy.auto_merge {
-            self.start_merge(task_id);
+        let Some(task) = self.state.tasks.get(&task_id) else {
+            return;
+        };
+        let round = task.verify_rounds + 1;
+        let identifier = task.issue.identifier.clone();
+        self.record(Record::VerificationStarted {
+            task_id: task_id.clone(),
+            commit: commit.clone(),
+            round,
+        });
+        self.command(Command::Verify {
+            task_id,
+            identifier,
+            commit,
+            round,
+        });
+    }
+
+    /// Whether `task_id` is verifying `commit` right now (a report about anything else is
+    /// stale).
+    fn verifying(&self, task_id: &str, commit: &str) -> bool {
+        self.state.tasks.get(task_id).is_some_and(|task| {
+            task.state == TaskState::Verifying && task.commit.as_deref() == Some(commit)
+        })
+    }
+
+    fn stale_verification(&mut self, task_id: String, what: &str) {
+        self.record(Record::StaleReportRejected {
+            task_id: Some(task_id),
+            run_id: String::new(),
+            what: what.into(),
+        });
+    }
+
+    /// Verification is over: decide from the evidence. Red gates and reviewer blocks send the
+    /// change back while rounds remain; the judge's first veto sends it back once; a change
+    /// that passes goes where its risk tier says.
+    fn on_verified(&mut self, task_id: String, report: VerificationReport, feedback: String) {
+        let current_round = self
+            .state
+            .tasks
+            .get(&task_id)
+            .map_or(0, |task| task.verify_rounds);
+        if !self.verifying(&task_id, &report.commit) || report.round != current_round {
+            return self.stale_verification(task_id, "verification_finished");
+        }
+        let Some(task) = self.state.tasks.get(&task_id) else {
+            return;
+        };
+        let identifier = task.issue.identifier.clone();
+        let last_round = task.failed_rounds + 1 >= self.policy.verification.max_rounds;
+        let first_veto = task.judge_vetoes == 0;
+        let mismatched = mismatched_verdicts(&task.commitments, &report);
+        let judge_vetoed = report.judge.as_ref().is_some_and(|judge| !judge.pass);
+        let blocked = report.reviewers.iter().any(|verdict| !verdict.pass);
+        let outcome = if report.error.is_some() {
+            VerifyOutcome::Error
+        } else if !report.gates_green() {
+            VerifyOutcome::GatesFailed
+        } else if !mismatched.is_empty() {
+            VerifyOutcome::VerdictMismatch
+        } else if judge_vetoed {
+            VerifyOutcome::JudgeVetoed
+        } else if blocked {
+            VerifyOutcome::ReviewersBlocked
         } else {
-            self.record(Record::ReviewRequested { task_id, commit });
+            VerifyOutcome::Passed
+        };
+        let send_back = match outcome {
+            VerifyOutcome::GatesFailed => !last_round,
+            VerifyOutcome::JudgeVetoed => first_veto,
+            VerifyOutcome::ReviewersBlocked => {
+                self.policy.verification.on_block == OnBlock::SendBack && !last_round
+            }
+            _ => false,
+        };
+        let reaches_people = matches!(
+            outcome,
+            VerifyOutcome::Passed
+                | VerifyOutcome::VerdictMismatch
+                | VerifyOutcome::JudgeVetoed
+                | VerifyOutcome::ReviewersBlocked
+        ) && !send_back;
+        let risk = reaches_people.then(|| {
+            let mut risk = risk::assess(
+                &self.policy.verification.risk,
+                &report,
+                outcome == VerifyOutcome::JudgeVetoed,
+            );
+            for by in &mismatched {
+                risk::escalate(
+                    &mut risk,
+                    &self.policy.verification.risk,
+                    RiskRule {
+                        rule: "verdict_mismatch".into(),
+                        tier: RiskTier::Review,
+                        detail: format!(
+                            "{by}'s revealed verdict does not match the hash committed for it"
+                        ),
+                    },
+                );
+            }
+            if outcome == VerifyOutcome::ReviewersBlocked {
+                risk::escalate(
+                    &mut risk,
+                    &self.policy.verification.risk,
+                    RiskRule {
+                        rule: "reviewer_block".into(),
+                        tier: RiskTier::Review,
+                        detail: blocked_by(&report),
+                    },
+                );
+            }
+            risk
+        });
+        let error = report.error.clone();
+        let summary = verification_summary(&report, outcome);
+        self.record(Record::Verified {
+            task_id: task_id.clone(),
+            report: Box::new(report),
+            outcome,
+            risk: risk.clone(),
+        });
+        if send_back {
+            return self.retry_or_fail(
+                task_id,
+                RetryKind::Verification,
+                0,
+                Some(summary),
+                Some(feedback),
+            );
+        }
+        match (outcome, risk) {
+            (VerifyOutcome::Error, _) => self.fail(
+                task_id,
+                format!(
+                    "verification could not finish: {}. Fix the cause (`takt doctor` checks the \
+                     sandbox), then run `takt task retry {identifier}`",
+                    error.unwrap_or_default()
+                ),
+            ),
+            (VerifyOutcome::GatesFailed, _) => self.fail(
+                task_id,
+                format!(
+                    "{summary}; the last of {} verification rounds (review.max_rounds)",
+                    self.policy.verification.max_rounds
+                ),
+            ),
+            (_, Some(risk)) if risk.tier == RiskTier::AutoShip => self.start_merge(task_id),
+            (_, _) => {
+                let commit = self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .and_then(|task| task.commit.clone())
+                    .unwrap_or_default();
+                self.record(Record::ReviewRequested { task_id, commit });
+            }
         }
     }
 
@@ -917,12 +1091,25 @@ impl Decider<'_> {
                         "{identifier} is {state}, not awaiting_review; only a task awaiting review can be approved"
                     ));
                 }
+                if task.approvals.contains(&by) {
+                    return self.refuse(format!(
+                        "{by} already approved {identifier}; it needs {} approvals from distinct people",
+                        task.approvals_required.max(1)
+                    ));
+                }
                 self.record(Record::Approved {
                     task_id: task_id.clone(),
                     by,
                     comment,
                 });
-                self.start_merge(task_id);
+                if self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .is_some_and(approvals_satisfied)
+                {
+                    self.start_merge(task_id);
+                }
             }
             OperatorCommand::Reject { by, comment, .. } => {
                 if state != TaskState::AwaitingReview {
@@ -1035,6 +1222,34 @@ impl Decider<'_> {
                 },
             );
         }
+        // A verification the daemon was running is started again (its checkouts are gone).
+        let verifying: Vec<(String, String, String, u32)> = self
+            .state
+            .tasks
+            .values()
+            .filter(|task| task.state == TaskState::Verifying)
+            .filter_map(|task| {
+                Some((
+                    task.id.clone(),
+                    task.issue.identifier.clone(),
+                    task.commit.clone()?,
+                    task.verify_rounds,
+                ))
+            })
+            .collect();
+        for (task_id, identifier, commit, round) in verifying {
+            self.record(Record::VerificationStarted {
+                task_id: task_id.clone(),
+                commit: commit.clone(),
+                round,
+            });
+            self.command(Command::Verify {
+                task_id,
+                identifier,
+                commit,
+                round,
+            });
+        }
         let merging: Vec<String> = self
             .state
             .tasks
@@ -1060,6 +1275,83 @@ impl Decider<'_> {
     }
 }
 
+/// Enough distinct people approved, and not only the person who created the task
+/// (separation of duties).
+pub fn approvals_satisfied(task: &Task) -> bool {
+    let enough = task.approvals.len() >= task.approvals_required.max(1) as usize;
+    let independent = match task.issue.author() {
+        Some(author) => task.approvals.iter().any(|by| by != author),
+        None => true,
+    };
+    enough && independent
+}
+
+/// Reviewers whose revealed verdict differs from the hash they committed to.
+fn mismatched_verdicts(
+    commitments: &BTreeMap<String, String>,
+    report: &VerificationReport,
+) -> Vec<String> {
+    report
+        .reviewers
+        .iter()
+        .chain(report.judge.iter())
+        .filter(|verdict| {
+            commitments
+                .get(&verdict.by)
+                .is_some_and(|hash| *hash != verdict.commitment())
+        })
+        .map(|verdict| verdict.by.clone())
+        .collect()
+}
+
+fn blocked_by(report: &VerificationReport) -> String {
+    let names: Vec<&str> = report
+        .reviewers
+        .iter()
+        .filter(|verdict| !verdict.pass)
+        .map(|verdict| verdict.by.as_str())
+        .collect();
+    format!("blocked by {}", names.join(", "))
+}
+
+/// One line on what a verification found, for `last_error` and failure reports.
+fn verification_summary(report: &VerificationReport, outcome: VerifyOutcome) -> String {
+    match outcome {
+        VerifyOutcome::GatesFailed => {
+            let failed: Vec<String> = report
+                .gates
+                .iter()
+                .filter(|gate| gate.required && !gate.status.is_green())
+                .filter(|gate| gate.status != takt_protocol::GateStatus::Skipped)
+                .map(|gate| {
+                    if gate.new_failures.is_empty() || gate.new_failures == [gate.gate.clone()] {
+                        gate.gate.clone()
+                    } else {
+                        format!("{} ({})", gate.gate, gate.new_failures.join(", "))
+                    }
+                })
+                .collect();
+            format!("gates failed: {}", failed.join("; "))
+        }
+        VerifyOutcome::JudgeVetoed => format!(
+            "the judge vetoed the change: {}",
+            report
+                .judge
+                .as_ref()
+                .map_or_else(String::new, |judge| judge.summary.clone())
+        ),
+        VerifyOutcome::ReviewersBlocked => blocked_by(report),
+        VerifyOutcome::VerdictMismatch => {
+            "a reviewer's verdict did not match its commitment".into()
+        }
+        VerifyOutcome::Error => format!(
+            "verification could not finish: {}",
+            report.error.clone().unwrap_or_default()
+        ),
+        VerifyOutcome::Passed => "verification passed".into(),
+    }
+}
+
 fn is_due(task: &Task, now: Millis) -> bool {
     task.state == TaskState::RetryWait
         && task.run.is_none()
@@ -1076,7 +1368,15 @@ fn run_task_hint(state: &State, run_id: &str) -> Option<String> {
 }
 
 fn failure_report(task: &Task, reason: String, max_attempts: u32) -> FailureReport {
-    let suggested_action = if task.history.iter().all(|attempt| attempt.commit.is_none())
+    let suggested_action = if task.verify_outcome == Some(VerifyOutcome::GatesFailed) {
+        format!(
+            "The change failed its gates in {} verification rounds. `takt evidence {id}` shows \
+             every gate run with its output; fix the task text or the gates, then run `takt task \
+             retry {id}`.",
+            task.failed_rounds,
+            id = task.issue.identifier
+        )
+    } else if task.history.iter().all(|attempt| attempt.commit.is_none())
         && task
             .history
             .last()
@@ -1102,5 +1402,8 @@ fn failure_report(task: &Task, reason: String, max_attempts: u32) -> FailureRepo
         workspace_path: task.workspace_path.clone(),
         branch: task.branch.clone(),
         suggested_action,
+        verification: task.verification.clone(),
+        spend_micros: task.spend_micros,
+        tokens: task.metered.total_tokens,
     }
 }

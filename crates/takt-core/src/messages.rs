@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use takt_protocol::{
-    AgentEvent, FailureReport, Issue, Millis, ModelCallReport, RetryKind, RunOutcome, RunPhase,
+    AgentEvent, FailureReport, Issue, Millis, ModelCallReport, RetryKind, RiskAssessment,
+    RunOutcome, RunPhase, VerificationReport,
 };
 
 /// A fact reported to the core. Every report about a run carries its `run_id`, the fencing
@@ -55,6 +56,22 @@ pub enum Event {
     /// The shell changed an issue in the tracker (write-back) and read it back: the task's
     /// snapshot follows, nothing else happens.
     IssueWritten { issue: Issue },
+    /// A reviewer (or the judge) reached a verdict; only its hash is known yet. Commitments
+    /// are journaled before any verdict is revealed in [`Event::VerificationFinished`].
+    VerdictCommitted {
+        task_id: String,
+        commit: String,
+        by: String,
+        hash: String,
+    },
+    /// Verification of a task's commit finished (or could not: `report.error`).
+    VerificationFinished {
+        task_id: String,
+        report: Box<VerificationReport>,
+        /// The failure evidence for the agent, written by the verifier (failing gates, test
+        /// names, trimmed logs, findings); empty when everything passed.
+        feedback: String,
+    },
 }
 
 /// How a run ended, as the shell saw it.
@@ -116,6 +133,37 @@ impl OperatorCommand {
             | OperatorCommand::Cancel { task, .. }
             | OperatorCommand::Answer { task, .. }
             | OperatorCommand::Retry { task, .. } => task,
+        }
+    }
+}
+
+/// What a verification came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// Gates green, judge and reviewers satisfied: the risk tier decides what happens.
+    Passed,
+    /// A required gate failed in a way the base commit did not.
+    GatesFailed,
+    /// The judge found the change off-task or out of scope.
+    JudgeVetoed,
+    /// A reviewer blocked the change.
+    ReviewersBlocked,
+    /// A revealed verdict does not match the hash committed for it.
+    VerdictMismatch,
+    /// Verification itself could not finish; nothing is known about the change.
+    Error,
+}
+
+impl VerifyOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyOutcome::Passed => "passed",
+            VerifyOutcome::GatesFailed => "gates_failed",
+            VerifyOutcome::JudgeVetoed => "judge_vetoed",
+            VerifyOutcome::ReviewersBlocked => "reviewers_blocked",
+            VerifyOutcome::VerdictMismatch => "verdict_mismatch",
+            VerifyOutcome::Error => "error",
         }
     }
 }
@@ -183,6 +231,14 @@ pub enum Command {
         identifier: String,
         branch: String,
         commit: String,
+    },
+    /// Verify `commit` (gates, judge, reviewers) and report
+    /// [`Event::VerificationFinished`].
+    Verify {
+        task_id: String,
+        identifier: String,
+        commit: String,
+        round: u32,
     },
     CleanWorkspace {
         task_id: String,
@@ -265,6 +321,26 @@ pub enum Record {
     ReviewRequested {
         task_id: String,
         commit: String,
+    },
+    /// The daemon started verifying the task's commit (its `round`-th verification).
+    VerificationStarted {
+        task_id: String,
+        commit: String,
+        round: u32,
+    },
+    /// A verdict's hash, journaled before the verdict itself is known to anyone.
+    VerdictCommitted {
+        task_id: String,
+        by: String,
+        hash: String,
+    },
+    /// What verification found and what it means for the change.
+    Verified {
+        task_id: String,
+        report: Box<VerificationReport>,
+        outcome: VerifyOutcome,
+        /// The risk policy's answer (for outcomes that reach it).
+        risk: Option<RiskAssessment>,
     },
     TaskBlocked {
         task_id: String,
@@ -352,6 +428,9 @@ impl Record {
             | Record::RunFinished { task_id, .. }
             | Record::RetryScheduled { task_id, .. }
             | Record::ReviewRequested { task_id, .. }
+            | Record::VerificationStarted { task_id, .. }
+            | Record::VerdictCommitted { task_id, .. }
+            | Record::Verified { task_id, .. }
             | Record::TaskBlocked { task_id, .. }
             | Record::Answered { task_id, .. }
             | Record::Approved { task_id, .. }
@@ -383,6 +462,9 @@ impl Record {
             Record::RunFinished { .. } => "run_finished",
             Record::RetryScheduled { .. } => "retry_scheduled",
             Record::ReviewRequested { .. } => "review_requested",
+            Record::VerificationStarted { .. } => "verification_started",
+            Record::VerdictCommitted { .. } => "verdict_committed",
+            Record::Verified { .. } => "verified",
             Record::TaskBlocked { .. } => "task_blocked",
             Record::Answered { .. } => "answered",
             Record::Approved { .. } => "approved",

@@ -27,8 +27,6 @@ pub struct Policy {
     /// Wall-clock cap of one run.
     pub max_run_duration_ms: u64,
     pub poll_interval_ms: u64,
-    /// Merge without waiting for a human.
-    pub auto_merge: bool,
     /// Tracker state the daemon moves an issue to when work starts / merges / is cancelled by
     /// an operator (write-back; `None` leaves the tracker alone).
     pub on_start_state: Option<String>,
@@ -38,6 +36,38 @@ pub struct Policy {
     pub on_reopen_state: Option<String>,
     /// Spend caps (`budget:`); unlimited by default.
     pub budget: crate::budget::Budget,
+    /// How verification results are acted on (`review:`, `risk:`).
+    pub verification: VerifyPolicy,
+}
+
+/// `review.on_block`: where a change a reviewer blocked goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnBlock {
+    /// Back to the agent with the findings, while rounds remain; then to a person.
+    #[default]
+    SendBack,
+    /// Straight to a person.
+    Human,
+}
+
+/// The part of `review:` and `risk:` the core decides with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyPolicy {
+    /// Verification rounds: the first failing ones send the change back with the evidence,
+    /// the `max_rounds`-th failing one fails the task.
+    pub max_rounds: u32,
+    pub on_block: OnBlock,
+    pub risk: crate::risk::RiskPolicy,
+}
+
+impl Default for VerifyPolicy {
+    fn default() -> Self {
+        VerifyPolicy {
+            max_rounds: 2,
+            on_block: OnBlock::SendBack,
+            risk: crate::risk::RiskPolicy::default(),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -53,10 +83,10 @@ impl Default for Policy {
             max_retry_backoff_ms: 300_000,
             max_attempts: 4,
             budget: crate::budget::Budget::unlimited(),
+            verification: VerifyPolicy::default(),
             stall_timeout_ms: 300_000,
             max_run_duration_ms: 3_600_000,
             poll_interval_ms: 30_000,
-            auto_merge: false,
             on_start_state: None,
             on_done_state: None,
             on_cancel_state: None,

@@ -4,11 +4,11 @@ use crate::budget::Spend;
 use std::collections::BTreeMap;
 
 use takt_protocol::{
-    AgentEvent, AttemptSummary, FailureReport, Issue, Millis, RetryKind, RunOutcome, RunPhase,
-    TaskState, TaskSummary, TokenUsage,
+    AgentEvent, AttemptSummary, FailureReport, Issue, Millis, RetryKind, RiskAssessment,
+    RunOutcome, RunPhase, TaskState, TaskSummary, TokenUsage, VerificationReport,
 };
 
-use crate::messages::{CancelReason, Record, StopReason};
+use crate::messages::{CancelReason, Record, StopReason, VerifyOutcome};
 
 /// Everything the orchestrator knows. Owned by one component; changed only by [`apply`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,6 +65,20 @@ pub struct Task {
     pub feedback: Option<String>,
     pub question: Option<String>,
     pub approvals: Vec<String>,
+    /// Distinct approvals the change needs (from its risk tier); 1 when no tier was assessed.
+    pub approvals_required: u32,
+    /// Verifications started for this task.
+    pub verify_rounds: u32,
+    /// Verifications that sent the change back or failed it (red gates, reviewer blocks).
+    pub failed_rounds: u32,
+    /// Times the judge vetoed; the first veto goes back to the agent, later ones to a person.
+    pub judge_vetoes: u32,
+    /// The latest verification and what it came to.
+    pub verification: Option<Box<VerificationReport>>,
+    pub verify_outcome: Option<VerifyOutcome>,
+    pub risk: Option<RiskAssessment>,
+    /// Verdict hashes committed during the current verification, by reviewer.
+    pub commitments: BTreeMap<String, String>,
     pub failure: Option<FailureReport>,
     pub cancel_reason: Option<CancelReason>,
     /// Tokens metered for this task across its runs.
@@ -146,6 +160,14 @@ impl Task {
             feedback: None,
             question: None,
             approvals: Vec::new(),
+            approvals_required: 1,
+            verify_rounds: 0,
+            failed_rounds: 0,
+            judge_vetoes: 0,
+            verification: None,
+            verify_outcome: None,
+            risk: None,
+            commitments: BTreeMap::new(),
             failure: None,
             cancel_reason: None,
             metered: TokenUsage::default(),
@@ -175,6 +197,12 @@ impl Task {
             question: self.question.clone(),
             feedback: self.feedback.clone(),
             approvals: self.approvals.clone(),
+            approvals_required: self.approvals_required,
+            verify_rounds: self.verify_rounds,
+            verify_outcome: self
+                .verify_outcome
+                .map(|outcome| outcome.as_str().to_owned()),
+            risk: self.risk.clone(),
             run_id: self.run.as_ref().map(|run| run.run_id.clone()),
             run_phase: self.run.as_ref().and_then(|run| run.phase),
             pid: self.run.as_ref().and_then(|run| run.pid),
@@ -313,9 +341,6 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::RunPhaseChanged { phase, .. } => {
             if let Some(run) = task.run.as_mut() {
                 run.phase = Some(*phase);
-                if *phase == RunPhase::Verifying {
-                    task.state = TaskState::Verifying;
-                }
             }
         }
         Record::AgentEventRecorded { event, .. } => {
@@ -395,6 +420,34 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.state = TaskState::AwaitingReview;
             task.commit = Some(commit.clone());
             task.approvals.clear();
+        }
+        Record::VerificationStarted { commit, round, .. } => {
+            task.state = TaskState::Verifying;
+            task.commit = Some(commit.clone());
+            task.verify_rounds = *round;
+            task.commitments.clear();
+            task.approvals.clear();
+        }
+        Record::VerdictCommitted { by, hash, .. } => {
+            task.commitments.insert(by.clone(), hash.clone());
+        }
+        Record::Verified {
+            report,
+            outcome,
+            risk,
+            ..
+        } => {
+            match outcome {
+                VerifyOutcome::GatesFailed | VerifyOutcome::ReviewersBlocked => {
+                    task.failed_rounds += 1;
+                }
+                VerifyOutcome::JudgeVetoed => task.judge_vetoes += 1,
+                VerifyOutcome::Passed | VerifyOutcome::VerdictMismatch | VerifyOutcome::Error => {}
+            }
+            task.verification = Some(report.clone());
+            task.verify_outcome = Some(*outcome);
+            task.risk = risk.clone();
+            task.approvals_required = risk.as_ref().map_or(1, |risk| risk.approvals_required);
         }
         Record::TaskBlocked { question, .. } => {
             task.state = TaskState::Blocked;

@@ -49,6 +49,16 @@ pub fn normalize_label(label: &str) -> String {
 }
 
 impl Issue {
+    /// Who created the issue, when the tracker says (`native_ref.author`): the person who may
+    /// not be its only approver.
+    pub fn author(&self) -> Option<&str> {
+        self.native_ref
+            .as_ref()?
+            .get("author")?
+            .as_str()
+            .filter(|author| !author.trim().is_empty())
+    }
+
     /// True when the four identity fields the scheduler needs are present.
     pub fn has_required_fields(&self) -> bool {
         [&self.id, &self.identifier, &self.title, &self.state]

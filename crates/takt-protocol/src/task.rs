@@ -145,6 +145,9 @@ pub enum RetryKind {
     Rejection,
     /// Merging conflicted with the base branch; the conflict is the feedback.
     Conflict,
+    /// Verification sent the change back: a gate failed, the judge vetoed or a reviewer
+    /// blocked; the evidence is the feedback.
+    Verification,
     /// The daemon restarted while the run was live.
     Interrupted,
     /// A blocked task received its answer.
@@ -160,6 +163,7 @@ impl RetryKind {
             RetryKind::Failure => "failure",
             RetryKind::Rejection => "rejection",
             RetryKind::Conflict => "conflict",
+            RetryKind::Verification => "verification",
             RetryKind::Interrupted => "interrupted",
             RetryKind::Answer => "answer",
             RetryKind::Operator => "operator",
@@ -201,6 +205,15 @@ pub struct FailureReport {
     pub workspace_path: Option<String>,
     pub branch: Option<String>,
     pub suggested_action: String,
+    /// The last verification: gate results with their evidence hashes, judge and reviewer
+    /// findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Box<crate::VerificationReport>>,
+    /// What the task spent: micro-dollars and tokens.
+    #[serde(default)]
+    pub spend_micros: u64,
+    #[serde(default)]
+    pub tokens: u64,
 }
 
 /// A task as `takt task list --json`, `takt status --json` and the API show it.
@@ -224,6 +237,18 @@ pub struct TaskSummary {
     pub question: Option<String>,
     pub feedback: Option<String>,
     pub approvals: Vec<String>,
+    /// Distinct human approvals the change needs before it merges.
+    #[serde(default)]
+    pub approvals_required: u32,
+    /// Verifications started so far.
+    #[serde(default)]
+    pub verify_rounds: u32,
+    /// What the latest verification came to (`passed`, `gates_failed`, ...).
+    #[serde(default)]
+    pub verify_outcome: Option<String>,
+    /// The risk tier of the latest verified change and the rules that fired.
+    #[serde(default)]
+    pub risk: Option<crate::RiskAssessment>,
     pub run_id: Option<String>,
     pub run_phase: Option<RunPhase>,
     pub pid: Option<u32>,

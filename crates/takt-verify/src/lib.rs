@@ -8,14 +8,24 @@
 //! result is a [`takt_protocol::VerificationReport`]; the core turns it into a risk tier and a
 //! decision. An in-toto-style attestation of the outcome is written as a git note.
 
+pub mod attest;
 pub mod detect;
 pub mod diff;
+pub mod error;
+pub mod evidence;
+pub mod exec;
+mod gates;
 pub mod judge;
 pub mod llm;
 pub mod parse;
+pub mod review;
 pub mod reviewers;
+pub mod runner;
 pub mod secrets;
 pub mod spec;
 pub mod tamper;
 
-pub use spec::GateSpec;
+pub use error::VerifyError;
+pub use evidence::{EvidenceStore, MemoryEvidence};
+pub use runner::{VerifyJob, VerifySettings, Verifier, speed_of};
+pub use spec::{GateSpec, Speed};

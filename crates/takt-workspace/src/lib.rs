@@ -20,6 +20,7 @@
 //! `merge` (the local forge), `gc` (removal and orphans), `error`.
 
 pub mod error;
+mod export;
 mod gc;
 pub mod git;
 pub mod hooks;

@@ -3,7 +3,10 @@
 use takt_core::{
     Command, Event, MergeResult, OperatorCommand, Policy, RunExit, State, Step, StopReason, handle,
 };
-use takt_protocol::{Issue, RetryKind, RunOutcome, TaskState};
+use takt_protocol::{
+    GateOutcome, GateSource, GateStatus, Issue, RetryKind, RiskTier, RunOutcome, TaskState,
+    VerificationReport,
+};
 
 use super::issue;
 
@@ -55,6 +58,58 @@ impl Harness {
     fn task(&self, id: &str) -> &takt_core::Task {
         &self.state.tasks[id]
     }
+
+    /// Reports the verification the core asked for, as `change` shapes it (a green report
+    /// by default).
+    fn verify(&mut self, task_id: &str, change: impl FnOnce(&mut VerificationReport)) -> Step {
+        let task = self.task(task_id);
+        let mut report = green_report(task.commit.clone().unwrap_or_default(), task.verify_rounds);
+        change(&mut report);
+        self.feed(Event::VerificationFinished {
+            task_id: task_id.into(),
+            report: Box::new(report),
+            feedback: "evidence".into(),
+        })
+    }
+}
+
+fn green_report(commit: String, round: u32) -> VerificationReport {
+    VerificationReport {
+        commit,
+        base: "base".into(),
+        round,
+        gates: vec![gate("cargo-test", GateStatus::Passed)],
+        changed_files: Vec::new(),
+        secrets: Vec::new(),
+        tamper: Vec::new(),
+        judge: None,
+        reviewers: Vec::new(),
+        error: None,
+    }
+}
+
+fn gate(name: &str, status: GateStatus) -> GateOutcome {
+    GateOutcome {
+        gate: name.into(),
+        source: GateSource::Detected,
+        required: true,
+        status,
+        new_failures: if status == GateStatus::Failed {
+            vec!["tests::adds".into()]
+        } else {
+            Vec::new()
+        },
+        preexisting_failures: Vec::new(),
+        flaky: Vec::new(),
+        runs: Vec::new(),
+        baseline: None,
+    }
+}
+
+fn auto_ship() -> Policy {
+    let mut policy = Policy::default();
+    policy.verification.risk.default_tier = RiskTier::AutoShip;
+    policy
 }
 
 fn started(step: &Step) -> Vec<String> {
@@ -234,6 +289,8 @@ fn review_approve_merges_and_reject_sends_feedback() {
     h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]);
     h.launch("T-1#1");
     h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert_eq!(h.task("id-1").state, TaskState::Verifying);
+    h.verify("id-1", |_| {});
     assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
 
     let step = h.feed(Event::Operator(OperatorCommand::Approve {
@@ -259,6 +316,7 @@ fn review_approve_merges_and_reject_sends_feedback() {
     }));
 
     h.exit("T-2#1", RunOutcome::Succeeded, Some("123"));
+    h.verify("id-2", |_| {});
     h.feed(Event::Operator(OperatorCommand::Reject {
         task: "T-2".into(),
         by: "alice".into(),
@@ -345,13 +403,11 @@ fn blocked_task_resumes_with_the_answer() {
 
 #[test]
 fn merge_conflict_returns_the_task_to_the_agent_with_the_conflict() {
-    let mut h = Harness::new(Policy {
-        auto_merge: true,
-        ..Policy::default()
-    });
+    let mut h = Harness::new(auto_ship());
     h.poll(vec![issue(1, "Todo")]);
     h.launch("T-1#1");
-    let step = h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    let step = h.verify("id-1", |_| {});
     assert!(
         step.commands
             .iter()
@@ -377,14 +433,12 @@ fn merge_conflict_returns_the_task_to_the_agent_with_the_conflict() {
 
 #[test]
 fn restart_interrupts_live_runs_without_spending_an_attempt_and_resumes_merges() {
-    let mut h = Harness::new(Policy {
-        auto_merge: true,
-        ..Policy::default()
-    });
+    let mut h = Harness::new(auto_ship());
     h.poll(vec![issue(1, "Todo"), issue(2, "Todo")]);
     h.launch("T-1#1");
     h.launch("T-2#1");
     h.exit("T-2#1", RunOutcome::Succeeded, Some("abc"));
+    h.verify("id-2", |_| {});
     assert_eq!(h.task("id-2").state, TaskState::Merging);
     let step = h.feed(Event::Restarted);
     let task = h.task("id-1");
@@ -547,4 +601,294 @@ fn r128_the_latest_rate_limit_payload_is_kept() {
         h.state.rate_limits,
         Some(serde_json::json!({"limit_id": "codex", "primary": {"used_percent": 20}}))
     );
+}
+
+/// Runs the first attempt of issue 1 to a verified commit and returns the harness.
+fn verifying(policy: Policy) -> Harness {
+    let mut h = Harness::new(policy);
+    h.poll(vec![issue(1, "Todo")]);
+    h.launch("T-1#1");
+    let step = h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    assert!(step.commands.iter().any(|c| matches!(
+        c,
+        Command::Verify { commit, round: 1, .. } if commit == "abc"
+    )));
+    h
+}
+
+#[test]
+fn a_red_gate_sends_the_change_back_with_the_evidence_then_fails_after_max_rounds() {
+    let mut h = verifying(Policy::default());
+    h.verify("id-1", |r| {
+        r.gates = vec![gate("cargo-test", GateStatus::Failed)]
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(
+        task.retry.clone().expect("retry").kind,
+        RetryKind::Verification
+    );
+    assert_eq!(task.feedback.as_deref(), Some("evidence"));
+    assert!(
+        task.last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("cargo-test (tests::adds)")
+    );
+    // Round two fails the same way: max_rounds (2) is reached and the task fails with a report
+    // that carries the verification.
+    h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "In Progress")],
+    });
+    h.launch("T-1#2");
+    let step = h.exit("T-1#2", RunOutcome::Succeeded, Some("abd"));
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Verify { round: 2, .. }))
+    );
+    h.verify("id-1", |r| {
+        r.gates = vec![gate("cargo-test", GateStatus::Failed)]
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Failed);
+    let report = task.failure.clone().expect("failure report");
+    assert!(report.reason.contains("gates failed"), "{}", report.reason);
+    assert!(report.suggested_action.contains("takt evidence T-1"));
+    let verification = report.verification.expect("verification in the report");
+    assert_eq!(verification.gates[0].new_failures, ["tests::adds"]);
+}
+
+#[test]
+fn pre_existing_and_flaky_failures_do_not_block() {
+    let mut h = verifying(auto_ship());
+    let step = h.verify("id-1", |r| {
+        r.gates = vec![
+            gate("cargo-test", GateStatus::PreExisting),
+            gate("pytest", GateStatus::Flaky),
+        ];
+    });
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { .. }))
+    );
+}
+
+#[test]
+fn an_optional_red_gate_is_reported_but_does_not_block() {
+    let mut h = verifying(Policy::default());
+    h.verify("id-1", |r| {
+        let mut lint = gate("lint", GateStatus::Failed);
+        lint.required = false;
+        r.gates.push(lint);
+    });
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+}
+
+fn verdict(by: &str, pass: bool) -> takt_protocol::Verdict {
+    takt_protocol::Verdict {
+        by: by.into(),
+        pass,
+        summary: if pass {
+            "fine"
+        } else {
+            "touches billing, not asked for"
+        }
+        .into(),
+        findings: vec![takt_protocol::Finding {
+            severity: if pass {
+                takt_protocol::Severity::Info
+            } else {
+                takt_protocol::Severity::Blocking
+            },
+            file: Some("src/billing.rs".into()),
+            line: Some(3),
+            text: "out of scope".into(),
+        }],
+        model: Some("judge-1".into()),
+    }
+}
+
+#[test]
+fn the_judges_first_veto_goes_back_to_the_agent_and_the_second_to_a_person() {
+    let mut h = verifying(auto_ship());
+    h.verify("id-1", |r| r.judge = Some(verdict("judge", false)));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert!(
+        task.last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("touches billing")
+    );
+    h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "In Progress")],
+    });
+    h.launch("T-1#2");
+    h.exit("T-1#2", RunOutcome::Succeeded, Some("abd"));
+    h.verify("id-1", |r| r.judge = Some(verdict("judge", false)));
+    let task = h.task("id-1");
+    // auto_ship by default, but an overruled judge always gets a human.
+    assert_eq!(task.state, TaskState::AwaitingReview);
+    let risk = task.risk.clone().expect("risk");
+    assert!(
+        risk.rules.iter().any(|rule| rule.rule == "judge_veto"),
+        "{risk:?}"
+    );
+}
+
+#[test]
+fn a_reviewer_block_sends_the_change_back_and_a_mismatched_verdict_goes_to_a_person() {
+    let mut h = verifying(auto_ship());
+    h.verify("id-1", |r| {
+        r.reviewers = vec![verdict("qa", true), verdict("security", false)]
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert!(
+        task.last_error
+            .clone()
+            .unwrap_or_default()
+            .contains("blocked by security")
+    );
+
+    let mut h = verifying(auto_ship());
+    let honest = verdict("qa", true);
+    h.feed(Event::VerdictCommitted {
+        task_id: "id-1".into(),
+        commit: "abc".into(),
+        by: "qa".into(),
+        hash: verdict("qa", false).commitment(),
+    });
+    h.verify("id-1", |r| r.reviewers = vec![honest]);
+    let task = h.task("id-1");
+    assert_eq!(
+        task.state,
+        TaskState::AwaitingReview,
+        "a swapped verdict never auto-ships"
+    );
+    let risk = task.risk.clone().expect("risk");
+    assert!(
+        risk.rules
+            .iter()
+            .any(|rule| rule.rule == "verdict_mismatch")
+    );
+}
+
+#[test]
+fn a_verdict_commitment_for_another_commit_is_stale() {
+    let mut h = verifying(Policy::default());
+    let step = h.feed(Event::VerdictCommitted {
+        task_id: "id-1".into(),
+        commit: "old".into(),
+        by: "qa".into(),
+        hash: "00".into(),
+    });
+    assert!(matches!(
+        step.records.as_slice(),
+        [takt_core::Record::StaleReportRejected { .. }]
+    ));
+    assert!(h.task("id-1").commitments.is_empty());
+}
+
+#[test]
+fn a_verification_that_could_not_run_fails_the_task_with_the_reason() {
+    let mut h = verifying(Policy::default());
+    h.verify("id-1", |r| r.error = Some("bubblewrap is gone".into()));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(
+        task.failure
+            .clone()
+            .expect("report")
+            .reason
+            .contains("bubblewrap is gone")
+    );
+}
+
+#[test]
+fn hard_stop_needs_two_distinct_approvers_and_the_author_cannot_be_the_only_one() {
+    let mut policy = Policy::default();
+    policy.verification.risk.default_tier = RiskTier::HardStop;
+    policy.verification.risk.hard_stop_approvals = 2;
+    let mut h = Harness::new(policy);
+    let mut authored = issue(1, "Todo");
+    authored.native_ref = Some(serde_json::json!({"author": "alice"}));
+    h.poll(vec![authored]);
+    h.launch("T-1#1");
+    h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    h.verify("id-1", |_| {});
+    assert_eq!(h.task("id-1").approvals_required, 2);
+    let approve = |by: &str| {
+        Event::Operator(OperatorCommand::Approve {
+            task: "T-1".into(),
+            by: by.into(),
+            comment: None,
+        })
+    };
+    let step = h.feed(approve("alice"));
+    assert!(step.refusal.is_none());
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+    let step = h.feed(approve("alice"));
+    assert!(
+        step.refusal
+            .unwrap_or_default()
+            .contains("already approved")
+    );
+    let step = h.feed(approve("bob"));
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { .. }))
+    );
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+}
+
+#[test]
+fn the_author_alone_cannot_approve_a_review_tier_change() {
+    let mut h = Harness::new(Policy::default());
+    let mut authored = issue(1, "Todo");
+    authored.native_ref = Some(serde_json::json!({"author": "alice"}));
+    h.poll(vec![authored]);
+    h.launch("T-1#1");
+    h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    h.verify("id-1", |_| {});
+    h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "T-1".into(),
+        by: "alice".into(),
+        comment: None,
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+    h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "T-1".into(),
+        by: "carol".into(),
+        comment: None,
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+}
+
+#[test]
+fn a_stale_verification_is_rejected_and_a_restart_verifies_again() {
+    let mut h = verifying(Policy::default());
+    let step = h.feed(Event::VerificationFinished {
+        task_id: "id-1".into(),
+        report: Box::new(green_report("other".into(), 1)),
+        feedback: String::new(),
+    });
+    assert!(matches!(
+        step.records.as_slice(),
+        [takt_core::Record::StaleReportRejected { .. }]
+    ));
+    assert_eq!(h.task("id-1").state, TaskState::Verifying);
+    let step = h.feed(Event::Restarted);
+    assert!(step.commands.iter().any(|c| matches!(
+        c,
+        Command::Verify { commit, round: 1, .. } if commit == "abc"
+    )));
+    h.verify("id-1", |_| {});
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
 }

@@ -15,7 +15,8 @@ use takt_core::{
     handle, next_deadline, replay,
 };
 use takt_protocol::{
-    AgentEvent, GENESIS_HASH, Issue, JournalEntry, Millis, RunOutcome, TaskState, TokenUsage,
+    AgentEvent, GENESIS_HASH, GateOutcome, GateSource, GateStatus, Issue, JournalEntry, Millis,
+    RiskTier, RunOutcome, TaskState, TokenUsage, Verdict, VerificationReport,
 };
 
 const STATES: [&str; 5] = ["Todo", "In Progress", "Backlog", "Done", "Cancelled"];
@@ -51,7 +52,6 @@ impl World {
             stall_timeout_ms: if rng.random_bool(0.5) { 60_000 } else { 0 },
             max_run_duration_ms: 200_000,
             poll_interval_ms: 5_000,
-            auto_merge: rng.random_bool(0.3),
             on_start_state: Some("In Progress".into()),
             on_done_state: Some("Done".into()),
             on_cancel_state: Some("Cancelled".into()),
@@ -62,6 +62,14 @@ impl World {
             },
             ..Policy::default()
         };
+        let mut policy = policy;
+        policy.verification.max_rounds = rng.random_range(1..=3);
+        policy.verification.risk.default_tier = match rng.random_range(0..10) {
+            0..=2 => RiskTier::AutoShip,
+            3..=7 => RiskTier::Review,
+            _ => RiskTier::HardStop,
+        };
+        policy.verification.risk.hard_stop_approvals = 2;
         let mut world = World {
             rng,
             seed,
@@ -197,7 +205,15 @@ impl World {
                     task.id, task.attempt, self.policy.max_attempts
                 ));
             }
-            let live_state = matches!(task.state, TaskState::Running | TaskState::Verifying);
+            // Verification is the daemon's, not a run's: a verifying task has a commit and no run.
+            if task.state == TaskState::Verifying && (task.run.is_some() || task.commit.is_none())
+            {
+                self.fail(&format!(
+                    "{} is verifying with run {:?} and commit {:?}",
+                    task.id, task.run, task.commit
+                ));
+            }
+            let live_state = task.state == TaskState::Running;
             let may_hold_run = live_state || task.state == TaskState::Blocked;
             if (task.run.is_some() && !may_hold_run) || (live_state && task.run.is_none()) {
                 self.fail(&format!(
@@ -349,6 +365,19 @@ impl World {
                 };
                 self.feed(Event::MergeFinished { task_id, result });
             }
+            Command::Verify {
+                task_id,
+                commit,
+                round,
+                ..
+            } => {
+                let report = self.random_verification(&task_id, commit, round);
+                self.feed(Event::VerificationFinished {
+                    task_id,
+                    report: Box::new(report),
+                    feedback: "gate cargo-test failed: tests::adds".into(),
+                });
+            }
             Command::CleanWorkspace { .. } => {}
             Command::DeliverAnswer { run_id, .. } => {
                 if !self.live.contains_key(&run_id) {
@@ -370,6 +399,67 @@ impl World {
                     issue.state = state;
                 }
             }
+        }
+    }
+
+    /// A verification with a random result; reviewers commit to their verdicts first (and now
+    /// and then a revealed verdict does not match its commitment).
+    fn random_verification(
+        &mut self,
+        task_id: &str,
+        commit: String,
+        round: u32,
+    ) -> VerificationReport {
+        let roll = self.rng.random_range(0..20);
+        let verdict = |by: &str, pass: bool| Verdict {
+            by: by.into(),
+            pass,
+            summary: if pass { "fine" } else { "out of scope" }.into(),
+            findings: Vec::new(),
+            model: None,
+        };
+        let reviewer = verdict("qa", roll != 3);
+        let hash = if roll == 4 {
+            "0".repeat(64)
+        } else {
+            reviewer.commitment()
+        };
+        self.feed(Event::VerdictCommitted {
+            task_id: task_id.to_owned(),
+            commit: commit.clone(),
+            by: "qa".into(),
+            hash,
+        });
+        let gate = GateOutcome {
+            gate: "cargo-test".into(),
+            source: GateSource::Detected,
+            required: true,
+            status: if roll < 3 {
+                GateStatus::Failed
+            } else {
+                GateStatus::Passed
+            },
+            new_failures: if roll < 3 {
+                vec!["tests::adds".into()]
+            } else {
+                Vec::new()
+            },
+            preexisting_failures: Vec::new(),
+            flaky: Vec::new(),
+            runs: Vec::new(),
+            baseline: None,
+        };
+        VerificationReport {
+            commit,
+            base: "base".into(),
+            round,
+            gates: vec![gate],
+            changed_files: Vec::new(),
+            secrets: Vec::new(),
+            tamper: Vec::new(),
+            judge: Some(verdict("judge", roll != 5)),
+            reviewers: vec![reviewer],
+            error: (roll == 6).then(|| "the sandbox would not start".to_string()),
         }
     }
 

@@ -1,0 +1,45 @@
+//! Where gate output goes: content-addressed storage owned by the daemon (the verifier only
+//! hands bytes over and keeps the hash).
+
+use takt_core::ports::BoxFuture;
+
+/// Stores bytes and names them by their sha256 (hex).
+pub trait EvidenceStore: Send + Sync {
+    fn put(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, String>>;
+}
+
+/// Keeps evidence in memory: for tests and for `takt verify --dry-run`-style callers that do
+/// not persist.
+#[derive(Debug, Default)]
+pub struct MemoryEvidence {
+    stored: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryEvidence {
+    /// The bytes stored under `hash`.
+    pub fn get(&self, hash: &str) -> Option<Vec<u8>> {
+        self.stored.lock().ok()?.get(hash).cloned()
+    }
+}
+
+impl EvidenceStore for MemoryEvidence {
+    fn put(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let hash = sha256_hex(&bytes);
+            self.stored
+                .lock()
+                .map_err(|_| "the evidence map is poisoned".to_owned())?
+                .insert(hash.clone(), bytes);
+            Ok(hash)
+        })
+    }
+}
+
+/// sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
