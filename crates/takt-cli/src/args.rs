@@ -52,6 +52,10 @@ pub enum Commands {
     Cost(CostArgs),
     /// Check this machine and this workflow for problems.
     Doctor,
+    /// What verification found about a task's change: gates with their runs and evidence
+    /// hashes, tamper flags, judge and reviewer verdicts, the risk tier and why, approvals,
+    /// and the attestation note.
+    Evidence(EvidenceArgs),
     /// Verify the journal's hash chain and the stored artifacts.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -60,6 +64,15 @@ pub enum Commands {
     /// Serve the scripted model (OpenAI Responses, Chat Completions, Anthropic Messages) for
     /// tests and offline experiments.
     MockModel(MockModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// The task (identifier like TAKT-3, or id).
+    pub id: String,
+    /// Print the captured output (stdout, then stderr) of this gate's last run instead.
+    #[arg(long, value_name = "GATE")]
+    pub output: Option<String>,
 }
 
 #[derive(Debug, Args)]

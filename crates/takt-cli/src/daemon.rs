@@ -66,6 +66,9 @@ pub struct Daemon {
     host: Option<takt_sandbox::HostReport>,
     /// When empty launch cgroups were last removed.
     cgroups_swept_at: std::time::Instant,
+    /// Runs the gates, the judge and the reviewers; `None` inline (no verification there).
+    verifier: Option<Arc<takt_verify::Verifier>>,
+    verifications_in_flight: usize,
     _lock: StateLock,
 }
 
@@ -140,6 +143,8 @@ impl Daemon {
             )),
             host: None,
             cgroups_swept_at: std::time::Instant::now(),
+            verifier: None,
+            verifications_in_flight: 0,
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
@@ -163,6 +168,13 @@ impl Daemon {
                 );
             }
             daemon.sandbox = Arc::new(sandbox);
+            daemon.verifier = Some(Arc::new(crate::verification::verifier(
+                &daemon.workflow,
+                &host,
+                &daemon.state_dir,
+                daemon.workspaces.clone(),
+                daemon.engine.store.clone(),
+            )?));
             daemon.host = Some(host);
             crate::sandbox::confine_hooks(
                 &daemon.workflow,
@@ -210,7 +222,10 @@ impl Daemon {
             !inline
                 || !matches!(
                     command,
-                    Command::FetchCandidates | Command::RefreshIssues { .. } | Command::StartRun(_)
+                    Command::FetchCandidates
+                        | Command::RefreshIssues { .. }
+                        | Command::StartRun(_)
+                        | Command::Verify { .. }
                 )
         }));
     }
@@ -285,6 +300,7 @@ impl Daemon {
             && self.pending.is_empty()
             && self.runs.is_empty()
             && self.merges_in_flight == 0
+            && self.verifications_in_flight == 0
             && self.engine.state.tasks.values().all(|task| {
                 !matches!(
                     task.state,
@@ -300,6 +316,7 @@ impl Daemon {
     async fn feed(&mut self, event: Event) -> Result<()> {
         self.note(&event);
         let step = self.engine.step(event).await?;
+        self.attest_after(&step.records);
         self.queue(step.commands);
         Ok(())
     }
@@ -317,6 +334,7 @@ impl Daemon {
             self.note(event);
         }
         for step in self.engine.step_all(events).await? {
+            self.attest_after(&step.records);
             self.queue(step.commands);
         }
         Ok(())
@@ -332,6 +350,16 @@ impl Daemon {
         }
         if let Event::MergeFinished { .. } = event {
             self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
+        }
+        if let Event::VerificationFinished { task_id, report, .. } = event {
+            self.verifications_in_flight = self.verifications_in_flight.saturating_sub(1);
+            if let (Some(models), Some(task)) = (&self.models, self.engine.state.tasks.get(task_id))
+            {
+                models.revoke(&crate::verification::grant_id(
+                    &task.issue.identifier,
+                    report.round,
+                ));
+            }
         }
     }
 
@@ -406,6 +434,12 @@ impl Daemon {
                     let _ = events.send(Event::MergeFinished { task_id, result });
                 });
             }
+            Command::Verify {
+                task_id,
+                identifier,
+                commit,
+                round,
+            } => self.start_verification(task_id, identifier, commit, round),
             Command::CleanWorkspace {
                 identifier, path, ..
             } => {
@@ -443,6 +477,74 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    fn start_verification(&mut self, task_id: String, identifier: String, commit: String, round: u32) {
+        let (Some(verifier), Some(task)) =
+            (self.verifier.clone(), self.engine.state.tasks.get(&task_id))
+        else {
+            return;
+        };
+        let issue = task.issue.clone();
+        let review = crate::verification::review_panel(
+            &self.workflow,
+            self.models.as_ref(),
+            &task_id,
+            &crate::verification::grant_id(&identifier, round),
+        );
+        let workflow = self.workflow.clone();
+        let workspaces = self.workspaces.clone();
+        let events = self.events_tx.clone();
+        self.verifications_in_flight += 1;
+        self.background.spawn(async move {
+            let base_branch = match workspaces.sync_mirror().await {
+                Ok(base) => base.branch,
+                Err(error) => {
+                    let report = takt_verify::runner::failed_report(
+                        &commit,
+                        round,
+                        format!("updating the repository mirror failed: {error}"),
+                    );
+                    let _ = events.send(Event::VerificationFinished {
+                        task_id,
+                        report: Box::new(report),
+                        feedback: String::new(),
+                    });
+                    return;
+                }
+            };
+            let request = crate::verification::Request {
+                task_id,
+                issue,
+                commit,
+                round,
+                base_branch,
+                review,
+            };
+            crate::verification::run(verifier, workflow, request, events).await;
+        });
+    }
+
+    /// Attestations follow the journal: written when a change is verified, rewritten with the
+    /// approvals when it merges.
+    fn attest_after(&mut self, records: &[takt_core::Record]) {
+        for record in records {
+            let (task_id, publish) = match record {
+                takt_core::Record::Verified { task_id, .. } => (task_id, false),
+                takt_core::Record::Merged { task_id, .. } => (task_id, true),
+                _ => continue,
+            };
+            let Some(task) = self.engine.state.tasks.get(task_id).cloned() else {
+                continue;
+            };
+            let workspaces = self.workspaces.clone();
+            let sandbox = self.sandbox.describe();
+            let store = self.engine.store.clone();
+            self.background.spawn(async move {
+                let head = store.journal_head().await.ok().map(|(_, hash)| hash);
+                crate::verification::attest(&workspaces, &task, &sandbox, head, publish).await;
+            });
+        }
     }
 
     fn start_run(&mut self, spec: takt_core::RunSpec) {
@@ -568,6 +670,16 @@ impl Daemon {
                         Ok(sandbox) => {
                             info!(sandbox = %sandbox.describe(), "sandbox settings reloaded");
                             self.sandbox = Arc::new(sandbox);
+                            match crate::verification::verifier(
+                                &workflow,
+                                host,
+                                &self.state_dir,
+                                self.workspaces.clone(),
+                                self.engine.store.clone(),
+                            ) {
+                                Ok(verifier) => self.verifier = Some(Arc::new(verifier)),
+                                Err(error) => error!("{error:#}; keeping the previous gate sandbox"),
+                            }
                             crate::sandbox::confine_hooks(
                                 &workflow,
                                 &self.workspaces,

@@ -13,6 +13,7 @@ mod exit;
 mod models;
 mod project;
 mod sandbox;
+mod verification;
 mod worker;
 
 use clap::Parser;

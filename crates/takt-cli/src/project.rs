@@ -169,8 +169,30 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         stall_timeout_ms: workflow.codex.stall_timeout_ms,
         max_run_duration_ms: agent.max_run_duration_ms,
         poll_interval_ms: workflow.polling.interval_ms,
-        auto_merge: workflow.publish.auto_merge,
         budget: budget_for(workflow),
+        verification: verification_for(workflow),
+    }
+}
+
+/// `review:` and `risk:` as the core decides with them.
+pub fn verification_for(workflow: &Workflow) -> takt_core::VerifyPolicy {
+    let risk = &workflow.risk;
+    takt_core::VerifyPolicy {
+        max_rounds: workflow.review.max_rounds,
+        on_block: match workflow.review.on_block {
+            takt_workflow::OnBlock::SendBack => takt_core::OnBlock::SendBack,
+            takt_workflow::OnBlock::Human => takt_core::OnBlock::Human,
+        },
+        risk: takt_core::risk::RiskPolicy::new(
+            risk.auto_ship.clone(),
+            risk.review.clone(),
+            risk.hard_stop.clone(),
+            risk.hard_stop_approvals,
+            risk.max_changed_lines,
+            risk.builtin_rules,
+            risk.default_tier,
+        )
+        .unwrap_or_default(),
     }
 }
 

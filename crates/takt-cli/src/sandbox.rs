@@ -86,6 +86,19 @@ pub fn build(
     })
 }
 
+/// The sandbox gates run in: the agents' filesystem and limits, no network at all (not even
+/// the model endpoint), and a key of its own so its cgroups are told apart.
+pub fn build_for_gates(workflow: &Workflow, host: &HostReport, state_dir: &Path) -> Result<Sandbox> {
+    let mut policy = policy_for(workflow);
+    policy.network = Network::None;
+    Sandbox::new(policy, host, helper()?, &key(state_dir)).with_context(|| {
+        format!(
+            "{}: the gate sandbox cannot start (`takt doctor` shows what works on this host)",
+            workflow.path.display()
+        )
+    })
+}
+
 /// A short stable name for a state directory: the prefix of its sandboxes' cgroups, so a
 /// restart sweeps only its own.
 pub fn key(state_dir: &Path) -> String {

@@ -3,8 +3,9 @@
 //! Profile (R-054):
 //! - `kind`: `local`; no provider keys or secrets; scope is the whole state directory; no paging.
 //! - `id` is a UUID v7; `identifier` is `TAKT-<n>` with `n` from a database counter, so it is
-//!   unique even when several processes create issues at once; `native_ref`, `url`,
-//!   `branch_name` and `assignee_id` are null.
+//!   unique even when several processes create issues at once; `url`, `branch_name` and
+//!   `assignee_id` are null; `native_ref` is `{"author": NAME}` when the creator is known
+//!   (else null).
 //! - States are free text, kept as spelled and matched trimmed and case-insensitively.
 //! - Labels are trimmed, lowercased, de-duplicated, blanks dropped (R-049).
 //! - `dispatchable` is true when every blocker is in one of the configured terminal states; a
@@ -47,6 +48,8 @@ pub struct NewIssue {
     pub blocked_by: Vec<String>,
     /// Defaults to [`DEFAULT_STATE`].
     pub state: Option<String>,
+    /// Who created it (separation of duties: not its change's only approver).
+    pub author: Option<String>,
 }
 
 /// The local tracker. Cheap to clone.
@@ -72,7 +75,7 @@ enum Select<'a> {
 macro_rules! select_issues {
     () => {
         "SELECT id, identifier, title, description, priority, state, branch_name, url,
-                assignee_id, labels, created_at_ms, updated_at_ms
+                assignee_id, labels, created_at_ms, updated_at_ms, author
          FROM issues"
     };
 }
@@ -91,6 +94,7 @@ struct IssueRow {
     labels: String,
     created_at_ms: i64,
     updated_at_ms: i64,
+    author: Option<String>,
 }
 
 impl IssueRow {
@@ -108,6 +112,7 @@ impl IssueRow {
             labels: row.try_get("labels")?,
             created_at_ms: row.try_get("created_at_ms")?,
             updated_at_ms: row.try_get("updated_at_ms")?,
+            author: row.try_get("author")?,
         })
     }
 }
@@ -192,8 +197,8 @@ impl LocalTracker {
         .map_err(|e| store.sql(e))?;
         sqlx::query(
             "INSERT INTO issues (id, number, identifier, title, description, priority, state,
-                                 state_key, labels, created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 state_key, labels, created_at_ms, updated_at_ms, author)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(number)
@@ -206,6 +211,7 @@ impl LocalTracker {
         .bind(labels)
         .bind(now_ms)
         .bind(now_ms)
+        .bind(new.author.as_deref().map(str::trim).filter(|a| !a.is_empty()))
         .execute(&mut *tx)
         .await
         .map_err(|e| store.sql(e))?;
@@ -374,7 +380,9 @@ impl LocalTracker {
             dispatchable,
             created_at: rfc3339(row.created_at_ms),
             updated_at: rfc3339(row.updated_at_ms),
-            native_ref: None,
+            native_ref: row
+                .author
+                .map(|author| serde_json::json!({ "author": author })),
         })
     }
 }

@@ -25,11 +25,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Versions are 1, 2, 3... with no gaps; append, never edit.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "issue_author",
+        sql: include_str!("../migrations/0002_issue_author.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub fn latest_version() -> i64 {

@@ -6,6 +6,8 @@ use takt_core::ports::BoxFuture;
 /// Stores bytes and names them by their sha256 (hex).
 pub trait EvidenceStore: Send + Sync {
     fn put(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, String>>;
+    /// The bytes stored under `hash`, `None` when nothing is.
+    fn get<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Option<Vec<u8>>>;
 }
 
 /// Keeps evidence in memory: for tests and for `takt verify --dry-run`-style callers that do
@@ -13,13 +15,6 @@ pub trait EvidenceStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryEvidence {
     stored: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
-}
-
-impl MemoryEvidence {
-    /// The bytes stored under `hash`.
-    pub fn get(&self, hash: &str) -> Option<Vec<u8>> {
-        self.stored.lock().ok()?.get(hash).cloned()
-    }
 }
 
 impl EvidenceStore for MemoryEvidence {
@@ -32,6 +27,10 @@ impl EvidenceStore for MemoryEvidence {
                 .insert(hash.clone(), bytes);
             Ok(hash)
         })
+    }
+
+    fn get<'a>(&'a self, hash: &'a str) -> BoxFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move { self.stored.lock().ok()?.get(hash).cloned() })
     }
 }
 

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod evidence;
 pub mod exec;
+pub mod feedback;
 mod gates;
 pub mod judge;
 pub mod llm;

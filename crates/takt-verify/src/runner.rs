@@ -83,28 +83,36 @@ impl Verifier {
         }
     }
 
+    /// Where gate output is stored.
+    pub fn evidence(&self) -> &dyn EvidenceStore {
+        self.evidence.as_ref()
+    }
+
     /// Verifies `job.commit`. Never fails: a verification that could not finish says why in
     /// `error`, with everything found up to then.
     pub async fn verify(&self, job: &VerifyJob) -> VerificationReport {
-        let mut report = VerificationReport {
-            commit: job.commit.clone(),
-            base: String::new(),
-            round: job.round,
-            gates: Vec::new(),
-            changed_files: Vec::new(),
-            secrets: Vec::new(),
-            tamper: Vec::new(),
-            judge: None,
-            reviewers: Vec::new(),
-            error: None,
-        };
+        self.verify_with(job, &|_: &str, _: String| {}).await
+    }
+
+    /// [`Verifier::verify`], calling `commit_verdict(by, hash)` as each verdict of the judge
+    /// and the reviewers is reached, before any of them is revealed in the report.
+    pub async fn verify_with(
+        &self,
+        job: &VerifyJob,
+        commit_verdict: &(dyn Fn(&str, String) + Sync),
+    ) -> VerificationReport {
+        let mut report = failed_report(&job.commit, job.round, String::new());
+        report.error = None;
         let scratch = self.root.join("checkouts").join(format!(
             "{}-r{}-{}",
             takt_workspace::workspace_key(&job.identifier),
             job.round,
             std::process::id()
         ));
-        if let Err(error) = self.verify_into(job, &scratch, &mut report).await {
+        if let Err(error) = self
+            .verify_into(job, &scratch, &mut report, commit_verdict)
+            .await
+        {
             warn!(identifier = %job.identifier, %error, "verification could not finish");
             report.error = Some(error.to_string());
         }
@@ -117,6 +125,7 @@ impl Verifier {
         job: &VerifyJob,
         scratch: &Path,
         report: &mut VerificationReport,
+        commit_verdict: &(dyn Fn(&str, String) + Sync),
     ) -> Result<(), VerifyError> {
         let _ = fs_err::tokio::remove_dir_all(scratch).await;
         report.base = self
@@ -173,7 +182,7 @@ impl Verifier {
                 .workspaces
                 .diff(&report.base, &job.commit, &["--stat", "--patch", "-M"])
                 .await?;
-            panel.review(self, job, &diff, report).await;
+            panel.review(self, job, &diff, report, commit_verdict).await;
         }
         Ok(())
     }
@@ -355,6 +364,22 @@ impl Verifier {
         };
         known.insert(tool.to_owned(), version.clone());
         version
+    }
+}
+
+/// The report of a verification that could not start (the mirror could not be updated).
+pub fn failed_report(commit: &str, round: u32, error: String) -> VerificationReport {
+    VerificationReport {
+        commit: commit.to_owned(),
+        base: String::new(),
+        round,
+        gates: Vec::new(),
+        changed_files: Vec::new(),
+        secrets: Vec::new(),
+        tamper: Vec::new(),
+        judge: None,
+        reviewers: Vec::new(),
+        error: Some(error),
     }
 }
 

@@ -150,4 +150,24 @@ impl WorkspaceManager {
             })?;
         Ok(out.success().then_some(out.stdout))
     }
+
+    /// Copies `refs/notes/<notes_ref>` from the mirror into a local source repository, so the
+    /// notes travel with the merged commits. A remote source keeps them in the mirror (the
+    /// forge publishes them).
+    pub async fn publish_notes(&self, notes_ref: &str) -> Result<(), WorkspaceError> {
+        let crate::RepoSource::Path(source) = &self.settings().source else {
+            return Ok(());
+        };
+        let mirror = &self.settings().mirror_dir;
+        let refname = format!("refs/notes/{notes_ref}");
+        self.git()
+            .cmd(source)
+            .args(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"])
+            .arg(mirror)
+            .arg(format!("+{refname}:{refname}"))
+            .run()
+            .await
+            .map_err(|e| WorkspaceError::git(format!("publishing {refname} to {}", source.display()), e))?;
+        Ok(())
+    }
 }

@@ -4,6 +4,7 @@ mod audit;
 mod cost;
 mod demo;
 mod doctor;
+mod evidence;
 mod init;
 mod operate;
 mod output;
@@ -76,6 +77,7 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
         Commands::Status => status::run(workflow, json).await,
         Commands::Cost(args) => cost::run(workflow, args.by, json).await,
         Commands::Doctor => doctor::run(workflow, json).await,
+        Commands::Evidence(args) => evidence::run(workflow, &args, json).await,
         Commands::Audit(_) => audit::verify(workflow, json).await,
         Commands::Demo(args) => demo::run(args.dir, json).await,
         Commands::MockModel(args) => {
@@ -92,7 +94,7 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
 }
 
 /// Who is acting, for the journal: `$TAKT_OPERATOR`, else the login name.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     ["TAKT_OPERATOR", "USER", "LOGNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))

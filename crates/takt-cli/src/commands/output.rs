@@ -29,6 +29,17 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Bytes as they are (a gate's captured output), with control sequences made harmless.
+pub fn raw(bytes: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(bytes);
+    let clean: String = text
+        .chars()
+        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+        .collect();
+    outln!("{}", clean.trim_end());
+    Ok(())
+}
+
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -59,6 +70,10 @@ pub fn unseen(issue: Issue, closed: bool) -> TaskSummary {
         question: None,
         feedback: None,
         approvals: Vec::new(),
+        approvals_required: 1,
+        verify_rounds: 0,
+        verify_outcome: None,
+        risk: None,
         run_id: None,
         run_phase: None,
         pid: None,

@@ -42,6 +42,7 @@ pub async fn add(workflow: Option<&Path>, args: TaskAddArgs, json: bool) -> Resu
                 labels: args.labels,
                 blocked_by: args.blocked_by,
                 state: None,
+                author: Some(super::operator()),
             },
             now_ms(),
         )
@@ -236,8 +237,45 @@ pub async fn show(workflow: Option<&Path>, id: &str, json: bool) -> Result<Code>
             );
         }
     }
+    if let Some(outcome) = &task.verify_outcome {
+        outln!(
+            "\n  verification: round {}, {outcome} (`takt evidence {}` shows the gates)",
+            task.verify_rounds,
+            task.identifier
+        );
+    }
+    if let Some(risk) = &task.risk {
+        let rules: Vec<&str> = risk.rules.iter().map(|rule| rule.rule.as_str()).collect();
+        outln!(
+            "  risk:       {} ({}); approvals {}/{}{}",
+            risk.tier,
+            rules.join(", "),
+            task.approvals.len(),
+            task.approvals_required,
+            if task.approvals.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", task.approvals.join(", "))
+            }
+        );
+    }
     if let Some(report) = &task.failure {
         outln!("\n  FAILED: {}", output::sanitize(&report.reason));
+        if let Some(verification) = &report.verification {
+            for gate in verification.gates.iter().filter(|g| !g.status.is_green()) {
+                outln!(
+                    "    gate {} {:?}: {}",
+                    gate.gate,
+                    gate.status,
+                    gate.new_failures.join(", ")
+                );
+            }
+        }
+        outln!(
+            "  spent: {} tokens, ${:.4}",
+            report.tokens,
+            report.spend_micros as f64 / 1_000_000.0
+        );
         outln!("  next: {}", report.suggested_action);
     }
     Ok(Code::Success)

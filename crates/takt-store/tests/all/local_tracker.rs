@@ -89,6 +89,7 @@ async fn r049_a_new_issue_has_every_field_normalized() {
                 labels: vec![" UI ".into(), "ui".into(), "".into(), "Feature".into()],
                 blocked_by: vec![],
                 state: None,
+                author: None,
             },
             1_700_000_000_000,
         )

@@ -1,0 +1,388 @@
+//! Evidence-based completion end to end: real gates (pytest, cargo) in the gate sandbox on
+//! clean checkouts, baselines, flaky re-runs, rounds with feedback, tamper flags, hidden gates,
+//! risk tiers with approvals, attestation notes, and `takt audit verify` over the evidence.
+
+use std::path::Path;
+
+use serde_json::Value;
+use takt_test_support::{WorkflowFile, git, python, read_or_empty, run_command, write};
+
+use super::Factory;
+
+/// A small Python project whose tests pass: `calc.add` and its test, pytest configured.
+fn python_project(factory: &Factory) {
+    let repo = &factory.repo;
+    repo.commit_file(
+        "pyproject.toml",
+        "[project]\nname = \"calc\"\nversion = \"0.1.0\"\n\n[tool.pytest.ini_options]\n\
+         testpaths = [\"tests\"]\npythonpath = [\".\"]\n",
+        "pyproject",
+    );
+    repo.commit_file("calc.py", "def add(a, b):\n    return a + b\n", "calc");
+    repo.commit_file(
+        "tests/test_calc.py",
+        "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+        "test calc",
+    );
+}
+
+/// An agent that runs `body` (sh) in its workspace; `$TAKT_ATTEMPT` tells rounds apart. It
+/// records each prompt as `log/prompt-<identifier>-<attempt>.md`.
+fn agent(factory: &Factory, body: &str) -> String {
+    let log = factory.log_dir();
+    factory.agent_command(&format!(
+        "set -e\nLOG={log}\nmkdir -p \"$LOG\"\n\
+         cp \"$TAKT_PROMPT_FILE\" \"$LOG/prompt-$TAKT_ISSUE_IDENTIFIER-$TAKT_ATTEMPT.md\"\n{body}\n",
+        log = log.display()
+    ))
+}
+
+fn workflow(command: String, extra: &str) -> WorkflowFile {
+    let mut workflow = WorkflowFile::new(command);
+    workflow.max_attempts = 4;
+    workflow.extra = extra.to_owned();
+    workflow
+}
+
+fn evidence(factory: &Factory, id: &str) -> Value {
+    factory.takt.json(&["evidence", id])
+}
+
+fn gate<'a>(evidence: &'a Value, name: &str) -> &'a Value {
+    evidence["report"]["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|gate| gate["gate"] == name))
+        .unwrap_or_else(|| panic!("no gate {name} in {evidence:#}"))
+}
+
+fn rules(evidence: &Value) -> Vec<String> {
+    evidence["risk"]["rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|rule| rule["rule"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const NEW_FEATURE: &str = "cat >> calc.py <<'EOF'\n\n\ndef sub(a, b):\n    return a - b\nEOF\n\
+     cat > tests/test_sub.py <<'EOF'\nfrom calc import sub\n\n\ndef test_sub():\n    assert sub(3, 2) == 1\nEOF\n";
+
+#[test]
+fn a_correct_change_with_a_new_test_auto_ships_and_carries_an_attestation() {
+    let factory = Factory::new("verify-ship", |f| {
+        python_project(f);
+        workflow(
+            agent(f, NEW_FEATURE),
+            "risk:\n  auto_ship: [\"*.py\", \"tests/**\"]\n",
+        )
+    });
+    let id = factory.takt.add_task("Add sub", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
+
+    let evidence = evidence(&factory, &id);
+    let pytest = gate(&evidence, "pytest");
+    assert_eq!(pytest["status"], "passed", "{evidence:#}");
+    let run = &pytest["runs"][0];
+    assert_eq!(run["format"], "pytest");
+    let names: Vec<&str> = run["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|test| test["name"].as_str())
+        .collect();
+    assert!(names.contains(&"tests/test_sub.py::test_sub"), "{names:?}");
+    assert!(run["environment"]["python3"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("Python 3"));
+    assert_eq!(evidence["risk"]["tier"], "auto_ship");
+    assert_eq!(rules(&evidence), ["path:auto_ship"]);
+
+    // The attestation travels with the merged commit into the source repository.
+    let commit = evidence["report"]["commit"].as_str().unwrap().to_owned();
+    let note = git(
+        factory.repo.path(),
+        &["notes", "--ref=takt", "show", &commit],
+    );
+    let statement: Value = serde_json::from_str(&note).expect("the note is JSON");
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["gitCommit"], commit.as_str());
+    assert_eq!(statement["predicate"]["risk"]["tier"], "auto_ship");
+    assert_eq!(statement["predicate"]["gates"][0]["status"], "passed");
+    assert!(factory.takt.audit_ok());
+}
+
+#[test]
+fn the_same_change_under_a_review_rule_waits_for_a_person() {
+    let factory = Factory::new("verify-review", |f| {
+        python_project(f);
+        workflow(agent(f, NEW_FEATURE), "risk:\n  default: review\n")
+    });
+    let id = factory.takt.add_task("Add sub", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "awaiting_review");
+    let task = factory.takt.task(&id);
+    assert_eq!(task["risk"]["tier"], "review");
+    assert_eq!(task["approvals_required"], 1);
+}
+
+#[test]
+fn a_change_that_breaks_a_test_goes_back_with_the_evidence_then_fails_with_a_report() {
+    let factory = Factory::new("verify-rounds", |f| {
+        python_project(f);
+        workflow(
+            agent(
+                f,
+                "echo \"# attempt $TAKT_ATTEMPT\" >> calc.py\n\
+                 sed -i 's/return a + b/return a - b/' calc.py\n",
+            ),
+            "",
+        )
+    });
+    let id = factory.takt.add_task("Refactor add", &[]);
+    factory.takt.run_once();
+    let task = factory.takt.task(&id);
+    assert_eq!(task["state"], "failed", "{task:#}");
+    // Round one went back to the agent with the failing test and its output.
+    let second = factory.prompt(&id, 2);
+    assert!(second.contains("tests/test_calc.py::test_add"), "{second}");
+    assert!(second.contains("assert"), "the output tail is in the feedback:\n{second}");
+    assert!(factory.prompt(&id, 3).is_empty(), "max_rounds (2) ends it");
+
+    let report = &task["failure"];
+    assert!(report["reason"].as_str().unwrap().contains("gates failed"), "{report:#}");
+    let gates = report["verification"]["gates"].as_array().unwrap();
+    assert_eq!(gates[0]["status"], "failed");
+    assert_eq!(gates[0]["new_failures"][0], "tests/test_calc.py::test_add");
+    // The failing test passed on the base commit: that is what made it new.
+    assert_eq!(gates[0]["baseline"]["exit_code"], 0);
+    assert!(report["suggested_action"]
+        .as_str()
+        .unwrap()
+        .contains("takt evidence"));
+    let shown = factory.takt.ok(&["task", "show", &id]).stdout;
+    assert!(shown.contains("gate pytest"), "{shown}");
+    let output = factory
+        .takt
+        .ok(&["evidence", &id, "--output", "pytest"])
+        .stdout;
+    assert!(output.contains("FAILED tests/test_calc.py::test_add"), "{output}");
+}
+
+#[test]
+fn a_pre_existing_failure_does_not_block_and_deleting_it_is_flagged_as_tampering() {
+    let factory = Factory::new("verify-baseline", |f| {
+        python_project(f);
+        f.repo.commit_file(
+            "tests/test_broken.py",
+            "def test_broken():\n    assert 1 == 2\n",
+            "a test that already fails",
+        );
+        workflow(
+            agent(
+                f,
+                &format!(
+                    "if [ \"$TAKT_ISSUE_IDENTIFIER\" = TAKT-2 ]; then git rm -q tests/test_broken.py; \
+                     echo '# tidy' >> calc.py; else {NEW_FEATURE} fi\n"
+                ),
+            ),
+            "risk:\n  default: auto_ship\n",
+        )
+    });
+    let feature = factory.takt.add_task("Add sub", &[]);
+    let deletion = factory.takt.add_task("Tidy up", &[]);
+    factory.takt.run_once();
+
+    assert_eq!(factory.takt.state_of(&feature), "done", "{}", factory.describe());
+    let evidence = evidence(&factory, &feature);
+    let pytest = gate(&evidence, "pytest");
+    assert_eq!(pytest["status"], "pre_existing", "{pytest:#}");
+    assert_eq!(pytest["preexisting_failures"][0], "tests/test_broken.py::test_broken");
+
+    // Deleting the failing test makes every gate green, and is exactly what must not ship
+    // unseen.
+    assert_eq!(factory.takt.state_of(&deletion), "awaiting_review");
+    let evidence = evidence(&factory, &deletion);
+    let tamper = evidence["report"]["tamper"].as_array().unwrap();
+    assert!(
+        tamper
+            .iter()
+            .any(|flag| flag["rule"] == "test_deleted" && flag["path"] == "tests/test_broken.py"),
+        "{tamper:?}"
+    );
+    assert!(rules(&evidence).contains(&"tamper".to_owned()), "{evidence:#}");
+}
+
+#[test]
+fn a_flaky_test_is_marked_flaky_not_silently_passed() {
+    let factory = Factory::new("verify-flaky", |f| {
+        python_project(f);
+        workflow(
+            agent(
+                f,
+                "cat > tests/test_flaky.py <<'EOF'\nimport os\n\n\ndef test_flaky():\n    \
+                 marker = '.flaky-marker'\n    first = not os.path.exists(marker)\n    \
+                 open(marker, 'w').close()\n    assert not first\nEOF\n",
+            ),
+            "",
+        )
+    });
+    let id = factory.takt.add_task("Add a test", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "awaiting_review");
+    let evidence = evidence(&factory, &id);
+    let pytest = gate(&evidence, "pytest");
+    assert_eq!(pytest["status"], "flaky", "{pytest:#}");
+    assert_eq!(pytest["flaky"][0], "tests/test_flaky.py::test_flaky");
+    assert_eq!(pytest["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn hard_stop_paths_need_two_people_and_the_author_is_not_enough() {
+    let factory = Factory::new("verify-hardstop", |f| {
+        python_project(f);
+        workflow(
+            agent(
+                f,
+                "mkdir -p src/auth && printf 'def login(user):\\n    return True\\n' > src/auth/login.py\n",
+            ),
+            "risk:\n  auto_ship: [\"**\"]\n  hard_stop: [\"src/auth/**\"]\n  hard_stop_approvals: 2\n",
+        )
+    });
+    let mut add = factory
+        .takt
+        .command(&["--json", "task", "add", "--title", "Login"]);
+    add.env("TAKT_OPERATOR", "alice");
+    let id = run_command(add).expect_code(0).json()["identifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "awaiting_review");
+    let evidence = evidence(&factory, &id);
+    assert_eq!(evidence["risk"]["tier"], "hard_stop");
+    assert!(rules(&evidence).contains(&"path:hard_stop".to_owned()));
+
+    let approve = |by: &str| {
+        let mut command = factory.takt.command(&["review", "approve", &id]);
+        command.env("TAKT_OPERATOR", by);
+        run_command(command)
+    };
+    approve("alice").expect_code(0);
+    assert_eq!(factory.takt.state_of(&id), "awaiting_review");
+    let again = approve("alice");
+    assert_ne!(again.code, Some(0));
+    assert!(again.stderr.contains("already approved"), "{again}");
+    approve("bob").expect_code(0);
+    assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
+    assert_eq!(
+        factory.takt.task(&id)["approvals"],
+        serde_json::json!(["alice", "bob"])
+    );
+}
+
+#[test]
+fn a_hidden_gate_runs_on_the_checkout_but_never_reaches_the_agent() {
+    let holdback = tempfile::Builder::new()
+        .prefix("takt-holdback-")
+        .tempdir()
+        .unwrap();
+    write(
+        &holdback.path().join("holdback_tests/test_holdback.py"),
+        "from calc import sub\n\n\ndef test_sub_negative():\n    assert sub(1, 3) == -2\n",
+    );
+    let hidden = holdback.path().display().to_string();
+    let factory = Factory::new("verify-hidden", |f| {
+        python_project(f);
+        workflow(
+            agent(
+                f,
+                &format!(
+                    "{NEW_FEATURE}\nif [ -e {hidden} ]; then echo visible > \"$LOG/hidden\"; \
+                     else echo invisible > \"$LOG/hidden\"; fi\n\
+                     find / -name test_holdback.py 2>/dev/null >> \"$LOG/hidden\" || true\n"
+                ),
+            ),
+            &format!(
+                "gates:\n  - name: holdback\n    run: python3 -m pytest -q -rA -p no:cacheprovider holdback_tests\n    \
+                 hidden: true\n    files: {hidden}\n"
+            ),
+        )
+    });
+    let id = factory.takt.add_task("Add sub", &[]);
+    factory.takt.run_once();
+    assert_eq!(
+        read_or_empty(&factory.log_dir().join("hidden")).trim(),
+        "invisible",
+        "the agent saw the holdback files"
+    );
+    let evidence = evidence(&factory, &id);
+    let holdback_gate = gate(&evidence, "holdback");
+    assert_eq!(holdback_gate["source"], "hidden");
+    assert_eq!(holdback_gate["status"], "passed", "{holdback_gate:#}");
+    assert_eq!(
+        holdback_gate["runs"][0]["tests"][0]["name"],
+        "holdback_tests/test_holdback.py::test_sub_negative"
+    );
+    // Nothing of it was committed with the change.
+    let commit = evidence["report"]["commit"].as_str().unwrap();
+    assert!(factory
+        .show_in_mirror(commit, "holdback_tests/test_holdback.py")
+        .is_none());
+}
+
+#[test]
+fn audit_verify_detects_a_tampered_gate_log_and_a_rewritten_journal_row() {
+    let factory = Factory::new("verify-audit", |f| {
+        python_project(f);
+        workflow(agent(f, NEW_FEATURE), "")
+    });
+    let id = factory.takt.add_task("Add sub", &[]);
+    factory.takt.run_once();
+    assert!(factory.takt.audit_ok());
+    let evidence = evidence(&factory, &id);
+    let stdout = gate(&evidence, "pytest")["runs"][0]["stdout_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let artifact = find_artifact(&factory.takt.state_dir(), &stdout);
+    write(&artifact, "all tests passed, trust me\n");
+    let out = factory.takt.run(&["--json", "audit", "verify"]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains(&stdout), "the tampered artifact is named:\n{out}");
+
+    python(
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1], timeout=30)\n\
+         n = db.execute(\"UPDATE journal SET payload = replace(payload, '\\\"failed\\\"', '\\\"passed\\\"') WHERE kind = 'verified'\").rowcount\n\
+         db.commit()\n\
+         print(n)\n",
+        &[factory.db().to_str().unwrap()],
+    );
+    let out = factory.takt.run(&["audit", "verify"]);
+    assert!(out.stdout.contains("BROKEN"), "{out}");
+}
+
+fn find_artifact(state: &Path, hash: &str) -> std::path::PathBuf {
+    walk(state)
+        .into_iter()
+        .find(|path| path.file_name().is_some_and(|name| name == hash))
+        .unwrap_or_else(|| panic!("no artifact file named {hash} under {}", state.display()))
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
