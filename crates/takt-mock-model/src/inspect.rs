@@ -26,7 +26,11 @@ impl Api {
 /// What the server learned from one request body.
 #[derive(Debug)]
 pub(crate) struct Inspected {
+    /// The first marker anywhere in the body as sent.
     pub marker: Option<String>,
+    /// The first marker in the request's system text (see [`system_text`]): the client's own
+    /// instructions, which outrank a scenario claiming the model.
+    pub system_marker: Option<String>,
     pub tool_results: usize,
     pub model: Option<String>,
     pub stream: bool,
@@ -40,6 +44,7 @@ pub(crate) struct Inspected {
 pub(crate) fn inspect(api: Api, body: &Value, raw: &[u8]) -> Inspected {
     Inspected {
         marker: find_marker(&String::from_utf8_lossy(raw)),
+        system_marker: find_marker(&system_text(api, body)),
         tool_results: count_tool_results(api, body),
         model: body.get("model").and_then(Value::as_str).map(str::to_owned),
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -86,6 +91,40 @@ fn collect_strings(value: &Value, out: &mut String) {
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
+}
+
+/// The request's system text, the instructions the client itself set rather than the
+/// conversation: Responses `instructions` and `system` / `developer` input items, Chat
+/// `system` / `developer` messages, Messages `system`. All string values, joined by newlines.
+pub(crate) fn system_text(api: Api, body: &Value) -> String {
+    let mut out = String::new();
+    let is_system = |item: &&Value| matches!(role(item), Some("system" | "developer"));
+    match api {
+        Api::Responses => {
+            if let Some(instructions) = body.get("instructions") {
+                collect_strings(instructions, &mut out);
+            }
+            let items = body.get("input").and_then(Value::as_array).into_iter();
+            for item in items.flatten().filter(is_system) {
+                if let Some(content) = item.get("content") {
+                    collect_strings(content, &mut out);
+                }
+            }
+        }
+        Api::Chat => {
+            for message in messages(body).filter(is_system) {
+                if let Some(content) = message.get("content") {
+                    collect_strings(content, &mut out);
+                }
+            }
+        }
+        Api::Messages => {
+            if let Some(system) = body.get("system") {
+                collect_strings(system, &mut out);
+            }
+        }
+    }
+    out
 }
 
 const MARKER: &str = "[[scenario:";
@@ -276,6 +315,46 @@ mod tests {
             inspect(Api::Messages, &body, body.to_string().as_bytes()).marker,
             Some("s1".to_owned())
         );
+    }
+
+    #[test]
+    fn system_markers_are_told_apart_from_conversation_markers() {
+        let user_only =
+            json!({"messages": [{"role": "user", "content": "task [[scenario:agent]]"}]});
+        let seen = inspect(Api::Chat, &user_only, user_only.to_string().as_bytes());
+        assert_eq!(seen.marker.as_deref(), Some("agent"));
+        assert_eq!(seen.system_marker, None);
+
+        let chat = json!({"messages": [
+            {"role": "user", "content": "task [[scenario:agent]]"},
+            {"role": "developer", "content": "[[scenario:dev]]"},
+        ]});
+        assert_eq!(
+            find_marker(&system_text(Api::Chat, &chat)).as_deref(),
+            Some("dev")
+        );
+        let responses = json!({
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "[[scenario:agent]]"}]},
+                {"role": "system", "content": "[[scenario:sys]]"},
+            ],
+            "instructions": "[[scenario:first]]",
+        });
+        assert_eq!(
+            find_marker(&system_text(Api::Responses, &responses)).as_deref(),
+            Some("first")
+        );
+        let messages = json!({
+            "system": [{"type": "text", "text": "reviewer [[scenario:qa]]"}],
+            "messages": [{"role": "user", "content": "[[scenario:agent]]"}],
+        });
+        assert_eq!(
+            find_marker(&system_text(Api::Messages, &messages)).as_deref(),
+            Some("qa")
+        );
+        // A role-less Responses input string is conversation, not instructions.
+        let plain = json!({"input": "[[scenario:agent]]"});
+        assert_eq!(system_text(Api::Responses, &plain), "");
     }
 
     #[test]

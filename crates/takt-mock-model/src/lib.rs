@@ -15,10 +15,19 @@
 //!
 //! The server is stateless per request, because both CLIs resend the whole conversation:
 //!
-//! - **Scenario**: the first `[[scenario:NAME]]` marker in the request body as sent, searched
-//!   as text (system prompt, instructions, input, messages, tool outputs). Without a marker, the
-//!   scenario whose `model` equals the request's `model`, else the default scenario (one text
-//!   reply `DONE`; a scenario named `default` replaces it). An unknown name in a marker is a 400
+//! - **Scenario**, first match wins:
+//!   1. a `[[scenario:NAME]]` marker in the request's *system text* (Responses `instructions`
+//!      and `system` / `developer` input items, Chat `system` / `developer` messages, Messages
+//!      `system`);
+//!   2. the scenario whose `model` equals the request's `model`;
+//!   3. the first marker anywhere in the body as sent, searched as text (input, messages, tool
+//!      outputs);
+//!   4. the default scenario (one text reply `DONE`; a scenario named `default` replaces it).
+//!
+//!   A claimed model outranks conversation markers because requests often quote text holding
+//!   somebody else's marker (takt's judge quotes the task, which carries the agent's marker);
+//!   the caller's own system text outranks the model so that requests sharing one model (blind
+//!   reviewers) can still be scripted apart. An unknown name in a marker that is used is a 400
 //!   that lists the known names.
 //! - **Step**: the number of tool results already in the request (Responses:
 //!   `function_call_output` + `custom_tool_call_output` items in `input`; Chat: `role: "tool"`

@@ -1,14 +1,38 @@
 //! Scenarios: the scripts the mock model follows.
 //!
-//! A scenario is a named list of steps. A request picks its scenario with a `[[scenario:NAME]]`
-//! marker anywhere in its body and picks its step by counting the tool results it already carries,
-//! so the server needs no conversation state (both CLIs resend the whole history every time).
+//! A scenario is a named list of steps. A request picks its scenario (see below) and picks its
+//! step by counting the tool results it already carries, so the server needs no conversation
+//! state (both CLIs resend the whole history every time).
+//!
+//! # Which scenario answers
+//!
+//! The first of these that applies:
+//!
+//! 1. **A marker in the system text**: `[[scenario:NAME]]` in the instructions the client set
+//!    itself: Responses `instructions` and `system` / `developer` input items, Chat `system` /
+//!    `developer` messages, Messages `system`.
+//! 2. **The model**: the scenario whose `model` equals the request's `model`.
+//! 3. **A marker anywhere**: the first `[[scenario:NAME]]` in the body as sent (the prompt, the
+//!    conversation, tool outputs).
+//! 4. **The default**: one text reply `DONE` (a scenario named `default` replaces it).
+//!
+//! Why this order: a request often *quotes* text that carries somebody else's marker. takt's
+//! judge and reviewers send the task's description, which holds the agent's
+//! `[[scenario:add-test]]`; if that marker won, the judge would be answered by the agent's
+//! script. So a scenario that claims a model outranks markers in the conversation: the judge
+//! asks for the model `review.model` names (say `judge-veto`) and a scenario with
+//! `model: judge-veto` answers it. Requests that share one model are told apart by a marker in
+//! their system text, which is the caller's own and outranks the model: a reviewer whose mandate
+//! (part of its system prompt) says `[[scenario:qa-block]]` gets that scenario. An agent whose
+//! model no scenario claims is unaffected: its task's marker is found as before.
+//!
+//! An unknown name in a marker that is used is a 400 listing the known names.
 //!
 //! File format (YAML, or the same structure as JSON):
 //!
 //! ```yaml
 //! name: add-test            # optional; defaults to the file name without extension
-//! model: scripted-1         # optional; requests for this model with no marker use this scenario
+//! model: scripted-1         # optional; requests for this model use this scenario (see above)
 //! usage:                    # optional; every figure is optional (defaults are estimates)
 //!   input_tokens: 1200
 //!   output_tokens: 80
@@ -48,8 +72,8 @@ pub struct Scenario {
     /// A free-form description, shown nowhere but useful in files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// A model name. It is listed by `GET /v1/models`, and a request without a marker whose
-    /// `model` equals it uses this scenario.
+    /// A model name. It is listed by `GET /v1/models`, and a request whose `model` equals it uses
+    /// this scenario unless its system text carries a marker (see the crate documentation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// The steps, selected by the number of tool results in the request.

@@ -660,7 +660,15 @@ fn model_turn(shared: &Shared, api: Api, bytes: &Bytes) -> (Response, Outcome) {
     };
     let seen = inspect(api, &body, bytes);
     outcome.tool_results = Some(seen.tool_results);
-    let scenario = match &seen.marker {
+    // The selection rule of the crate documentation: a marker in the system text, then a
+    // scenario claiming the model, then a marker anywhere, then the default.
+    let claimed = seen.model.as_deref().and_then(|m| shared.by_model(m));
+    let marker = match (&seen.system_marker, claimed) {
+        (Some(name), _) => Some(name),
+        (None, Some(_)) => None,
+        (None, None) => seen.marker.as_ref(),
+    };
+    let scenario = match marker {
         Some(name) => match shared.find(name) {
             Some(scenario) => scenario,
             None => {
@@ -672,11 +680,7 @@ fn model_turn(shared: &Shared, api: Api, bytes: &Bytes) -> (Response, Outcome) {
                 return (error_response(Some(api), 400, &message, None), outcome);
             }
         },
-        None => seen
-            .model
-            .as_deref()
-            .and_then(|m| shared.by_model(m))
-            .unwrap_or(&shared.default),
+        None => claimed.unwrap_or(&shared.default),
     };
     outcome.scenario = Some(scenario.name.clone());
     let planned = shared.resolve(scenario, seen.tool_results, seen.has_tools);

@@ -95,6 +95,91 @@ async fn selection_by_marker_model_or_default() {
     mock.shutdown().await.unwrap();
 }
 
+/// The judge / reviewer case: the request quotes a task that carries the agent's marker.
+#[tokio::test]
+async fn a_claimed_model_outranks_quoted_markers_and_system_markers_outrank_it() {
+    let verdict = r#"{"verdict": "veto", "summary": "out of scope", "findings": []}"#;
+    let judge = Scenario::from_yaml(
+        std::path::Path::new("judge-veto.yaml"),
+        &format!("model: judge-veto\nsteps:\n  - text: '{verdict}'\n"),
+    )
+    .unwrap();
+    let mock = start(vec![
+        Scenario::new("agent", vec![Step::text("agent script")]),
+        Scenario::new("qa-block", vec![Step::text("qa script")]),
+        judge,
+    ])
+    .await;
+    let quoted = "Task: fix it. [[scenario:agent]]";
+
+    // Chat: the claimed model wins over the marker in the quoted task.
+    let mut body = chat(quoted, 0);
+    body["model"] = json!("judge-veto");
+    assert_eq!(say(&mock, &body).await, verdict);
+    // Without the claim the quoted marker still picks the agent's scenario.
+    assert_eq!(say(&mock, &chat(quoted, 0)).await, "agent script");
+    // A marker in the caller's own system text outranks the claimed model.
+    body["messages"].as_array_mut().unwrap().insert(
+        0,
+        json!({"role": "system", "content": "mandate [[scenario:qa-block]]"}),
+    );
+    assert_eq!(say(&mock, &body).await, "qa script");
+
+    // Responses, non-streaming: the scripted JSON text comes back as `output_text`.
+    let responses = json!({"model": "judge-veto", "stream": false, "instructions": "judge",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": quoted}]}]});
+    let answer = post(mock.addr(), "/v1/responses", &responses)
+        .await
+        .json()
+        .await;
+    assert_eq!(answer["output"][0]["content"][0]["type"], "output_text");
+    assert_eq!(answer["output"][0]["content"][0]["text"], verdict);
+    let with_instructions_marker = json!({"model": "judge-veto", "stream": false,
+        "instructions": "[[scenario:qa-block]]", "input": quoted});
+    let answer = post(mock.addr(), "/v1/responses", &with_instructions_marker)
+        .await
+        .json()
+        .await;
+    assert_eq!(answer["output"][0]["content"][0]["text"], "qa script");
+
+    // Messages, non-streaming: a `text` block; `system` as a string or as blocks.
+    let messages = json!({"model": "judge-veto", "max_tokens": 100, "system": "judge",
+        "messages": [{"role": "user", "content": quoted}]});
+    let answer = post(mock.addr(), "/v1/messages", &messages)
+        .await
+        .json()
+        .await;
+    assert_eq!(answer["content"][0]["type"], "text");
+    assert_eq!(answer["content"][0]["text"], verdict);
+    let with_system_marker = json!({"model": "judge-veto", "max_tokens": 100,
+        "system": [{"type": "text", "text": "[[scenario:qa-block]]"}],
+        "messages": [{"role": "user", "content": quoted}]});
+    let answer = post(mock.addr(), "/v1/messages", &with_system_marker)
+        .await
+        .json()
+        .await;
+    assert_eq!(answer["content"][0]["text"], "qa script");
+
+    let log = mock.requests();
+    let scenarios: Vec<Option<&str>> = log.iter().map(|r| r.scenario.as_deref()).collect();
+    assert_eq!(
+        scenarios,
+        [
+            Some("judge-veto"),
+            Some("agent"),
+            Some("qa-block"),
+            Some("judge-veto"),
+            Some("qa-block"),
+            Some("judge-veto"),
+            Some("qa-block"),
+        ]
+    );
+    // Every body is recorded as sent.
+    assert_eq!(log[3].body, responses);
+    assert_eq!(log[5].body, messages);
+    mock.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn steps_advance_by_tool_results_and_the_end_repeats() {
     let mock = start(vec![
