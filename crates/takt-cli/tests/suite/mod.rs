@@ -8,6 +8,7 @@ mod crash;
 mod lifecycle;
 mod reconcile;
 mod sandbox;
+mod verification;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -386,3 +386,179 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// A mock provider outside the daemon (so the test can read every request it got), scripted
+/// for the agent (the built-in loop), the judge and two reviewers.
+struct Panel {
+    runtime: tokio::runtime::Runtime,
+    mock: Option<takt_mock_model::MockModel>,
+}
+
+impl Panel {
+    fn start(judge_answers: &str) -> Panel {
+        use takt_mock_model::{MockConfig, MockModel, Scenario, Step};
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let verdict = |text: &str| vec![Step::text(text)];
+        let mock = runtime
+            .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+                Scenario::new(
+                    "agent",
+                    vec![
+                        Step::tool(
+                            "write_file",
+                            serde_json::json!({"path": "billing.py", "content": "RATE = 3\n"}),
+                        ),
+                        Step::tool(
+                            "finish",
+                            serde_json::json!({"summary": "AGENT-TRANSCRIPT-7781 rewrote billing"}),
+                        ),
+                        Step::text("AGENT-TRANSCRIPT-7781 done"),
+                    ],
+                ),
+                Scenario::new("judge", verdict(judge_answers)).with_model("judge-model"),
+                Scenario::new(
+                    "qa-review",
+                    verdict(r#"{"verdict": "pass", "summary": "tests cover it", "findings": []}"#),
+                ),
+                Scenario::new(
+                    "security-review",
+                    verdict(r#"{"verdict": "pass", "summary": "QA-VERDICT-NEVER-SEEN", "findings": []}"#),
+                ),
+            ])))
+            .unwrap();
+        Panel {
+            runtime,
+            mock: Some(mock),
+        }
+    }
+
+    fn mock(&self) -> &takt_mock_model::MockModel {
+        self.mock.as_ref().unwrap()
+    }
+
+    fn workflow(&self, review: &str) -> String {
+        format!(
+            "model: {{provider: openai, base_url: {}, api_key: $TAKT_E2E_PROVIDER_KEY, name: gpt-5.5}}\n{review}",
+            self.mock().openai_base_url()
+        )
+    }
+
+    /// The bodies of the requests whose system text contains `marker`.
+    fn requests_with(&self, marker: &str) -> Vec<String> {
+        self.mock()
+            .requests()
+            .into_iter()
+            .map(|request| request.body.to_string())
+            .filter(|body| body.contains(marker))
+            .collect()
+    }
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        if let Some(mock) = self.mock.take() {
+            let _ = self.runtime.block_on(mock.shutdown());
+        }
+    }
+}
+
+/// The Python project with the built-in agent loop talking to `model_and_review`'s model.
+fn builtin_factory(label: &str, model_and_review: String) -> Factory {
+    let factory = Factory::bare(label);
+    python_project(&factory);
+    let mut workflow = workflow("true".into(), &model_and_review);
+    workflow.agent_extra = "  max_turns: 2\n".into();
+    let text = factory
+        .sandboxed(&workflow)
+        .render()
+        .replace("backend: command", "backend: builtin");
+    write(&factory.repo.workflow_path(), &text);
+    factory
+}
+
+fn run_with_key(factory: &Factory) {
+    let mut command = factory.takt.command(&["run", "--once"]);
+    command.env("TAKT_E2E_PROVIDER_KEY", "sk-test");
+    run_command(command).expect_code(0);
+}
+
+#[test]
+fn the_judge_vetoes_an_out_of_scope_change_once_then_hands_it_to_a_person() {
+    let panel = Panel::start(
+        r#"{"verdict": "veto", "summary": "the task asked for docs; this rewrites billing", "findings": [{"severity": "blocking", "file": "billing.py", "line": 1, "text": "out of scope"}]}"#,
+    );
+    let factory = builtin_factory(
+        "verify-judge",
+        panel.workflow("review:\n  judge: true\n  model: judge-model\nrisk:\n  default: auto_ship\n"),
+    );
+    let id = factory
+        .takt
+        .add_task("Document add", &["--body", "[[scenario:agent]] Document calc.add"]);
+    run_with_key(&factory);
+    let task = factory.takt.task(&id);
+    // First veto: back to the agent with the reasons; second: a person decides.
+    assert_eq!(task["state"], "awaiting_review", "{task:#}");
+    let judged = panel.requests_with("You are the judge");
+    assert_eq!(judged.len(), 2, "{judged:?}");
+    assert!(judged[0].contains("Document calc.add"), "the judge sees the task");
+    assert!(judged[0].contains("RATE = 3"), "the judge sees the diff");
+    assert!(!judged[0].contains("AGENT-TRANSCRIPT-7781"), "never the agent's messages");
+    let second_prompt = panel
+        .mock()
+        .requests()
+        .into_iter()
+        .map(|request| request.body.to_string())
+        .find(|body| body.contains("Document calc.add") && body.contains("out of scope") && !body.contains("You are the judge"));
+    assert!(second_prompt.is_some(), "the agent's second run got the veto as feedback");
+    let evidence = evidence(&factory, &id);
+    assert_eq!(evidence["report"]["judge"]["pass"], false);
+    assert!(rules(&evidence).contains(&"judge_veto".to_owned()), "{evidence:#}");
+}
+
+#[test]
+fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other() {
+    let panel = Panel::start(r#"{"verdict": "pass", "summary": "in scope", "findings": []}"#);
+    let factory = builtin_factory(
+        "verify-reviewers",
+        panel.workflow(
+            "review:\n  reviewers:\n    - name: qa\n      mandate: \"[[scenario:qa-review]] QA-MANDATE: check the tests.\"\n    \
+             - name: security\n      mandate: \"[[scenario:security-review]] SECURITY-MANDATE: check for secrets.\"\n",
+        ),
+    );
+    let id = factory
+        .takt
+        .add_task("Billing rate", &["--body", "[[scenario:agent]] Set the billing rate to 3"]);
+    run_with_key(&factory);
+    assert_eq!(factory.takt.state_of(&id), "awaiting_review");
+
+    let qa = panel.requests_with("QA-MANDATE");
+    let security = panel.requests_with("SECURITY-MANDATE");
+    assert_eq!((qa.len(), security.len()), (1, 1), "one request each");
+    for (mine, other) in [(&qa[0], "SECURITY-MANDATE"), (&security[0], "QA-MANDATE")] {
+        assert!(mine.contains("Set the billing rate to 3"), "the task: {mine}");
+        assert!(mine.contains("RATE = 3"), "the diff: {mine}");
+        assert!(mine.contains("pytest"), "the gate evidence: {mine}");
+        assert!(!mine.contains("AGENT-TRANSCRIPT-7781"), "the agent's messages leaked: {mine}");
+        assert!(!mine.contains(other), "another reviewer's mandate leaked: {mine}");
+        assert!(!mine.contains("QA-VERDICT-NEVER-SEEN"), "a verdict leaked: {mine}");
+    }
+    // The agent's transcript exists (so its absence above means something).
+    assert!(!panel.requests_with("AGENT-TRANSCRIPT-7781").is_empty());
+
+    // Both verdicts were committed to the journal before they were revealed.
+    let events = factory.takt.json(&["task", "events", &id]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["kind"].as_str())
+        .collect();
+    let committed = kinds.iter().filter(|kind| **kind == "verdict_committed").count();
+    let revealed = kinds.iter().position(|kind| *kind == "verified").unwrap();
+    let last_commit = kinds.iter().rposition(|kind| *kind == "verdict_committed").unwrap();
+    assert_eq!(committed, 2, "{kinds:?}");
+    assert!(last_commit < revealed, "{kinds:?}");
+    let evidence = evidence(&factory, &id);
+    let reviewers = evidence["report"]["reviewers"].as_array().unwrap();
+    assert_eq!(reviewers.len(), 2);
+}
