@@ -183,16 +183,21 @@ pub fn verification_for(workflow: &Workflow) -> takt_core::VerifyPolicy {
             takt_workflow::OnBlock::SendBack => takt_core::OnBlock::SendBack,
             takt_workflow::OnBlock::Human => takt_core::OnBlock::Human,
         },
-        risk: takt_core::risk::RiskPolicy::new(
-            risk.auto_ship.clone(),
-            risk.review.clone(),
-            risk.hard_stop.clone(),
-            risk.hard_stop_approvals,
-            risk.max_changed_lines,
-            risk.builtin_rules,
-            risk.default_tier,
-        )
-        .unwrap_or_default(),
+        risk: takt_core::risk::RiskPolicy::new(takt_core::risk::RiskSettings {
+            auto_ship: risk.auto_ship.clone(),
+            review: risk.review.clone(),
+            hard_stop: risk.hard_stop.clone(),
+            hard_stop_approvals: risk.hard_stop_approvals,
+            max_changed_lines: risk.max_changed_lines,
+            builtin_rules: risk.builtin_rules,
+            default_tier: risk.default_tier,
+        })
+        .unwrap_or_else(|error| {
+            // WORKFLOW.md validation compiles the same globs, so this means a bug; the
+            // strictest policy is the safe fallback.
+            tracing::error!(%error, "the risk policy does not compile; every change needs review");
+            takt_core::risk::RiskPolicy::default()
+        }),
     }
 }
 

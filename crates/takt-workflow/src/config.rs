@@ -360,3 +360,150 @@ pub struct ModelPriceConfig {
     pub output: f64,
     pub cache_write: Option<f64>,
 }
+
+/// One entry of takt's `gates` list: a named shell command whose exit status says whether the
+/// change may go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateConfig {
+    /// Unique within `gates`; names the gate in reports and feedback.
+    pub name: String,
+    /// Shell command run in the gate's checkout; kept raw.
+    pub run: String,
+    /// > 0; default 600000 (ten minutes).
+    pub timeout_ms: u64,
+    /// A failing required gate blocks the change; an optional one is only reported. Default true.
+    pub required: bool,
+    /// Extra environment for the command, `$NAME` values already resolved from the daemon's
+    /// environment.
+    pub env: BTreeMap<String, String>,
+    /// A holdback gate whose files never reach the agent. Default false.
+    pub hidden: bool,
+    /// The absolute directory of a hidden gate's files (an existing directory); `Some` exactly
+    /// when `hidden`.
+    pub files: Option<PathBuf>,
+    /// JUnit XML reports the command writes, relative to the checkout root.
+    pub junit: Vec<String>,
+}
+
+/// takt's `verify` section: how gates are found and how their results are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyConfig {
+    /// Detect gates from the repository (Cargo.toml, package.json, ...) in addition to `gates`.
+    /// Default true.
+    pub gates_auto: bool,
+    /// Re-runs of a failing gate before its failures count (flaky detection); 0..=5, default 1.
+    pub flaky_reruns: u32,
+    /// Run every gate even after a required one failed. Default false: stop at the first.
+    pub keep_going: bool,
+    /// Also run the base commit's test files against the new code (catches deleted or weakened
+    /// tests). Default false.
+    pub base_tests: bool,
+    /// Compare failures with the base commit so pre-existing failures do not block. Default true.
+    pub baseline: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            gates_auto: true,
+            flaky_reruns: 1,
+            keep_going: false,
+            base_tests: false,
+            baseline: true,
+        }
+    }
+}
+
+/// takt's `review` section: verification rounds, the judge and the blind reviewers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewConfig {
+    /// Verification rounds per task: a failing round before the last sends the task back with
+    /// the evidence, the `max_rounds`-th failing round fails the task. 1..=10, default 2.
+    pub max_rounds: u32,
+    /// Ask a judge model whether the change does what the task asks. Default false.
+    pub judge: bool,
+    /// Blind reviewers, in file order; names are unique.
+    pub reviewers: Vec<ReviewerConfig>,
+    /// The model the judge and the reviewers ask for: `review.model`, else `model.name`.
+    pub model: Option<String>,
+    /// What a reviewer's block does. Default [`OnBlock::SendBack`].
+    pub on_block: OnBlock,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            max_rounds: 2,
+            judge: false,
+            reviewers: Vec::new(),
+            model: None,
+            on_block: OnBlock::SendBack,
+        }
+    }
+}
+
+/// One blind reviewer of `review.reviewers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewerConfig {
+    /// Unique; the `by` of the reviewer's verdicts. Never `judge`.
+    pub name: String,
+    /// What the reviewer checks. For the built-in `qa` and `security` reviewers, the built-in
+    /// text ([`crate::QA_MANDATE`], [`crate::SECURITY_MANDATE`]) unless the workflow gives one.
+    pub mandate: String,
+}
+
+/// `review.on_block`: what happens when a reviewer blocks the change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnBlock {
+    /// The task goes back to the agent with the reviewer's findings (a verification round).
+    #[default]
+    SendBack,
+    /// The change waits for a person.
+    Human,
+}
+
+impl OnBlock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnBlock::SendBack => "send_back",
+            OnBlock::Human => "human",
+        }
+    }
+}
+
+/// takt's `risk` section: which changes merge alone and which wait for people. Globs are
+/// repository-relative and already checked to compile (see `takt_core::risk` for how they
+/// match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskConfig {
+    /// A change whose every path matches one of these starts at `auto_ship`.
+    pub auto_ship: Vec<String>,
+    /// A path matching one of these raises the change to at least `review`.
+    pub review: Vec<String>,
+    /// A path matching one of these raises the change to `hard_stop`.
+    pub hard_stop: Vec<String>,
+    /// Distinct approvals a `hard_stop` change needs; 1..=10, default 2.
+    pub hard_stop_approvals: u32,
+    /// A change of more lines (added + removed) goes to `review`; > 0, default 1000.
+    pub max_changed_lines: u64,
+    /// Apply the built-in rules (lockfiles, dependency manifests, migrations, CI and infra).
+    /// Default true.
+    pub builtin_rules: bool,
+    /// The tier of a change no `auto_ship` glob covers (`risk.default`). Default `review`, or
+    /// `auto_ship` when `publish.auto_merge: true`.
+    pub default_tier: takt_protocol::RiskTier,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            auto_ship: Vec::new(),
+            review: Vec::new(),
+            hard_stop: Vec::new(),
+            hard_stop_approvals: 2,
+            max_changed_lines: 1000,
+            builtin_rules: true,
+            default_tier: takt_protocol::RiskTier::Review,
+        }
+    }
+}

@@ -21,9 +21,11 @@
 //!
 //! - Symphony's sections (`tracker`, `polling`, `workspace`, `hooks`, `agent`, `codex`, `server`)
 //!   tolerate unknown keys: each becomes a [`ConfigWarning`] with a "did you mean".
-//! - takt's sections (`command`, `publish`) reject unknown keys with an
+//! - takt's sections (`command`, `publish`, `model`, `claude`, `builtin`, `sandbox`, `budget`,
+//!   `gates`, `verify`, `review`, `risk`) reject unknown keys with an
 //!   `invalid_workflow_config` error naming the key, file, line and closest valid key.
-//! - `$VAR` (whole value only) and `~` are expanded in local-path settings only; the
+//! - `$VAR` (whole value only) and `~` are expanded in local-path settings only, and
+//!   `$VAR` in gate `env` values; the
 //!   environment is read through [`Env`], and [`ProcessEnv`] is the only place this crate reads
 //!   the process environment.
 //! - Errors are [`WorkflowError`]s; [`WorkflowError::category`] gives Symphony's category names.
@@ -49,9 +51,10 @@ use std::path::Path;
 
 pub use config::{
     AgentConfig, BackendKind, BudgetConfig, BudgetLimit, BuiltinConfig, ClaudeConfig, CodexConfig,
-    CommandConfig, ForgeKind, HooksConfig, ModelConfig, ModelPriceConfig, ModelProvider, OnExhaust,
-    PollingConfig, PublishConfig, RepoSource, SandboxConfig, SandboxMode, SandboxNetwork,
-    ServerConfig, TrackerConfig, WorkspaceConfig,
+    CommandConfig, ForgeKind, GateConfig, HooksConfig, ModelConfig, ModelPriceConfig,
+    ModelProvider, OnBlock, OnExhaust, PollingConfig, PublishConfig, RepoSource, ReviewConfig,
+    ReviewerConfig, RiskConfig, SandboxConfig, SandboxMode, SandboxNetwork, ServerConfig,
+    TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};
@@ -60,6 +63,7 @@ pub use schema::TRACKER_KINDS;
 pub use suggest::did_you_mean;
 pub use template::{DEFAULT_PROMPT, PromptContext, PromptTemplate, continuation_prompt};
 pub use validate::DEFAULT_SANDBOX_ENV;
+pub use validate::{BUILTIN_REVIEWERS, QA_MANDATE, SECURITY_MANDATE};
 pub use validate::{
     DEFAULT_ACTIVE_STATES, DEFAULT_CODEX_COMMAND, DEFAULT_DENY_COMMANDS, DEFAULT_TERMINAL_STATES,
 };
@@ -76,7 +80,8 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<Workflow, WorkflowError> {
 
 /// Parses and validates workflow text as if it were the file at `path` (which is not read;
 /// relative settings resolve against its directory). Pure apart from `env`, except that a
-/// relative `path` is made absolute against the process working directory.
+/// relative `path` is made absolute against the process working directory and that a hidden
+/// gate's `files` directory is checked to exist.
 pub fn parse(text: &str, path: &Path, env: &dyn Env) -> Result<Workflow, WorkflowError> {
     workflow::from_text(text, path, env)
 }

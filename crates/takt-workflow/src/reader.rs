@@ -190,6 +190,16 @@ impl<'p> Report<'p> {
 
     /// Reads a list of strings; each item is checked and reported on its own.
     pub fn string_list(&mut self, section: &Section<'_>, key: &str) -> Option<Vec<String>> {
+        self.string_items(section, key)
+            .map(|items| items.into_iter().map(|(item, _)| item).collect())
+    }
+
+    /// Reads a list of strings keeping each item's position, for checks that report one item.
+    pub fn string_items(
+        &mut self,
+        section: &Section<'_>,
+        key: &str,
+    ) -> Option<Vec<(String, Position)>> {
         let node = section.get(key)?;
         let Value::Seq(items) = &node.value else {
             self.problem(
@@ -207,7 +217,7 @@ impl<'p> Report<'p> {
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match &item.value {
-                Value::Str(s) => out.push(s.clone()),
+                Value::Str(s) => out.push((s.clone(), item.pos)),
                 _ => self.problem(
                     format!("{}[{index}]", section.path(key)),
                     Some(item.pos),
@@ -221,6 +231,30 @@ impl<'p> Report<'p> {
             }
         }
         Some(out)
+    }
+
+    /// Reads one of `known` (trimmed); any other value is a problem with a "did you mean".
+    pub fn choice(&mut self, section: &Section<'_>, key: &str, known: &[&str]) -> Option<String> {
+        let raw = self.string(section, key)?;
+        let value = raw.trim();
+        if known.contains(&value) {
+            return Some(value.to_owned());
+        }
+        let fix = match did_you_mean(value, known) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("use one of: {}", known.join(", ")),
+        };
+        self.problem(
+            section.path(key),
+            section.get(key).map(|n| n.pos),
+            format!(
+                "`{}` {value:?} is not one of {}",
+                section.path(key),
+                known.join(", ")
+            ),
+            fix,
+        );
+        None
     }
 
     /// Reads a mapping kept as JSON.
@@ -249,11 +283,14 @@ impl<'p> Report<'p> {
     }
 }
 
-/// One top-level section of the front matter.
+/// One top-level section of the front matter, or one mapping item of a list inside it (a gate,
+/// a reviewer).
 pub(crate) struct Section<'n> {
     pub spec: &'static SectionSpec,
+    /// The key path of the mapping: `review` for a section, `gates[0]` for an item.
+    prefix: String,
     entries: &'n [(Key, Node)],
-    /// Where the section's key is, if present.
+    /// Where the section's key (or the item) is, if present.
     pub position: Option<Position>,
 }
 
@@ -267,6 +304,7 @@ impl<'n> Section<'n> {
     ) -> Self {
         let mut section = Section {
             spec,
+            prefix: spec.name.to_owned(),
             entries: &[],
             position: None,
         };
@@ -293,6 +331,26 @@ impl<'n> Section<'n> {
         section
     }
 
+    /// One mapping item of a list, validated against `spec` and named `prefix` (`gates[2]`).
+    pub fn item(
+        spec: &'static SectionSpec,
+        prefix: String,
+        entries: &'n [(Key, Node)],
+        position: Position,
+    ) -> Self {
+        Section {
+            spec,
+            prefix,
+            entries,
+            position: Some(position),
+        }
+    }
+
+    /// The key path of this mapping (`review`, `gates[0]`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The value of `key`; `None` when absent or null (null means "use the default", R-015).
     pub fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
@@ -304,7 +362,7 @@ impl<'n> Section<'n> {
 
     /// `section.key`.
     pub fn path(&self, key: &str) -> String {
-        format!("{}.{key}", self.spec.name)
+        format!("{}.{key}", self.prefix)
     }
 
     /// Reports keys the section does not define: a warning in Symphony's sections, a
@@ -315,14 +373,19 @@ impl<'n> Section<'n> {
                 continue;
             }
             let path = self.path(&key.name);
-            let elsewhere = sections_defining(&key.name, self.spec.name);
+            // Pointing an item's stray key at a top-level section would mislead.
+            let elsewhere = if self.prefix == self.spec.name {
+                sections_defining(&key.name, self.spec.name)
+            } else {
+                Vec::new()
+            };
             let hint = match did_you_mean(&key.name, self.spec.keys) {
                 Some(known) => format!("did you mean `{known}`?"),
                 None => match elsewhere.first() {
                     Some(other) => format!("did you mean `{other}.{}`?", key.name),
                     None => format!(
                         "the keys of `{}` are: {}",
-                        self.spec.name,
+                        self.prefix,
                         self.spec.keys.join(", ")
                     ),
                 },

@@ -196,10 +196,73 @@ pub(crate) const BUDGET: SectionSpec = SectionSpec {
     ],
 };
 
-/// Every section this crate validates.
+pub(crate) const VERIFY: SectionSpec = SectionSpec {
+    name: "verify",
+    owner: Owner::Takt,
+    keys: &[
+        "gates_auto",
+        "flaky_reruns",
+        "keep_going",
+        "base_tests",
+        "baseline",
+    ],
+};
+
+pub(crate) const REVIEW: SectionSpec = SectionSpec {
+    name: "review",
+    owner: Owner::Takt,
+    keys: &["max_rounds", "judge", "reviewers", "model", "on_block"],
+};
+
+pub(crate) const RISK: SectionSpec = SectionSpec {
+    name: "risk",
+    owner: Owner::Takt,
+    keys: &[
+        "auto_ship",
+        "review",
+        "hard_stop",
+        "hard_stop_approvals",
+        "max_changed_lines",
+        "builtin_rules",
+        "default",
+    ],
+};
+
+/// `gates` is a top-level list, not a mapping; this is the spec of one of its items.
+pub(crate) const GATES_SECTION: &str = "gates";
+
+pub(crate) const GATE: SectionSpec = SectionSpec {
+    name: GATES_SECTION,
+    owner: Owner::Takt,
+    keys: &[
+        "name",
+        "run",
+        "timeout_ms",
+        "required",
+        "env",
+        "hidden",
+        "files",
+        "junit",
+    ],
+};
+
+/// One mapping item of `review.reviewers`.
+pub(crate) const REVIEWER: SectionSpec = SectionSpec {
+    name: "review.reviewers",
+    owner: Owner::Takt,
+    keys: &["name", "mandate"],
+};
+
+/// `review.on_block` values.
+pub(crate) const ON_BLOCK: &[&str] = &["send_back", "human"];
+
+/// `risk.default` values, from least to most guarded.
+pub(crate) const RISK_TIERS: &[&str] = &["auto_ship", "review", "hard_stop"];
+
+/// Every mapping section this crate validates (`gates`, a list, is validated on its own).
 pub(crate) const SECTIONS: &[&SectionSpec] = &[
     &TRACKER, &POLLING, &WORKSPACE, &HOOKS, &AGENT, &CODEX, &SERVER, &COMMAND, &PUBLISH, &MODEL,
-    &CLAUDE, &BUILTIN, &SANDBOX, &BUDGET,
+    &CLAUDE, &BUILTIN, &SANDBOX, &BUDGET, &VERIFY, &REVIEW, &RISK,
 ];
 
 /// Symphony extension sections takt recognizes but does not implement (SSH workers, Symphony's
@@ -207,13 +270,14 @@ pub(crate) const SECTIONS: &[&SectionSpec] = &[
 pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability"];
 
 /// takt sections that are planned but not available in this build yet: a warning says so.
-pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &["gates", "review", "risk", "schedules"];
+pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &["schedules"];
 
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {
     SECTIONS
         .iter()
         .map(|s| s.name)
+        .chain(std::iter::once(GATES_SECTION))
         .chain(SYMPHONY_IGNORED_SECTIONS.iter().copied())
         .chain(TAKT_PLANNED_SECTIONS.iter().copied())
         .collect()

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig,
-    HooksConfig, ModelConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig,
-    TrackerConfig, WorkspaceConfig,
+    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, GateConfig,
+    HooksConfig, ModelConfig, PollingConfig, PublishConfig, ReviewConfig, RiskConfig,
+    SandboxConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};
@@ -46,6 +46,15 @@ pub struct Workflow {
     pub sandbox: SandboxConfig,
     /// Spend caps enforced by the model endpoint and the scheduler (takt).
     pub budget: BudgetConfig,
+    /// Configured gates, in file order, names unique (takt). Detected gates are added by
+    /// verification when `verify.gates_auto` is on.
+    pub gates: Vec<GateConfig>,
+    /// How gates are found and their results read (takt).
+    pub verify: VerifyConfig,
+    /// Verification rounds, the judge and the blind reviewers (takt).
+    pub review: ReviewConfig,
+    /// Which changes merge alone and which wait for people (takt).
+    pub risk: RiskConfig,
     /// The prompt body as a parsed strict Liquid template.
     pub prompt: PromptTemplate,
     /// Top-level sections this crate does not validate (unknown keys, Symphony's `worker` and
@@ -141,6 +150,10 @@ fn build(
         builtin: config.builtin,
         sandbox: config.sandbox,
         budget: config.budget,
+        gates: config.gates,
+        verify: config.verify,
+        review: config.review,
+        risk: config.risk,
         extensions: config.extensions,
         warnings: config.warnings,
     })

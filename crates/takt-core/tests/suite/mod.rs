@@ -1,4 +1,5 @@
 mod budget;
+mod risk;
 mod scenarios;
 mod simulation;
 

@@ -3,11 +3,15 @@
 
 mod agents;
 mod budget;
+mod gates;
 mod paths;
+mod review;
+mod risk;
 mod runtime;
 mod sandbox;
 mod takt;
 mod tracker;
+mod verify;
 
 pub use sandbox::DEFAULT_SANDBOX_ENV;
 
@@ -15,11 +19,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use agents::DEFAULT_DENY_COMMANDS;
+pub use review::{BUILTIN_REVIEWERS, QA_MANDATE, SECURITY_MANDATE};
 
 use crate::config::{
-    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig,
-    HooksConfig, ModelConfig, PollingConfig, PublishConfig, SandboxConfig, ServerConfig,
-    TrackerConfig, WorkspaceConfig,
+    AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, GateConfig,
+    HooksConfig, ModelConfig, PollingConfig, PublishConfig, ReviewConfig, RiskConfig,
+    SandboxConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 use crate::env::Env;
 use crate::error::{ConfigWarning, WorkflowError};
@@ -56,6 +61,10 @@ pub(crate) struct Validated {
     pub builtin: BuiltinConfig,
     pub sandbox: SandboxConfig,
     pub budget: BudgetConfig,
+    pub gates: Vec<GateConfig>,
+    pub verify: VerifyConfig,
+    pub review: ReviewConfig,
+    pub risk: RiskConfig,
     pub extensions: BTreeMap<String, serde_json::Value>,
     pub warnings: Vec<ConfigWarning>,
 }
@@ -98,6 +107,9 @@ pub(crate) fn validate(
         section(&schema::BUILTIN),
         section(&schema::SANDBOX),
         section(&schema::BUDGET),
+        section(&schema::VERIFY),
+        section(&schema::REVIEW),
+        section(&schema::RISK),
     ];
     let [
         tracker,
@@ -114,6 +126,9 @@ pub(crate) fn validate(
         builtin,
         sandbox,
         budget,
+        verify,
+        review,
+        risk,
     ] = &sections;
     let tracker = tracker::tracker(tracker, &mut report, path)?;
     let polling = runtime::polling(polling, &mut report);
@@ -132,6 +147,22 @@ pub(crate) fn validate(
     let builtin = agents::builtin(builtin, &mut report);
     let sandbox = sandbox::sandbox(sandbox, &mut report, dir, env);
     let budget = budget::budget(budget, &mut report);
+    let gates = gates::gates(entries, &mut report, dir, env, &workspace.repo);
+    let gates_auto_position = verify
+        .get("gates_auto")
+        .map(|node| node.pos)
+        .or(verify.position);
+    let verify = verify::verify(verify, &mut report);
+    if !verify.gates_auto && gates.is_empty() {
+        report.warn(
+            "verify.gates_auto",
+            gates_auto_position,
+            "`verify.gates_auto` is false and `gates` is empty, so no gate checks a change",
+            "list the checks under `gates:`, or remove `gates_auto: false`",
+        );
+    }
+    let review = review::review(review, &mut report, model.name.as_deref());
+    let risk = risk::risk(risk, &mut report, publish.auto_merge);
 
     if !report.problems.is_empty() {
         let mut problems = report.problems;
@@ -164,6 +195,10 @@ pub(crate) fn validate(
         builtin,
         sandbox,
         budget,
+        gates,
+        verify,
+        review,
+        risk,
         extensions,
         warnings,
     })
@@ -177,7 +212,7 @@ fn top_level(
     let mut extensions = BTreeMap::new();
     for (key, node) in entries {
         let name = key.name.as_str();
-        if schema::SECTIONS.iter().any(|s| s.name == name) {
+        if name == schema::GATES_SECTION || schema::SECTIONS.iter().any(|s| s.name == name) {
             continue;
         }
         if SYMPHONY_IGNORED_SECTIONS.contains(&name) {

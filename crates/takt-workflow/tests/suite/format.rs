@@ -206,7 +206,7 @@ fn r007_symphony_extensions_takt_does_not_support_are_warned_and_kept() {
 
 #[test]
 fn r007_planned_takt_sections_are_warned_not_rejected() {
-    let workflow = load_ok("---\ngates:\n  - {name: unit}\nreview: {max_rounds: 5}\n---\n");
+    let workflow = load_ok("---\nschedules:\n  - {cron: \"0 3 * * *\"}\n---\n");
     let messages: Vec<&str> = workflow
         .warnings
         .iter()
@@ -214,10 +214,22 @@ fn r007_planned_takt_sections_are_warned_not_rejected() {
         .collect();
     assert_eq!(
         messages,
-        [
-            "section `gates` is not available in this build of takt yet and is ignored",
-            "section `review` is not available in this build of takt yet and is ignored",
-        ]
+        ["section `schedules` is not available in this build of takt yet and is ignored"]
     );
-    assert_eq!(workflow.extensions["review"]["max_rounds"], 5);
+    assert_eq!(workflow.extensions["schedules"][0]["cron"], "0 3 * * *");
+}
+
+#[test]
+fn gates_review_and_risk_are_sections_now_not_extensions() {
+    let workflow = load_ok(
+        "---\ngates:\n  - {name: unit, run: cargo test}\nreview: {max_rounds: 5}\nrisk: {default: hard_stop}\n---\n",
+    );
+    assert!(workflow.warnings.is_empty(), "{:?}", workflow.warnings);
+    assert!(workflow.extensions.is_empty());
+    assert_eq!(workflow.gates[0].name, "unit");
+    assert_eq!(workflow.review.max_rounds, 5);
+    assert_eq!(
+        workflow.risk.default_tier,
+        takt_protocol::RiskTier::HardStop
+    );
 }

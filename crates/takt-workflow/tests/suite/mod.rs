@@ -7,6 +7,7 @@ mod reload;
 mod resolution;
 mod schema;
 mod template;
+mod verification;
 
 use std::path::{Path, PathBuf};
 
