@@ -15,11 +15,14 @@ use takt_workflow::{BackendKind, ModelProvider, Workflow};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 
-/// Backends that talk to a model need the endpoint. A command-only workflow gets one too
-/// when it configures a model (tasks may pick another backend with an `agent:` label).
+/// Backends that talk to a model need the endpoint, and so do the judge and the reviewers. A
+/// command-only workflow gets one too when it configures a model (tasks may pick another
+/// backend with an `agent:` label).
 pub fn needs_model(workflow: &Workflow) -> bool {
     let model = &workflow.model;
     workflow.agent.backend != BackendKind::Command
+        || workflow.review.judge
+        || !workflow.review.reviewers.is_empty()
         || model.provider == ModelProvider::Mock
         || model.name.is_some()
         || model.api_key.is_some()

@@ -106,9 +106,19 @@ fn gate(name: &str, status: GateStatus) -> GateOutcome {
     }
 }
 
+/// A risk policy whose every change lands in `tier` (two approvals for hard_stop).
+fn tiered(tier: RiskTier) -> takt_core::risk::RiskPolicy {
+    takt_core::risk::RiskPolicy::new(takt_core::risk::RiskSettings {
+        default_tier: tier,
+        hard_stop_approvals: 2,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn auto_ship() -> Policy {
     let mut policy = Policy::default();
-    policy.verification.risk.default_tier = RiskTier::AutoShip;
+    policy.verification.risk = tiered(RiskTier::AutoShip);
     policy
 }
 
@@ -813,8 +823,7 @@ fn a_verification_that_could_not_run_fails_the_task_with_the_reason() {
 #[test]
 fn hard_stop_needs_two_distinct_approvers_and_the_author_cannot_be_the_only_one() {
     let mut policy = Policy::default();
-    policy.verification.risk.default_tier = RiskTier::HardStop;
-    policy.verification.risk.hard_stop_approvals = 2;
+    policy.verification.risk = tiered(RiskTier::HardStop);
     let mut h = Harness::new(policy);
     let mut authored = issue(1, "Todo");
     authored.native_ref = Some(serde_json::json!({"author": "alice"}));

@@ -64,12 +64,18 @@ impl World {
         };
         let mut policy = policy;
         policy.verification.max_rounds = rng.random_range(1..=3);
-        policy.verification.risk.default_tier = match rng.random_range(0..10) {
+        let default_tier = match rng.random_range(0..10) {
             0..=2 => RiskTier::AutoShip,
             3..=7 => RiskTier::Review,
             _ => RiskTier::HardStop,
         };
-        policy.verification.risk.hard_stop_approvals = 2;
+        policy.verification.risk =
+            takt_core::risk::RiskPolicy::new(takt_core::risk::RiskSettings {
+                default_tier,
+                hard_stop_approvals: 2,
+                ..Default::default()
+            })
+            .expect("a policy without globs compiles");
         let mut world = World {
             rng,
             seed,
@@ -206,8 +212,7 @@ impl World {
                 ));
             }
             // Verification is the daemon's, not a run's: a verifying task has a commit and no run.
-            if task.state == TaskState::Verifying && (task.run.is_some() || task.commit.is_none())
-            {
+            if task.state == TaskState::Verifying && (task.run.is_some() || task.commit.is_none()) {
                 self.fail(&format!(
                     "{} is verifying with run {:?} and commit {:?}",
                     task.id, task.run, task.commit
