@@ -10,14 +10,18 @@ mod bench;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|gateway|all]... [--no-write]
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|all]... [--no-write]
 
   dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
               cargo build --release -p takt-cli)
   workspace   provisioning a 20,000-file repository: takt vs git worktree vs git clone
   core        CPU per event and memory per task of the core with 1,000 live runs
+  agents      the built-in agent loop's overhead per turn
+  sandbox     launch overhead of the agent sandbox (needs target/release/takt)
   gateway     latency the model gateway adds per call, streaming first byte, 200 concurrent streams
-  all         all three (the default)
+  verify      verification overhead over the gate commands on a sample Rust crate (needs
+              target/release/takt)
+  all         every scenario (the default)
 
   --no-write  print the results without rewriting docs/BENCHMARKS.md";
 

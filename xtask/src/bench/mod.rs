@@ -7,6 +7,7 @@ mod dispatch;
 mod doc;
 mod gateway;
 mod sandbox;
+mod verify;
 mod workspace;
 
 use std::fmt::Write as _;
@@ -16,13 +17,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     "dispatch",
     "workspace",
     "core",
     "agents",
     "sandbox",
     "gateway",
+    "verify",
 ];
 
 /// What one scenario produced.
@@ -70,6 +72,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "agents" => agents::run(&machine)?,
             "sandbox" => sandbox::run(&root, &machine)?,
             "gateway" => gateway::run(&machine)?,
+            "verify" => verify::run(&root, &machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());
