@@ -28,10 +28,11 @@ impl VerifyError {
     pub(crate) fn io(
         action: &'static str,
         path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> VerifyError + '_ {
+    ) -> impl FnOnce(std::io::Error) -> VerifyError + use<> {
+        let path = path.to_path_buf();
         move |source| VerifyError::Io {
             action,
-            path: path.to_path_buf(),
+            path,
             source,
         }
     }

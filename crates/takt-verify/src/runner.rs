@@ -132,7 +132,8 @@ impl Verifier {
             .workspaces
             .merge_base(&job.commit, &job.base_branch)
             .await?;
-        self.diff_facts(&report.base, &job.commit, report).await?;
+        let base = report.base.clone();
+        self.diff_facts(&base, &job.commit, report).await?;
 
         let hidden: Vec<PathBuf> = job
             .gates
