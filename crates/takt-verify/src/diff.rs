@@ -504,19 +504,19 @@ index 0000000..0417629
 
     #[test]
     fn patch_lines_carry_paths_and_new_line_numbers() {
-        let files = file_patches(PATCH);
-        let summary: Vec<(&str, Vec<(u32, &str)>, Vec<&str>)> = files
-            .iter()
-            .map(|file| (file.path.as_str(), file.added.clone(), file.removed.clone()))
-            .collect();
+        let file_patch = |path: &str, added: Vec<(u32, &'static str)>, removed| FilePatch {
+            path: path.to_owned(),
+            added,
+            removed,
+        };
         assert_eq!(
-            summary,
+            file_patches(PATCH),
             vec![
-                ("fresh file.txt", vec![(1, "fresh")], vec![]),
-                ("gone.txt", vec![], vec!["gone"]),
-                ("keep.txt", vec![(2, "B"), (9, "added")], vec!["b"]),
-                ("new.txt", vec![(7, "seven")], vec![]),
-                ("ta\tb.txt", vec![(1, "tab\tname")], vec![]),
+                file_patch("fresh file.txt", vec![(1, "fresh")], vec![]),
+                file_patch("gone.txt", vec![], vec!["gone"]),
+                file_patch("keep.txt", vec![(2, "B"), (9, "added")], vec!["b"]),
+                file_patch("new.txt", vec![(7, "seven")], vec![]),
+                file_patch("ta\tb.txt", vec![(1, "tab\tname")], vec![]),
             ]
         );
     }
