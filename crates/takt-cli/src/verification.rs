@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use takt_core::Event;
 use takt_core::ports::BoxFuture;
-use takt_protocol::{GateSource, Issue, VerificationReport};
+use takt_protocol::{GateSource, Issue};
 use takt_store::Store;
 use takt_verify::{EvidenceStore, GateSpec, Verifier, VerifyJob, VerifySettings};
 use takt_workflow::Workflow;
@@ -183,10 +183,6 @@ pub async fn attest(
     }
 }
 
-/// The report of the latest verification of a task, for `takt evidence`.
-pub fn latest(task: &takt_core::Task) -> Option<&VerificationReport> {
-    task.verification.as_deref()
-}
 
 /// The judge and reviewers `review:` asks for, reaching the model through the daemon's
 /// endpoint with a grant of their own (metered to the task). `None` when none is configured

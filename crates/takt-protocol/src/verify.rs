@@ -54,7 +54,8 @@ pub struct GateRun {
     /// sha256 of the captured stdout / stderr artifacts.
     pub stdout_hash: String,
     pub stderr_hash: String,
-    /// Which parser read the output (`libtest`, `nextest`, `junit`, `pytest`), if any matched.
+    /// Which parser read the output (`libtest`, `nextest`, `junit`, `pytest`, `go`), if any
+    /// matched.
     pub format: Option<String>,
     pub tests: Vec<TestCase>,
 }
