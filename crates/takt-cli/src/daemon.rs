@@ -316,7 +316,7 @@ impl Daemon {
     async fn feed(&mut self, event: Event) -> Result<()> {
         self.note(&event);
         let step = self.engine.step(event).await?;
-        self.attest_after(&step.records);
+        self.attest_after(&step.records).await;
         self.queue(step.commands);
         Ok(())
     }
@@ -334,7 +334,7 @@ impl Daemon {
             self.note(event);
         }
         for step in self.engine.step_all(events).await? {
-            self.attest_after(&step.records);
+            self.attest_after(&step.records).await;
             self.queue(step.commands);
         }
         Ok(())
@@ -351,7 +351,10 @@ impl Daemon {
         if let Event::MergeFinished { .. } = event {
             self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         }
-        if let Event::VerificationFinished { task_id, report, .. } = event {
+        if let Event::VerificationFinished {
+            task_id, report, ..
+        } = event
+        {
             self.verifications_in_flight = self.verifications_in_flight.saturating_sub(1);
             if let (Some(models), Some(task)) = (&self.models, self.engine.state.tasks.get(task_id))
             {
@@ -479,7 +482,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn start_verification(&mut self, task_id: String, identifier: String, commit: String, round: u32) {
+    fn start_verification(
+        &mut self,
+        task_id: String,
+        identifier: String,
+        commit: String,
+        round: u32,
+    ) {
         let (Some(verifier), Some(task)) =
             (self.verifier.clone(), self.engine.state.tasks.get(&task_id))
         else {
@@ -497,8 +506,8 @@ impl Daemon {
         let events = self.events_tx.clone();
         self.verifications_in_flight += 1;
         self.background.spawn(async move {
-            let base_branch = match workspaces.sync_mirror().await {
-                Ok(base) => base.branch,
+            let base = match workspaces.sync_mirror().await {
+                Ok(base) => base.sha,
                 Err(error) => {
                     let report = takt_verify::runner::failed_report(
                         &commit,
@@ -518,7 +527,7 @@ impl Daemon {
                 issue,
                 commit,
                 round,
-                base_branch,
+                base,
                 review,
             };
             crate::verification::run(verifier, workflow, request, events).await;
@@ -526,24 +535,34 @@ impl Daemon {
     }
 
     /// Attestations follow the journal: written when a change is verified, rewritten with the
-    /// approvals when it merges.
-    fn attest_after(&mut self, records: &[takt_core::Record]) {
+    /// approvals when it merges. Written in line (a git note takes milliseconds, and happens
+    /// once per verification or merge) so the note and the merge it describes are ordered and
+    /// never lost to a shutdown.
+    async fn attest_after(&self, records: &[takt_core::Record]) {
         for record in records {
             let (task_id, publish) = match record {
                 takt_core::Record::Verified { task_id, .. } => (task_id, false),
                 takt_core::Record::Merged { task_id, .. } => (task_id, true),
                 _ => continue,
             };
-            let Some(task) = self.engine.state.tasks.get(task_id).cloned() else {
+            let Some(task) = self.engine.state.tasks.get(task_id) else {
                 continue;
             };
-            let workspaces = self.workspaces.clone();
-            let sandbox = self.sandbox.describe();
-            let store = self.engine.store.clone();
-            self.background.spawn(async move {
-                let head = store.journal_head().await.ok().map(|(_, hash)| hash);
-                crate::verification::attest(&workspaces, &task, &sandbox, head, publish).await;
-            });
+            let head = self
+                .engine
+                .store
+                .journal_head()
+                .await
+                .ok()
+                .map(|(_, hash)| hash);
+            crate::verification::attest(
+                &self.workspaces,
+                task,
+                &self.sandbox.describe(),
+                head,
+                publish,
+            )
+            .await;
         }
     }
 
@@ -678,7 +697,9 @@ impl Daemon {
                                 self.engine.store.clone(),
                             ) {
                                 Ok(verifier) => self.verifier = Some(Arc::new(verifier)),
-                                Err(error) => error!("{error:#}; keeping the previous gate sandbox"),
+                                Err(error) => {
+                                    error!("{error:#}; keeping the previous gate sandbox")
+                                }
                             }
                             crate::sandbox::confine_hooks(
                                 &workflow,

@@ -88,7 +88,11 @@ pub fn build(
 
 /// The sandbox gates run in: the agents' filesystem and limits, no network at all (not even
 /// the model endpoint), and a key of its own so its cgroups are told apart.
-pub fn build_for_gates(workflow: &Workflow, host: &HostReport, state_dir: &Path) -> Result<Sandbox> {
+pub fn build_for_gates(
+    workflow: &Workflow,
+    host: &HostReport,
+    state_dir: &Path,
+) -> Result<Sandbox> {
     let mut policy = policy_for(workflow);
     policy.network = Network::None;
     Sandbox::new(policy, host, helper()?, &key(state_dir)).with_context(|| {

@@ -92,7 +92,8 @@ pub struct Request {
     pub issue: Issue,
     pub commit: String,
     pub round: u32,
-    pub base_branch: String,
+    /// The base branch's tip in the mirror.
+    pub base: String,
     pub review: Option<takt_verify::review::ReviewPanel>,
 }
 
@@ -109,7 +110,7 @@ pub async fn run(
         title: request.issue.title.clone(),
         description: request.issue.description.clone().unwrap_or_default(),
         commit: request.commit.clone(),
-        base_branch: request.base_branch,
+        base: request.base,
         round: request.round,
         gates: configured_gates(&workflow),
         settings: settings(&workflow),
@@ -177,12 +178,14 @@ pub async fn attest(
         warn!(issue_identifier = %task.issue.identifier, %error, "writing the attestation note failed");
         return;
     }
-    if publish && let Err(error) = workspaces.publish_notes(takt_verify::attest::NOTES_REF).await
+    if publish
+        && let Err(error) = workspaces
+            .publish_notes(takt_verify::attest::NOTES_REF)
+            .await
     {
         warn!(issue_identifier = %task.issue.identifier, %error, "publishing the attestation notes failed");
     }
 }
-
 
 /// The judge and reviewers `review:` asks for, reaching the model through the daemon's
 /// endpoint with a grant of their own (metered to the task). `None` when none is configured

@@ -211,7 +211,12 @@ impl LocalTracker {
         .bind(labels)
         .bind(now_ms)
         .bind(now_ms)
-        .bind(new.author.as_deref().map(str::trim).filter(|a| !a.is_empty()))
+        .bind(
+            new.author
+                .as_deref()
+                .map(str::trim)
+                .filter(|a| !a.is_empty()),
+        )
         .execute(&mut *tx)
         .await
         .map_err(|e| store.sql(e))?;

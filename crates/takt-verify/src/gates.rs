@@ -229,10 +229,11 @@ impl Verifier {
         }
         identity.push_str(&gate.junit.join("\0"));
         let key = crate::evidence::sha256_hex(identity.as_bytes());
-        self.root
-            .join("baselines")
-            .join(base_sha)
-            .join(format!("{}-{}.json", sanitize(&gate.name), &key[..16]))
+        self.root.join("baselines").join(base_sha).join(format!(
+            "{}-{}.json",
+            sanitize(&gate.name),
+            &key[..16]
+        ))
     }
 }
 

@@ -28,5 +28,5 @@ pub mod tamper;
 
 pub use error::VerifyError;
 pub use evidence::{EvidenceStore, MemoryEvidence};
-pub use runner::{VerifyJob, VerifySettings, Verifier, speed_of};
+pub use runner::{Verifier, VerifyJob, VerifySettings, speed_of};
 pub use spec::{GateSpec, Speed};

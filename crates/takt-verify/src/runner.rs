@@ -47,8 +47,9 @@ pub struct VerifyJob {
     pub title: String,
     pub description: String,
     pub commit: String,
-    /// The branch the change merges into; the change is measured from its merge base.
-    pub base_branch: String,
+    /// The tip of the branch the change merges into (a commit or ref in the mirror); the
+    /// change is measured from its merge base with it.
+    pub base: String,
     pub round: u32,
     /// Configured and hidden gates (detected ones are added when `gates_auto`).
     pub gates: Vec<GateSpec>,
@@ -128,10 +129,7 @@ impl Verifier {
         commit_verdict: &(dyn Fn(&str, String) + Sync),
     ) -> Result<(), VerifyError> {
         let _ = fs_err::tokio::remove_dir_all(scratch).await;
-        report.base = self
-            .workspaces
-            .merge_base(&job.commit, &job.base_branch)
-            .await?;
+        report.base = self.workspaces.merge_base(&job.commit, &job.base).await?;
         let base = report.base.clone();
         self.diff_facts(&base, &job.commit, report).await?;
 
@@ -412,7 +410,9 @@ fn tools_of(command: &str) -> Vec<&'static str> {
 pub fn speed_of(command: &str) -> Speed {
     let command = command.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|word| command.contains(word));
-    if has(&["fmt", "format", "lint", "clippy", "ruff", "vet", "eslint", "prettier"]) {
+    if has(&[
+        "fmt", "format", "lint", "clippy", "ruff", "vet", "eslint", "prettier",
+    ]) {
         Speed::Check
     } else if has(&["build", "typecheck", "tsc", "mypy", "cargo check"]) {
         Speed::Build

@@ -13,15 +13,22 @@ impl WorkspaceManager {
     /// `export-ignore` attributes, so a change could hide files from its gates.
     pub async fn export_commit(&self, commit: &str, dest: &Path) -> Result<String, WorkspaceError> {
         let mirror = &self.settings().mirror_dir;
-        let tree = self
+        let out = self
             .git()
-            .rev_parse(mirror, &format!("{commit}^{{tree}}"))
+            .cmd(mirror)
+            .hardened()
+            .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .arg(format!("{commit}^{{tree}}"))
+            .output_allowing(&[0, 1])
             .await
-            .map_err(|e| WorkspaceError::git(format!("reading the tree of {commit}"), e))?
-            .ok_or_else(|| WorkspaceError::UnknownCommit {
+            .map_err(|e| WorkspaceError::git(format!("reading the tree of {commit}"), e))?;
+        if !out.success() {
+            return Err(WorkspaceError::UnknownCommit {
                 commit: commit.to_owned(),
                 mirror: mirror.clone(),
-            })?;
+            });
+        }
+        let tree = out.stdout.trim().to_owned();
         fs_err::tokio::create_dir_all(dest)
             .await
             .map_err(|e| WorkspaceError::io("creating a verification checkout", e))?;
@@ -167,7 +174,9 @@ impl WorkspaceManager {
             .arg(format!("+{refname}:{refname}"))
             .run()
             .await
-            .map_err(|e| WorkspaceError::git(format!("publishing {refname} to {}", source.display()), e))?;
+            .map_err(|e| {
+                WorkspaceError::git(format!("publishing {refname} to {}", source.display()), e)
+            })?;
         Ok(())
     }
 }

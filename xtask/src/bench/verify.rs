@@ -24,7 +24,12 @@ pub fn mul(a: i64, b: i64) -> i64 {\n    a * b\n}\n\n\
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.com"])
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.com",
+        ])
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -71,7 +76,14 @@ fn bare_gates(source: &Path, commit: &str, scratch: &Path, commands: &[String]) 
     let _ = fs_err::remove_dir_all(scratch);
     git(
         source,
-        &["worktree", "add", "-q", "--detach", &scratch.display().to_string(), commit],
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            &scratch.display().to_string(),
+            commit,
+        ],
     )?;
     let started = Instant::now();
     for command in commands {
@@ -89,7 +101,12 @@ fn bare_gates(source: &Path, commit: &str, scratch: &Path, commands: &[String]) 
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     git(
         source,
-        &["worktree", "remove", "--force", &scratch.display().to_string()],
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            &scratch.display().to_string(),
+        ],
     )?;
     Ok(elapsed)
 }
@@ -104,7 +121,9 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let dir = tempfile::Builder::new().prefix("takt-bench-verify-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("takt-bench-verify-")
+        .tempdir()?;
     let source = dir.path().join("source");
     let commit = sample_crate(&source)?;
     let manager = Arc::new(WorkspaceManager::new(WorkspaceSettings {
@@ -138,7 +157,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         title: "Add sub".into(),
         description: String::new(),
         commit: commit.clone(),
-        base_branch: "main".into(),
+        base: "refs/remotes/origin/main".into(),
         round: 1,
         gates: Vec::new(),
         settings: VerifySettings {

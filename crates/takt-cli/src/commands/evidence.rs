@@ -17,7 +17,10 @@ pub async fn run(workflow: Option<&Path>, args: &EvidenceArgs, json: bool) -> Re
     let store = project.store().await?;
     let state = load_state(&store).await?;
     let Some(task) = state.find(&args.id) else {
-        bail!("no task {}: `takt task list` shows the known tasks", args.id);
+        bail!(
+            "no task {}: `takt task list` shows the known tasks",
+            args.id
+        );
     };
     let Some(report) = task.verification.as_deref() else {
         bail!(
@@ -84,7 +87,10 @@ pub async fn run(workflow: Option<&Path>, args: &EvidenceArgs, json: bool) -> Re
         task.verify_outcome.map_or("-", |o| o.as_str())
     );
     if let Some(error) = &report.error {
-        outln!("  verification could not finish: {}", output::sanitize(error));
+        outln!(
+            "  verification could not finish: {}",
+            output::sanitize(error)
+        );
     }
     outln!("\n  gates:");
     // Failing gates first: that is what a reviewer looks for.
@@ -95,7 +101,11 @@ pub async fn run(workflow: Option<&Path>, args: &EvidenceArgs, json: bool) -> Re
             "    {:<22} {:<12} {}{}",
             gate.gate,
             status(gate.status),
-            if gate.required { "required" } else { "optional" },
+            if gate.required {
+                "required"
+            } else {
+                "optional"
+            },
             match gate.source {
                 takt_protocol::GateSource::Hidden => ", hidden",
                 takt_protocol::GateSource::Detected => ", detected",
@@ -121,7 +131,12 @@ pub async fn run(workflow: Option<&Path>, args: &EvidenceArgs, json: bool) -> Re
     if !report.tamper.is_empty() {
         outln!("\n  tamper flags:");
         for flag in &report.tamper {
-            outln!("    {:<18} {}  {}", flag.rule, flag.path, output::sanitize(&flag.detail));
+            outln!(
+                "    {:<18} {}  {}",
+                flag.rule,
+                flag.path,
+                output::sanitize(&flag.detail)
+            );
         }
     }
     if !report.secrets.is_empty() {
@@ -158,10 +173,19 @@ pub async fn run(workflow: Option<&Path>, args: &EvidenceArgs, json: bool) -> Re
             "\n  risk: {} (needs {} approval{})",
             risk.tier,
             risk.approvals_required,
-            if risk.approvals_required == 1 { "" } else { "s" }
+            if risk.approvals_required == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
         for rule in &risk.rules {
-            outln!("    {:<20} -> {:<9} {}", rule.rule, rule.tier, output::sanitize(&rule.detail));
+            outln!(
+                "    {:<20} -> {:<9} {}",
+                rule.rule,
+                rule.tier,
+                output::sanitize(&rule.detail)
+            );
         }
     }
     if !task.approvals.is_empty() {

@@ -44,7 +44,7 @@ fn workflow(command: String, extra: &str) -> WorkflowFile {
     workflow
 }
 
-fn evidence(factory: &Factory, id: &str) -> Value {
+fn evidence_of(factory: &Factory, id: &str) -> Value {
     factory.takt.json(&["evidence", id])
 }
 
@@ -83,7 +83,7 @@ fn a_correct_change_with_a_new_test_auto_ships_and_carries_an_attestation() {
     factory.takt.run_once();
     assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
 
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     let pytest = gate(&evidence, "pytest");
     assert_eq!(pytest["status"], "passed", "{evidence:#}");
     let run = &pytest["runs"][0];
@@ -95,10 +95,12 @@ fn a_correct_change_with_a_new_test_auto_ships_and_carries_an_attestation() {
         .filter_map(|test| test["name"].as_str())
         .collect();
     assert!(names.contains(&"tests/test_sub.py::test_sub"), "{names:?}");
-    assert!(run["environment"]["python3"]
-        .as_str()
-        .unwrap_or_default()
-        .starts_with("Python 3"));
+    assert!(
+        run["environment"]["python3"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Python 3")
+    );
     assert_eq!(evidence["risk"]["tier"], "auto_ship");
     assert_eq!(rules(&evidence), ["path:auto_ship"]);
 
@@ -110,7 +112,10 @@ fn a_correct_change_with_a_new_test_auto_ships_and_carries_an_attestation() {
     );
     let statement: Value = serde_json::from_str(&note).expect("the note is JSON");
     assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
-    assert_eq!(statement["subject"][0]["digest"]["gitCommit"], commit.as_str());
+    assert_eq!(
+        statement["subject"][0]["digest"]["gitCommit"],
+        commit.as_str()
+    );
     assert_eq!(statement["predicate"]["risk"]["tier"], "auto_ship");
     assert_eq!(statement["predicate"]["gates"][0]["status"], "passed");
     assert!(factory.takt.audit_ok());
@@ -150,27 +155,38 @@ fn a_change_that_breaks_a_test_goes_back_with_the_evidence_then_fails_with_a_rep
     // Round one went back to the agent with the failing test and its output.
     let second = factory.prompt(&id, 2);
     assert!(second.contains("tests/test_calc.py::test_add"), "{second}");
-    assert!(second.contains("assert"), "the output tail is in the feedback:\n{second}");
+    assert!(
+        second.contains("assert"),
+        "the output tail is in the feedback:\n{second}"
+    );
     assert!(factory.prompt(&id, 3).is_empty(), "max_rounds (2) ends it");
 
     let report = &task["failure"];
-    assert!(report["reason"].as_str().unwrap().contains("gates failed"), "{report:#}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("gates failed"),
+        "{report:#}"
+    );
     let gates = report["verification"]["gates"].as_array().unwrap();
     assert_eq!(gates[0]["status"], "failed");
     assert_eq!(gates[0]["new_failures"][0], "tests/test_calc.py::test_add");
     // The failing test passed on the base commit: that is what made it new.
     assert_eq!(gates[0]["baseline"]["exit_code"], 0);
-    assert!(report["suggested_action"]
-        .as_str()
-        .unwrap()
-        .contains("takt evidence"));
+    assert!(
+        report["suggested_action"]
+            .as_str()
+            .unwrap()
+            .contains("takt evidence")
+    );
     let shown = factory.takt.ok(&["task", "show", &id]).stdout;
     assert!(shown.contains("gate pytest"), "{shown}");
     let output = factory
         .takt
         .ok(&["evidence", &id, "--output", "pytest"])
         .stdout;
-    assert!(output.contains("FAILED tests/test_calc.py::test_add"), "{output}");
+    assert!(
+        output.contains("FAILED tests/test_calc.py::test_add"),
+        "{output}"
+    );
 }
 
 #[test]
@@ -186,7 +202,7 @@ fn a_pre_existing_failure_does_not_block_and_deleting_it_is_flagged_as_tampering
             agent(
                 f,
                 &format!(
-                    "if [ \"$TAKT_ISSUE_IDENTIFIER\" = TAKT-2 ]; then git rm -q tests/test_broken.py; \
+                    "if [ \"$TAKT_ISSUE_IDENTIFIER\" = TAKT-2 ]; then rm tests/test_broken.py; \
                      echo '# tidy' >> calc.py; else {NEW_FEATURE} fi\n"
                 ),
             ),
@@ -197,16 +213,24 @@ fn a_pre_existing_failure_does_not_block_and_deleting_it_is_flagged_as_tampering
     let deletion = factory.takt.add_task("Tidy up", &[]);
     factory.takt.run_once();
 
-    assert_eq!(factory.takt.state_of(&feature), "done", "{}", factory.describe());
-    let evidence = evidence(&factory, &feature);
+    assert_eq!(
+        factory.takt.state_of(&feature),
+        "done",
+        "{}",
+        factory.describe()
+    );
+    let evidence = evidence_of(&factory, &feature);
     let pytest = gate(&evidence, "pytest");
     assert_eq!(pytest["status"], "pre_existing", "{pytest:#}");
-    assert_eq!(pytest["preexisting_failures"][0], "tests/test_broken.py::test_broken");
+    assert_eq!(
+        pytest["preexisting_failures"][0],
+        "tests/test_broken.py::test_broken"
+    );
 
     // Deleting the failing test makes every gate green, and is exactly what must not ship
     // unseen.
     assert_eq!(factory.takt.state_of(&deletion), "awaiting_review");
-    let evidence = evidence(&factory, &deletion);
+    let evidence = evidence_of(&factory, &deletion);
     let tamper = evidence["report"]["tamper"].as_array().unwrap();
     assert!(
         tamper
@@ -214,7 +238,10 @@ fn a_pre_existing_failure_does_not_block_and_deleting_it_is_flagged_as_tampering
             .any(|flag| flag["rule"] == "test_deleted" && flag["path"] == "tests/test_broken.py"),
         "{tamper:?}"
     );
-    assert!(rules(&evidence).contains(&"tamper".to_owned()), "{evidence:#}");
+    assert!(
+        rules(&evidence).contains(&"tamper".to_owned()),
+        "{evidence:#}"
+    );
 }
 
 #[test]
@@ -234,7 +261,7 @@ fn a_flaky_test_is_marked_flaky_not_silently_passed() {
     let id = factory.takt.add_task("Add a test", &[]);
     factory.takt.run_once();
     assert_eq!(factory.takt.state_of(&id), "awaiting_review");
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     let pytest = gate(&evidence, "pytest");
     assert_eq!(pytest["status"], "flaky", "{pytest:#}");
     assert_eq!(pytest["flaky"][0], "tests/test_flaky.py::test_flaky");
@@ -263,7 +290,7 @@ fn hard_stop_paths_need_two_people_and_the_author_is_not_enough() {
         .to_owned();
     factory.takt.run_once();
     assert_eq!(factory.takt.state_of(&id), "awaiting_review");
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     assert_eq!(evidence["risk"]["tier"], "hard_stop");
     assert!(rules(&evidence).contains(&"path:hard_stop".to_owned()));
 
@@ -320,7 +347,7 @@ fn a_hidden_gate_runs_on_the_checkout_but_never_reaches_the_agent() {
         "invisible",
         "the agent saw the holdback files"
     );
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     let holdback_gate = gate(&evidence, "holdback");
     assert_eq!(holdback_gate["source"], "hidden");
     assert_eq!(holdback_gate["status"], "passed", "{holdback_gate:#}");
@@ -330,9 +357,11 @@ fn a_hidden_gate_runs_on_the_checkout_but_never_reaches_the_agent() {
     );
     // Nothing of it was committed with the change.
     let commit = evidence["report"]["commit"].as_str().unwrap();
-    assert!(factory
-        .show_in_mirror(commit, "holdback_tests/test_holdback.py")
-        .is_none());
+    assert!(
+        factory
+            .show_in_mirror(commit, "holdback_tests/test_holdback.py")
+            .is_none()
+    );
 }
 
 #[test]
@@ -344,7 +373,7 @@ fn audit_verify_detects_a_tampered_gate_log_and_a_rewritten_journal_row() {
     let id = factory.takt.add_task("Add sub", &[]);
     factory.takt.run_once();
     assert!(factory.takt.audit_ok());
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     let stdout = gate(&evidence, "pytest")["runs"][0]["stdout_hash"]
         .as_str()
         .unwrap()
@@ -353,38 +382,30 @@ fn audit_verify_detects_a_tampered_gate_log_and_a_rewritten_journal_row() {
     write(&artifact, "all tests passed, trust me\n");
     let out = factory.takt.run(&["--json", "audit", "verify"]);
     assert_ne!(out.code, Some(0), "{out}");
-    assert!(out.stdout.contains(&stdout), "the tampered artifact is named:\n{out}");
+    assert!(
+        out.stdout.contains(&stdout),
+        "the tampered artifact is named:\n{out}"
+    );
 
-    python(
+    let rewritten = python(
         "import sqlite3, sys\n\
          db = sqlite3.connect(sys.argv[1], timeout=30)\n\
-         n = db.execute(\"UPDATE journal SET payload = replace(payload, '\\\"failed\\\"', '\\\"passed\\\"') WHERE kind = 'verified'\").rowcount\n\
+         db.execute('DROP TRIGGER journal_no_update')\n\
+         n = db.execute(\"UPDATE journal SET payload = replace(payload, '\\\"passed\\\"', '\\\"failed\\\"') WHERE kind = 'verified' AND instr(payload, 'passed') > 0\").rowcount\n\
          db.commit()\n\
          print(n)\n",
         &[factory.db().to_str().unwrap()],
     );
+    assert_eq!(rewritten.trim(), "1", "one verified row was rewritten");
     let out = factory.takt.run(&["audit", "verify"]);
     assert!(out.stdout.contains("BROKEN"), "{out}");
 }
 
+/// Artifacts are sharded by the hash's first two digits.
 fn find_artifact(state: &Path, hash: &str) -> std::path::PathBuf {
-    walk(state)
-        .into_iter()
-        .find(|path| path.file_name().is_some_and(|name| name == hash))
-        .unwrap_or_else(|| panic!("no artifact file named {hash} under {}", state.display()))
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
+    let path = state.join("artifacts").join(&hash[..2]).join(&hash[2..]);
+    assert!(path.is_file(), "no artifact {}", path.display());
+    path
 }
 
 /// A mock provider outside the daemon (so the test can read every request it got), scripted
@@ -404,6 +425,12 @@ impl Panel {
                 Scenario::new(
                     "agent",
                     vec![
+                        // Its output comes back in the agent's next request: the transcript
+                        // reviewers must never see.
+                        Step::tool(
+                            "run",
+                            serde_json::json!({"command": "echo AGENT-TRANSCRIPT-7781"}),
+                        ),
                         Step::tool(
                             "write_file",
                             serde_json::json!({"path": "billing.py", "content": "RATE = 3\n"}),
@@ -489,30 +516,49 @@ fn the_judge_vetoes_an_out_of_scope_change_once_then_hands_it_to_a_person() {
     );
     let factory = builtin_factory(
         "verify-judge",
-        panel.workflow("review:\n  judge: true\n  model: judge-model\nrisk:\n  default: auto_ship\n"),
+        panel.workflow(
+            "review:\n  judge: true\n  model: judge-model\nrisk:\n  default: auto_ship\n",
+        ),
     );
-    let id = factory
-        .takt
-        .add_task("Document add", &["--body", "[[scenario:agent]] Document calc.add"]);
+    let id = factory.takt.add_task(
+        "Document add",
+        &["--body", "[[scenario:agent]] Document calc.add"],
+    );
     run_with_key(&factory);
     let task = factory.takt.task(&id);
     // First veto: back to the agent with the reasons; second: a person decides.
     assert_eq!(task["state"], "awaiting_review", "{task:#}");
     let judged = panel.requests_with("You are the judge");
     assert_eq!(judged.len(), 2, "{judged:?}");
-    assert!(judged[0].contains("Document calc.add"), "the judge sees the task");
+    assert!(
+        judged[0].contains("Document calc.add"),
+        "the judge sees the task"
+    );
     assert!(judged[0].contains("RATE = 3"), "the judge sees the diff");
-    assert!(!judged[0].contains("AGENT-TRANSCRIPT-7781"), "never the agent's messages");
+    assert!(
+        !judged[0].contains("AGENT-TRANSCRIPT-7781"),
+        "never the agent's messages"
+    );
     let second_prompt = panel
         .mock()
         .requests()
         .into_iter()
         .map(|request| request.body.to_string())
-        .find(|body| body.contains("Document calc.add") && body.contains("out of scope") && !body.contains("You are the judge"));
-    assert!(second_prompt.is_some(), "the agent's second run got the veto as feedback");
-    let evidence = evidence(&factory, &id);
+        .find(|body| {
+            body.contains("Document calc.add")
+                && body.contains("out of scope")
+                && !body.contains("You are the judge")
+        });
+    assert!(
+        second_prompt.is_some(),
+        "the agent's second run got the veto as feedback"
+    );
+    let evidence = evidence_of(&factory, &id);
     assert_eq!(evidence["report"]["judge"]["pass"], false);
-    assert!(rules(&evidence).contains(&"judge_veto".to_owned()), "{evidence:#}");
+    assert!(
+        rules(&evidence).contains(&"judge_veto".to_owned()),
+        "{evidence:#}"
+    );
 }
 
 #[test]
@@ -525,9 +571,10 @@ fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other()
              - name: security\n      mandate: \"[[scenario:security-review]] SECURITY-MANDATE: check for secrets.\"\n",
         ),
     );
-    let id = factory
-        .takt
-        .add_task("Billing rate", &["--body", "[[scenario:agent]] Set the billing rate to 3"]);
+    let id = factory.takt.add_task(
+        "Billing rate",
+        &["--body", "[[scenario:agent]] Set the billing rate to 3"],
+    );
     run_with_key(&factory);
     assert_eq!(factory.takt.state_of(&id), "awaiting_review");
 
@@ -535,12 +582,24 @@ fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other()
     let security = panel.requests_with("SECURITY-MANDATE");
     assert_eq!((qa.len(), security.len()), (1, 1), "one request each");
     for (mine, other) in [(&qa[0], "SECURITY-MANDATE"), (&security[0], "QA-MANDATE")] {
-        assert!(mine.contains("Set the billing rate to 3"), "the task: {mine}");
+        assert!(
+            mine.contains("Set the billing rate to 3"),
+            "the task: {mine}"
+        );
         assert!(mine.contains("RATE = 3"), "the diff: {mine}");
         assert!(mine.contains("pytest"), "the gate evidence: {mine}");
-        assert!(!mine.contains("AGENT-TRANSCRIPT-7781"), "the agent's messages leaked: {mine}");
-        assert!(!mine.contains(other), "another reviewer's mandate leaked: {mine}");
-        assert!(!mine.contains("QA-VERDICT-NEVER-SEEN"), "a verdict leaked: {mine}");
+        assert!(
+            !mine.contains("AGENT-TRANSCRIPT-7781"),
+            "the agent's messages leaked: {mine}"
+        );
+        assert!(
+            !mine.contains(other),
+            "another reviewer's mandate leaked: {mine}"
+        );
+        assert!(
+            !mine.contains("QA-VERDICT-NEVER-SEEN"),
+            "a verdict leaked: {mine}"
+        );
     }
     // The agent's transcript exists (so its absence above means something).
     assert!(!panel.requests_with("AGENT-TRANSCRIPT-7781").is_empty());
@@ -553,12 +612,18 @@ fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other()
         .iter()
         .filter_map(|entry| entry["kind"].as_str())
         .collect();
-    let committed = kinds.iter().filter(|kind| **kind == "verdict_committed").count();
+    let committed = kinds
+        .iter()
+        .filter(|kind| **kind == "verdict_committed")
+        .count();
     let revealed = kinds.iter().position(|kind| *kind == "verified").unwrap();
-    let last_commit = kinds.iter().rposition(|kind| *kind == "verdict_committed").unwrap();
+    let last_commit = kinds
+        .iter()
+        .rposition(|kind| *kind == "verdict_committed")
+        .unwrap();
     assert_eq!(committed, 2, "{kinds:?}");
     assert!(last_commit < revealed, "{kinds:?}");
-    let evidence = evidence(&factory, &id);
+    let evidence = evidence_of(&factory, &id);
     let reviewers = evidence["report"]["reviewers"].as_array().unwrap();
     assert_eq!(reviewers.len(), 2);
 }
