@@ -68,7 +68,9 @@ pub struct Daemon {
     cgroups_swept_at: std::time::Instant,
     /// Runs the gates, the judge and the reviewers; `None` inline (no verification there).
     verifier: Option<Arc<takt_verify::Verifier>>,
-    verifications_in_flight: usize,
+    /// Verifications running here, by (task, round): a second request for one (a restart
+    /// re-asking for a verification this process already started) is not run twice.
+    verifying: std::collections::HashSet<(String, u32)>,
     _lock: StateLock,
 }
 
@@ -144,7 +146,7 @@ impl Daemon {
             host: None,
             cgroups_swept_at: std::time::Instant::now(),
             verifier: None,
-            verifications_in_flight: 0,
+            verifying: std::collections::HashSet::new(),
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
@@ -300,7 +302,7 @@ impl Daemon {
             && self.pending.is_empty()
             && self.runs.is_empty()
             && self.merges_in_flight == 0
-            && self.verifications_in_flight == 0
+            && self.verifying.is_empty()
             && self.engine.state.tasks.values().all(|task| {
                 !matches!(
                     task.state,
@@ -355,7 +357,7 @@ impl Daemon {
             task_id, report, ..
         } = event
         {
-            self.verifications_in_flight = self.verifications_in_flight.saturating_sub(1);
+            self.verifying.remove(&(task_id.clone(), report.round));
             if let (Some(models), Some(task)) = (&self.models, self.engine.state.tasks.get(task_id))
             {
                 models.revoke(&crate::verification::grant_id(
@@ -494,6 +496,10 @@ impl Daemon {
         else {
             return;
         };
+        if !self.verifying.insert((task_id.clone(), round)) {
+            info!(issue_identifier = %identifier, round, "this verification is already running");
+            return;
+        }
         let issue = task.issue.clone();
         let review = crate::verification::review_panel(
             &self.workflow,
@@ -504,7 +510,6 @@ impl Daemon {
         let workflow = self.workflow.clone();
         let workspaces = self.workspaces.clone();
         let events = self.events_tx.clone();
-        self.verifications_in_flight += 1;
         self.background.spawn(async move {
             let base = match workspaces.sync_mirror().await {
                 Ok(base) => base.sha,

@@ -1275,13 +1275,18 @@ impl Decider<'_> {
     }
 }
 
-/// Enough distinct people approved, and not only the person who created the task
-/// (separation of duties).
+/// Enough distinct people approved; for a `hard_stop` change, not only the person who created
+/// the task (separation of duties where it matters; a solo operator can still approve their
+/// own `review`-tier change).
 pub fn approvals_satisfied(task: &Task) -> bool {
     let enough = task.approvals.len() >= task.approvals_required.max(1) as usize;
+    let hard_stop = task
+        .risk
+        .as_ref()
+        .is_some_and(|risk| risk.tier == RiskTier::HardStop);
     let independent = match task.issue.author() {
-        Some(author) => task.approvals.iter().any(|by| by != author),
-        None => true,
+        Some(author) if hard_stop => task.approvals.iter().any(|by| by != author),
+        _ => true,
     };
     enough && independent
 }

@@ -66,6 +66,8 @@ pub struct Verifier {
     pub(crate) root: PathBuf,
     pub(crate) evidence: Arc<dyn EvidenceStore>,
     tool_versions: Mutex<BTreeMap<String, String>>,
+    /// Numbers this process's checkouts, so no two verifications ever share a directory.
+    checkouts: std::sync::atomic::AtomicU64,
 }
 
 impl Verifier {
@@ -81,6 +83,7 @@ impl Verifier {
             root,
             evidence,
             tool_versions: Mutex::new(BTreeMap::new()),
+            checkouts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -105,10 +108,12 @@ impl Verifier {
         let mut report = failed_report(&job.commit, job.round, String::new());
         report.error = None;
         let scratch = self.root.join("checkouts").join(format!(
-            "{}-r{}-{}",
+            "{}-r{}-{}-{}",
             takt_workspace::workspace_key(&job.identifier),
             job.round,
-            std::process::id()
+            std::process::id(),
+            self.checkouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         if let Err(error) = self
             .verify_into(job, &scratch, &mut report, commit_verdict)

@@ -1,8 +1,9 @@
 //! `takt demo`: a one-command tour. A temporary git repository (a small Rust crate), a
 //! WORKFLOW.md running takt's built-in agent against the embedded scripted model (no network,
 //! no keys), plus one task on the command backend with a shipped codemod; four tasks through
-//! the whole line: dispatch, worktrees, metered model calls, a question answered, review,
-//! rejection with feedback, a failure with its report, and merges.
+//! the whole line: dispatch, worktrees, metered model calls, gates on clean checkouts (a change
+//! that does not compile is sent back with the compiler's output and fails after its rounds),
+//! a question answered, review, rejection with feedback, and merges with attestations.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,21 +160,20 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
     say(
         json,
         "\n1. takt run --once: four agents, four worktrees; the built-in agent's model calls go \
-         through takt's model endpoint to the embedded scripted model",
+         through takt's model endpoint to the embedded scripted model; every change is verified \
+         by the cargo gates (fmt, clippy, build, test) on a clean checkout in a sandbox without \
+         network. TAKT-2's change does not compile: the gates send it back with the compiler's \
+         output, and after review.max_rounds (2) it fails with a report",
     );
     report(json, &run_once(&project).await?);
 
     say(
         json,
-        "\n2. A reviewer approves TAKT-1, rejects TAKT-2 (it does not compile) and TAKT-3 (out \
-         of scope), and answers TAKT-4's question",
+        "\n2. A reviewer approves TAKT-1, rejects TAKT-3 (green gates, but out of scope), and \
+         answers TAKT-4's question",
     );
     let decisions = [
         approve("TAKT-1"),
-        reject(
-            "TAKT-2",
-            "tests/agent_broken.rs does not compile: expected u32, found &str",
-        ),
         reject(
             "TAKT-3",
             "Out of scope: README.md and src/agent_helper.rs were not asked for.",
@@ -190,17 +190,16 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
 
     say(
         json,
-        "\n3. takt run --once again: the rejected and answered tasks go back to their agents with the feedback",
+        "\n3. takt run --once again: the rejected and answered tasks go back to their agents with \
+         the feedback",
     );
     report(json, &run_once(&project).await?);
 
     say(
         json,
-        "\n4. TAKT-4 is approved; TAKT-2 is rejected a second time and, out of attempts, fails \
-         with a report; TAKT-3 waits for you",
+        "\n4. TAKT-4 is approved and merged; TAKT-3 waits for you",
     );
     operate(&project, approve("TAKT-4")).await?;
-    operate(&project, reject("TAKT-2", "Still does not compile.")).await?;
     let tasks = crate::commands::task::summaries(&project).await?;
     if json {
         output::json(&serde_json::json!({"dir": root, "repo": repo, "tasks": tasks}))?;
@@ -227,6 +226,10 @@ pub async fn run(dir: Option<PathBuf>, json: bool) -> Result<Code> {
         .unwrap_or_else(|_| "takt".to_owned());
     outln!("\nWhere to look:");
     outln!("  {takt} -w {workflow} task show TAKT-2        # the failure report");
+    outln!("  {takt} -w {workflow} evidence TAKT-2         # every gate run, with its output");
+    outln!(
+        "  {takt} -w {workflow} evidence TAKT-1         # the gates and the attestation of a merged change"
+    );
     outln!("  {takt} -w {workflow} review approve TAKT-3   # the change still waiting for you");
     outln!("  {takt} -w {workflow} status");
     outln!("  {takt} -w {workflow} audit verify            # the hash-chained journal");

@@ -878,4 +878,22 @@ fn the_demo_runs_to_its_end_with_every_agent_sandboxed() {
             "{id} should end {state}:\n{out}"
         );
     }
+    // TAKT-2's change does not compile: the gates, not a person, sent it back and failed it.
+    let repo = dir.path().join("repo");
+    let takt = Takt::new(super::TAKT, repo.join("WORKFLOW.md"));
+    let failed = takt.task("TAKT-2");
+    let gates = failed["failure"]["verification"]["gates"].to_string();
+    assert!(gates.contains("\"failed\""), "{failed:#}");
+    assert!(
+        failed["feedback"]
+            .as_str()
+            .is_some_and(|f| f.contains("Gate `")),
+        "{failed:#}"
+    );
+    // A merged change carries its attestation into the demo repository.
+    let merged = takt.json(&["evidence", "TAKT-1"]);
+    assert_eq!(
+        merged["attestation"]["predicate"]["gates_green"], true,
+        "{merged:#}"
+    );
 }

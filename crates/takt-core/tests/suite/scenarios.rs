@@ -858,7 +858,7 @@ fn hard_stop_needs_two_distinct_approvers_and_the_author_cannot_be_the_only_one(
 }
 
 #[test]
-fn the_author_alone_cannot_approve_a_review_tier_change() {
+fn the_author_may_approve_a_review_tier_change_alone_but_never_a_hard_stop_one() {
     let mut h = Harness::new(Policy::default());
     let mut authored = issue(1, "Todo");
     authored.native_ref = Some(serde_json::json!({"author": "alice"}));
@@ -866,6 +866,25 @@ fn the_author_alone_cannot_approve_a_review_tier_change() {
     h.launch("T-1#1");
     h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
     h.verify("id-1", |_| {});
+    h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "T-1".into(),
+        by: "alice".into(),
+        comment: None,
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+
+    let mut policy = Policy::default();
+    policy.verification.risk = tiered(RiskTier::HardStop);
+    let mut h = Harness::new(policy);
+    let mut authored = issue(1, "Todo");
+    authored.native_ref = Some(serde_json::json!({"author": "alice"}));
+    h.poll(vec![authored]);
+    h.launch("T-1#1");
+    h.exit("T-1#1", RunOutcome::Succeeded, Some("abc"));
+    h.verify("id-1", |_| {});
+    // Two approvals are needed; even if one sufficed, the author's alone would not do.
+    let task = h.state.tasks.get_mut("id-1").unwrap();
+    task.approvals_required = 1;
     h.feed(Event::Operator(OperatorCommand::Approve {
         task: "T-1".into(),
         by: "alice".into(),
