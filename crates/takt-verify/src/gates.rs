@@ -140,13 +140,14 @@ impl Verifier {
                 failures(&rerun)
             };
             // A test that failed and then passed flipped; only tests failing every time count.
-            outcome
-                .flaky
-                .extend(failing.difference(&still).cloned().filter(|name| {
-                    // The gate-level marker is not a test name to report as flaky unless the
-                    // whole gate flipped.
-                    name != &gate.name || passed
-                }));
+            outcome.flaky.extend(
+                failing
+                    .difference(&still)
+                    // The gate-level marker is not a test name to report as flaky unless
+                    // the whole gate flipped.
+                    .filter(|name| **name != gate.name || passed)
+                    .cloned(),
+            );
             failing = failing.intersection(&still).cloned().collect();
             outcome.runs.push(rerun);
             if passed || failing.is_empty() {

@@ -143,10 +143,10 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         mode: takt_sandbox::Mode::Auto,
         ..takt_sandbox::Policy::default()
     };
-    let sandbox = takt_sandbox::Sandbox::new(policy, &host, helper.clone(), "bench-verify")?;
+    let sandbox = takt_sandbox::Sandbox::new(policy, &host, helper, "bench-verify")?;
     let mechanism = sandbox.describe();
     let verifier = Verifier::new(
-        manager.clone(),
+        manager,
         Arc::new(sandbox),
         dir.path().join("state").join("verify"),
         Arc::new(MemoryEvidence::default()),

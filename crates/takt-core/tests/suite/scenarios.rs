@@ -113,7 +113,7 @@ fn tiered(tier: RiskTier) -> takt_core::risk::RiskPolicy {
         hard_stop_approvals: 2,
         ..Default::default()
     })
-    .unwrap()
+    .unwrap_or_else(|error| panic!("{error}"))
 }
 
 fn auto_ship() -> Policy {

@@ -75,7 +75,7 @@ impl World {
                 hard_stop_approvals: 2,
                 ..Default::default()
             })
-            .expect("a policy without globs compiles");
+            .unwrap_or_else(|error| panic!("a policy without globs compiles: {error}"));
         let mut world = World {
             rng,
             seed,
