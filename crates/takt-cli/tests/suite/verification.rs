@@ -627,3 +627,100 @@ fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other()
     let reviewers = evidence["report"]["reviewers"].as_array().unwrap();
     assert_eq!(reviewers.len(), 2);
 }
+
+const CRATE_LIB: &str = "pub fn add(a: i64, b: i64) -> i64 {\n    a + b\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n        assert_eq!(super::add(2, 2), 4);\n    }\n}\n";
+
+#[test]
+fn a_rust_crate_change_that_breaks_a_test_is_sent_back_then_merged_once_fixed() {
+    let factory = Factory::new("verify-cargo", |f| {
+        f.repo.commit_file(
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            "crate",
+        );
+        f.repo
+            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
+        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        let fixed = CRATE_LIB.replace(
+            "#[cfg(test)]",
+            "pub fn sub(a: i64, b: i64) -> i64 {\n    a - b\n}\n\n#[cfg(test)]",
+        );
+        let fixed = fixed.replace(
+            "    #[test]\n    fn adds",
+            "    #[test]\n    fn subtracts() {\n        assert_eq!(super::sub(3, 2), 1);\n    }\n\n    #[test]\n    fn adds",
+        );
+        let script = format!(
+            "if [ \"$TAKT_ATTEMPT\" = 1 ]; then sed -i 's/a + b/a - b/' src/lib.rs; \
+             else cat > src/lib.rs <<'EOF'\n{fixed}EOF\nfi\n"
+        );
+        workflow(agent(f, &script), "risk:\n  default: auto_ship\n")
+    });
+    let id = factory.takt.add_task("Add sub", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
+
+    let feedback = factory.prompt(&id, 2);
+    assert!(feedback.contains("Gate `cargo-test` failed"), "{feedback}");
+    assert!(feedback.contains("tests::adds"), "{feedback}");
+
+    let evidence = evidence_of(&factory, &id);
+    assert_eq!(evidence["report"]["round"], 2);
+    let names: Vec<&str> = evidence["report"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|gate| gate["gate"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["cargo-fmt", "cargo-clippy", "cargo-build", "cargo-test"]
+    );
+    let test = gate(&evidence, "cargo-test");
+    assert_eq!(test["status"], "passed");
+    assert_eq!(test["runs"][0]["format"], "libtest");
+    assert!(
+        test["runs"][0]["environment"]["rustc"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("rustc ")
+    );
+    assert_eq!(
+        factory
+            .repo
+            .show_file("main", "src/lib.rs")
+            .as_deref()
+            .map(|lib| lib.contains("fn sub")),
+        Some(true)
+    );
+}
+
+#[test]
+fn base_tests_catch_a_change_that_weakens_the_test_it_breaks() {
+    let factory = Factory::new("verify-base-tests", |f| {
+        python_project(f);
+        workflow(
+            agent(
+                f,
+                "sed -i 's/return a + b/return a - b/' calc.py\n\
+                 sed -i 's/assert add(1, 2) == 3/assert add(1, 2) is not None/' tests/test_calc.py\n",
+            ),
+            "verify:\n  base_tests: true\nreview:\n  max_rounds: 1\n",
+        )
+    });
+    let id = factory.takt.add_task("Simplify add", &[]);
+    factory.takt.run_once();
+    let task = factory.takt.task(&id);
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let gates = task["failure"]["verification"]["gates"].as_array().unwrap();
+    // The weakened test passes on its own; the base commit's version of it does not.
+    let own = gates.iter().find(|g| g["gate"] == "pytest").unwrap();
+    assert_eq!(own["status"], "passed", "{own:#}");
+    let original = gates
+        .iter()
+        .find(|g| g["gate"] == "pytest@base-tests")
+        .unwrap();
+    assert_eq!(original["status"], "failed", "{original:#}");
+    assert_eq!(original["new_failures"][0], "tests/test_calc.py::test_add");
+    let tamper = task["failure"]["verification"]["tamper"].to_string();
+    assert!(tamper.contains("test_modified"), "{tamper}");
+}
