@@ -190,8 +190,13 @@ pub struct AnswerArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the journal's hash chain and re-hash every artifact.
-    Verify,
+    /// Walk the journal's hash chain and re-hash every artifact. With a task, also check that
+    /// every piece of its evidence (gate output of every verification) is present and intact
+    /// and that the attestation note on its commit says what the journal says.
+    Verify {
+        /// A task (identifier like TAKT-3, or id).
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ mod task;
 use anyhow::Result;
 use takt_core::OperatorCommand;
 
-use crate::args::{Cli, Commands, ReviewCommand, TaskCommand};
+use crate::args::{AuditCommand, Cli, Commands, ReviewCommand, TaskCommand};
 use crate::exit::Code;
 
 pub async fn dispatch(cli: Cli) -> Result<Code> {
@@ -78,7 +78,9 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
         Commands::Cost(args) => cost::run(workflow, args.by, json).await,
         Commands::Doctor => doctor::run(workflow, json).await,
         Commands::Evidence(args) => evidence::run(workflow, &args, json).await,
-        Commands::Audit(_) => audit::verify(workflow, json).await,
+        Commands::Audit(AuditCommand::Verify { id }) => {
+            audit::verify(workflow, id.as_deref(), json).await
+        }
         Commands::Demo(args) => demo::run(args.dir, json).await,
         Commands::MockModel(args) => {
             let mut config = match args.scenarios {

@@ -373,7 +373,28 @@ fn audit_verify_detects_a_tampered_gate_log_and_a_rewritten_journal_row() {
     let id = factory.takt.add_task("Add sub", &[]);
     factory.takt.run_once();
     assert!(factory.takt.audit_ok());
+    factory.takt.ok(&["audit", "verify", &id]);
     let evidence = evidence_of(&factory, &id);
+
+    // An attestation rewritten to claim what the journal does not is caught.
+    let mirror = factory.takt.state_dir().join("mirror.git");
+    let commit = evidence["report"]["commit"].as_str().unwrap().to_owned();
+    let note = git(&mirror, &["notes", "--ref=takt", "show", &commit]);
+    let forged = note.replace("\"tier\": \"review\"", "\"tier\": \"auto_ship\"");
+    assert_ne!(forged, note);
+    git(
+        &mirror,
+        &["notes", "--ref=takt", "add", "-f", "-m", &forged, &commit],
+    );
+    let out = factory.takt.run(&["audit", "verify", &id]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("risk tier"), "{out}");
+    git(
+        &mirror,
+        &["notes", "--ref=takt", "add", "-f", "-m", &note, &commit],
+    );
+    factory.takt.ok(&["audit", "verify", &id]);
+
     let stdout = gate(&evidence, "pytest")["runs"][0]["stdout_hash"]
         .as_str()
         .unwrap()
