@@ -129,7 +129,18 @@ pub async fn run(
             });
         }
     };
-    let report = verifier.verify_with(&job, &commitments).await;
+    let mut report = verifier.verify_with(&job, &commitments).await;
+    if report.error.is_some() {
+        // Most failures to verify are passing trouble (a lock, a busy disk): one more try
+        // before the task is failed for it.
+        warn!(
+            issue_identifier = %request.issue.identifier,
+            error = report.error.as_deref().unwrap_or(""),
+            "verification could not finish; trying once more"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        report = verifier.verify_with(&job, &commitments).await;
+    }
     let feedback = takt_verify::feedback::compose(&report, verifier.evidence()).await;
     info!(
         issue_identifier = %request.issue.identifier,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use takt_protocol::{GateStatus, Verdict, VerificationReport};
+use takt_protocol::{GateSource, GateStatus, Verdict, VerificationReport};
 
 use crate::evidence::EvidenceStore;
 
@@ -22,6 +22,17 @@ pub async fn compose(report: &VerificationReport, evidence: &dyn EvidenceStore) 
         let Some(run) = gate.runs.last() else {
             continue;
         };
+        if gate.source == GateSource::Hidden {
+            // Holdback tests stay held back: their names and output would teach the agent the
+            // hidden tests.
+            let _ = writeln!(
+                text,
+                "Hidden gate `{}` failed. Its tests are held back; make the change correct in \
+                 general, not for the tests you can see.",
+                gate.gate
+            );
+            continue;
+        }
         let _ = writeln!(
             text,
             "Gate `{}` failed: `{}` exited with {}.",
@@ -84,5 +95,76 @@ fn findings(text: &mut String, heading: &str, verdict: &Verdict) {
             _ => String::new(),
         };
         let _ = writeln!(text, "- [{:?}]{place} {}", finding.severity, finding.text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::MemoryEvidence;
+    use takt_protocol::{GateOutcome, GateRun};
+
+    async fn failing(source: GateSource, evidence: &MemoryEvidence) -> GateOutcome {
+        let stdout = evidence
+            .put(b"FAILED holdback/test_x.py::test_secret - assert 41 == 42\n".to_vec())
+            .await
+            .unwrap();
+        GateOutcome {
+            gate: "holdback".into(),
+            source,
+            required: true,
+            status: GateStatus::Failed,
+            new_failures: vec!["holdback/test_x.py::test_secret".into()],
+            preexisting_failures: Vec::new(),
+            flaky: Vec::new(),
+            runs: vec![GateRun {
+                gate: "holdback".into(),
+                command: "pytest holdback".into(),
+                commit: "c".into(),
+                tree: "t".into(),
+                environment: Default::default(),
+                exit_code: Some(1),
+                timed_out: false,
+                duration_ms: 5,
+                stdout_hash: stdout.clone(),
+                stderr_hash: stdout,
+                format: Some("pytest".into()),
+                tests: Vec::new(),
+            }],
+            baseline: None,
+        }
+    }
+
+    fn report(gate: GateOutcome) -> VerificationReport {
+        VerificationReport {
+            commit: "c".into(),
+            base: "b".into(),
+            round: 1,
+            gates: vec![gate],
+            changed_files: Vec::new(),
+            secrets: Vec::new(),
+            tamper: Vec::new(),
+            judge: None,
+            reviewers: Vec::new(),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_gate_comes_back_with_its_tests_and_output() {
+        let evidence = MemoryEvidence::default();
+        let text = compose(&report(failing(GateSource::Detected, &evidence).await), &evidence).await;
+        assert!(text.contains("Gate `holdback` failed: `pytest holdback` exited with status 1"));
+        assert!(text.contains("holdback/test_x.py::test_secret"));
+        assert!(text.contains("assert 41 == 42"));
+    }
+
+    #[tokio::test]
+    async fn a_hidden_gate_reveals_neither_its_tests_nor_its_output() {
+        let evidence = MemoryEvidence::default();
+        let text = compose(&report(failing(GateSource::Hidden, &evidence).await), &evidence).await;
+        assert!(text.contains("Hidden gate `holdback` failed"), "{text}");
+        assert!(!text.contains("test_secret"), "{text}");
+        assert!(!text.contains("41 == 42"), "{text}");
     }
 }
