@@ -68,6 +68,9 @@ pub struct Verifier {
     tool_versions: Mutex<BTreeMap<String, String>>,
     /// Numbers this process's checkouts, so no two verifications ever share a directory.
     checkouts: std::sync::atomic::AtomicU64,
+    /// Verifications running at once: gate commands (compilers, test suites) use every core,
+    /// so more in parallel than there are cores only makes each slower.
+    slots: tokio::sync::Semaphore,
 }
 
 impl Verifier {
@@ -84,6 +87,9 @@ impl Verifier {
             evidence,
             tool_versions: Mutex::new(BTreeMap::new()),
             checkouts: std::sync::atomic::AtomicU64::new(0),
+            slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |cpus| cpus.get().min(4)),
+            ),
         }
     }
 
@@ -105,6 +111,8 @@ impl Verifier {
         job: &VerifyJob,
         commit_verdict: &(dyn Fn(&str, String) + Sync),
     ) -> VerificationReport {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.slots.acquire().await.ok();
         let mut report = failed_report(&job.commit, job.round, String::new());
         report.error = None;
         let scratch = self.root.join("checkouts").join(format!(
