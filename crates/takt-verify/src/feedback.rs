@@ -153,7 +153,11 @@ mod tests {
     #[tokio::test]
     async fn a_failing_gate_comes_back_with_its_tests_and_output() {
         let evidence = MemoryEvidence::default();
-        let text = compose(&report(failing(GateSource::Detected, &evidence).await), &evidence).await;
+        let text = compose(
+            &report(failing(GateSource::Detected, &evidence).await),
+            &evidence,
+        )
+        .await;
         assert!(text.contains("Gate `holdback` failed: `pytest holdback` exited with status 1"));
         assert!(text.contains("holdback/test_x.py::test_secret"));
         assert!(text.contains("assert 41 == 42"));
@@ -162,7 +166,11 @@ mod tests {
     #[tokio::test]
     async fn a_hidden_gate_reveals_neither_its_tests_nor_its_output() {
         let evidence = MemoryEvidence::default();
-        let text = compose(&report(failing(GateSource::Hidden, &evidence).await), &evidence).await;
+        let text = compose(
+            &report(failing(GateSource::Hidden, &evidence).await),
+            &evidence,
+        )
+        .await;
         assert!(text.contains("Hidden gate `holdback` failed"), "{text}");
         assert!(!text.contains("test_secret"), "{text}");
         assert!(!text.contains("41 == 42"), "{text}");

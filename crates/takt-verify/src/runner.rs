@@ -130,7 +130,7 @@ impl Verifier {
             warn!(identifier = %job.identifier, %error, "verification could not finish");
             report.error = Some(error.to_string());
         }
-        let _ = fs_err::tokio::remove_dir_all(&scratch).await;
+        discard(scratch).await;
         report
     }
 
@@ -377,6 +377,26 @@ impl Verifier {
         known.insert(tool.to_owned(), version.clone());
         version
     }
+}
+
+/// Removes a finished verification's checkouts off the caller's path: renamed aside at once
+/// (so its name is free), deleted in the background (a build's `target/` can take a while).
+async fn discard(scratch: PathBuf) {
+    let Some(parent) = scratch.parent() else {
+        return;
+    };
+    let Some(name) = scratch.file_name() else {
+        return;
+    };
+    let mut aside = parent.to_path_buf();
+    aside.push(format!(".discard-{}", name.to_string_lossy()));
+    let target = match fs_err::tokio::rename(&scratch, &aside).await {
+        Ok(()) => aside,
+        Err(_) => scratch,
+    };
+    tokio::task::spawn_blocking(move || {
+        let _ = fs_err::remove_dir_all(&target);
+    });
 }
 
 /// The report of a verification that could not start (the mirror could not be updated).

@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 use takt_verify::{MemoryEvidence, Verifier, VerifyJob, VerifySettings};
 use takt_workspace::{Hooks, RepoSource, WorkspaceManager, WorkspaceSettings};
 
-use super::{Machine, Section, ms, table, verdict};
+use super::{Dist, Machine, Section, ms, table, verdict};
 
-const REPETITIONS: usize = 3;
+const REPETITIONS: usize = 5;
 
 const LIB: &str = "//! A small crate to verify.\n\n\
 pub fn add(a: i64, b: i64) -> i64 {\n    a + b\n}\n\n\
@@ -139,8 +139,10 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     runtime.block_on(manager.sync_mirror())?;
     // The change lives in the source on `change`; the mirror fetches every branch.
     let host = takt_sandbox::probe(&helper, takt_sandbox::user::DEFAULT_AGENT_USER);
+    // As the daemon builds it for gates: the agents' confinement with no network at all.
     let policy = takt_sandbox::Policy {
         mode: takt_sandbox::Mode::Auto,
+        network: takt_sandbox::Network::None,
         ..takt_sandbox::Policy::default()
     };
     let sandbox = takt_sandbox::Sandbox::new(policy, &host, helper, "bench-verify")?;
@@ -167,8 +169,12 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         review: None,
     };
 
+    // One verification first, not counted: it asks each tool for its version once per daemon
+    // and warms the page cache for both ways alike.
+    let warmup = runtime.block_on(verifier.verify(&job));
+    anyhow::ensure!(warmup.error.is_none(), "warm-up failed: {warmup:?}");
     let mut rows = Vec::new();
-    let (mut total_takt, mut total_bare, mut total_gates) = (0.0, 0.0, 0.0);
+    let (mut takts, mut bares, mut insides) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 1..=REPETITIONS {
         let started = Instant::now();
         let report = runtime.block_on(verifier.verify(&job));
@@ -200,12 +206,14 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
             ms(takt_ms),
             format!("{:+.1} %", (takt_ms - bare_ms) / bare_ms * 100.0),
         ]);
-        total_takt += takt_ms;
-        total_bare += bare_ms;
-        total_gates += gates_ms;
+        takts.push(takt_ms);
+        bares.push(bare_ms);
+        insides.push(gates_ms);
     }
-    let overhead = (total_takt - total_bare) / total_bare * 100.0;
-    let outside_gates = (total_takt - total_gates) / total_gates * 100.0;
+    let median = |values: &[f64]| Dist::of(values).map_or(0.0, |dist| dist.p50);
+    let (takt_p50, bare_p50, inside_p50) = (median(&takts), median(&bares), median(&insides));
+    let overhead = (takt_p50 - bare_p50) / bare_p50 * 100.0;
+    let outside_gates = (takt_p50 - inside_p50) / inside_p50 * 100.0;
     let mut markdown = format!(
         "`cargo run --release -p xtask -- bench verify` verifies a change to a small Rust crate \
          (one function and its test) {REPETITIONS} times with takt's verifier — clean checkout \
@@ -227,12 +235,25 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         &rows,
     ));
     markdown.push_str(&format!(
-        "\nVerification work outside the gate commands (checkout, diff, parsing, storing \
-         output): {outside_gates:.1} % of gate time. Total overhead against bare gates, the \
-         sandbox included: {overhead:.1} %. Target: verification overhead under 5 % of gate \
-         time — {}.\n",
-        verdict(outside_gates < 5.0)
+        "\nMedians: bare gates {} ms, the same gates inside takt's gate sandbox {} ms, the whole \
+         verification {} ms. Work outside the gate commands (checkout, diff, flags, parsing, \
+         storing output): {outside_gates:.1} % of gate time. Overhead against bare gates with \
+         the sandbox counted: {overhead:.1} %. Target: verification overhead (checkout, \
+         sandbox, parsing, journaling) under 5 % of gate time — {}.\n",
+        ms(bare_p50),
+        ms(inside_p50),
+        ms(takt_p50),
+        verdict(overhead < 5.0)
     ));
+    markdown.push_str(
+        "\nThe sample crate's gates take about a second, so fixed costs weigh heavily: four \
+         sandbox launches (~25 ms each, section 5), the checkout and three `git diff`s, and \
+         compiling as the agent user inside bubblewrap with seccomp and Landlock. On this \
+         shared VM single runs of the same cold `cargo` commands vary by ±30 %, so compare \
+         medians. The one-time cost of asking each tool for its version is paid by a warm-up \
+         run and not counted; removing the checkout (a `target/` directory) happens in the \
+         background after the report.\n",
+    );
     Ok(Section {
         name: "verify",
         markdown,
