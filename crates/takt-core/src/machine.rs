@@ -782,7 +782,12 @@ impl Decider<'_> {
             return;
         };
         let round = task.verify_rounds + 1;
-        let identifier = task.issue.identifier.clone();
+        self.verify(task_id, commit, round);
+    }
+
+    /// Starts (or, after a restart, restarts) the `round`-th verification of `commit`.
+    fn verify(&mut self, task_id: String, commit: String, round: u32) {
+        let identifier = self.identifier(&task_id);
         self.record(Record::VerificationStarted {
             task_id: task_id.clone(),
             commit: commit.clone(),
@@ -1223,32 +1228,15 @@ impl Decider<'_> {
             );
         }
         // A verification the daemon was running is started again (its checkouts are gone).
-        let verifying: Vec<(String, String, String, u32)> = self
+        let verifying: Vec<(String, String, u32)> = self
             .state
             .tasks
             .values()
             .filter(|task| task.state == TaskState::Verifying)
-            .filter_map(|task| {
-                Some((
-                    task.id.clone(),
-                    task.issue.identifier.clone(),
-                    task.commit.clone()?,
-                    task.verify_rounds,
-                ))
-            })
+            .filter_map(|task| Some((task.id.clone(), task.commit.clone()?, task.verify_rounds)))
             .collect();
-        for (task_id, identifier, commit, round) in verifying {
-            self.record(Record::VerificationStarted {
-                task_id: task_id.clone(),
-                commit: commit.clone(),
-                round,
-            });
-            self.command(Command::Verify {
-                task_id,
-                identifier,
-                commit,
-                round,
-            });
+        for (task_id, commit, round) in verifying {
+            self.verify(task_id, commit, round);
         }
         let merging: Vec<String> = self
             .state

@@ -274,6 +274,22 @@ pub struct VerificationReport {
 }
 
 impl VerificationReport {
+    /// A report of `commit`'s `round`-th verification with nothing found yet.
+    pub fn new(commit: impl Into<String>, round: u32) -> VerificationReport {
+        VerificationReport {
+            commit: commit.into(),
+            base: String::new(),
+            round,
+            gates: Vec::new(),
+            changed_files: Vec::new(),
+            secrets: Vec::new(),
+            tamper: Vec::new(),
+            judge: None,
+            reviewers: Vec::new(),
+            error: None,
+        }
+    }
+
     /// Every required gate is green.
     pub fn gates_green(&self) -> bool {
         self.gates

@@ -116,16 +116,8 @@ mod tests {
 
     fn report() -> VerificationReport {
         VerificationReport {
-            commit: "c0ffee".into(),
             base: "ba5e".into(),
-            round: 1,
-            gates: Vec::new(),
-            changed_files: Vec::new(),
-            secrets: Vec::new(),
-            tamper: Vec::new(),
-            judge: None,
-            reviewers: Vec::new(),
-            error: None,
+            ..VerificationReport::new("c0ffee", 1)
         }
     }
 

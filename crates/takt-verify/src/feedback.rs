@@ -137,16 +137,8 @@ mod tests {
 
     fn report(gate: GateOutcome) -> VerificationReport {
         VerificationReport {
-            commit: "c".into(),
-            base: "b".into(),
-            round: 1,
             gates: vec![gate],
-            changed_files: Vec::new(),
-            secrets: Vec::new(),
-            tamper: Vec::new(),
-            judge: None,
-            reviewers: Vec::new(),
-            error: None,
+            ..VerificationReport::new("c", 1)
         }
     }
 

@@ -93,6 +93,11 @@ impl Verifier {
         }
     }
 
+    /// The workspace manager whose mirror the verifier reads.
+    pub fn workspaces(&self) -> &WorkspaceManager {
+        &self.workspaces
+    }
+
     /// Where gate output is stored.
     pub fn evidence(&self) -> &dyn EvidenceStore {
         self.evidence.as_ref()
@@ -113,8 +118,7 @@ impl Verifier {
     ) -> VerificationReport {
         // The semaphore is never closed, so acquiring only waits.
         let _slot = self.slots.acquire().await.ok();
-        let mut report = failed_report(&job.commit, job.round, String::new());
-        report.error = None;
+        let mut report = VerificationReport::new(&job.commit, job.round);
         let scratch = self.root.join("checkouts").join(format!(
             "{}-r{}-{}-{}",
             takt_workspace::workspace_key(&job.identifier),
@@ -402,16 +406,8 @@ async fn discard(scratch: PathBuf) {
 /// The report of a verification that could not start (the mirror could not be updated).
 pub fn failed_report(commit: &str, round: u32, error: String) -> VerificationReport {
     VerificationReport {
-        commit: commit.to_owned(),
-        base: String::new(),
-        round,
-        gates: Vec::new(),
-        changed_files: Vec::new(),
-        secrets: Vec::new(),
-        tamper: Vec::new(),
-        judge: None,
-        reviewers: Vec::new(),
         error: Some(error),
+        ..VerificationReport::new(commit, round)
     }
 }
 

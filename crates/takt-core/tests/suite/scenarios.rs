@@ -75,16 +75,9 @@ impl Harness {
 
 fn green_report(commit: String, round: u32) -> VerificationReport {
     VerificationReport {
-        commit,
         base: "base".into(),
-        round,
         gates: vec![gate("cargo-test", GateStatus::Passed)],
-        changed_files: Vec::new(),
-        secrets: Vec::new(),
-        tamper: Vec::new(),
-        judge: None,
-        reviewers: Vec::new(),
-        error: None,
+        ..VerificationReport::new(commit, round)
     }
 }
 

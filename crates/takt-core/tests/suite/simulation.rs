@@ -455,16 +455,12 @@ impl World {
             baseline: None,
         };
         VerificationReport {
-            commit,
             base: "base".into(),
-            round,
             gates: vec![gate],
-            changed_files: Vec::new(),
-            secrets: Vec::new(),
-            tamper: Vec::new(),
             judge: Some(verdict("judge", roll != 5)),
             reviewers: vec![reviewer],
             error: (roll == 6).then(|| "the sandbox would not start".to_string()),
+            ..VerificationReport::new(commit, round)
         }
     }
 

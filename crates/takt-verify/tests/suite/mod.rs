@@ -1,6 +1,7 @@
 //! Shared fixtures: the scripted model server and model access grants pointing at it.
 
 mod review;
+mod runner;
 
 use takt_core::ports::ModelAccess;
 use takt_mock_model::{MockConfig, MockModel, Scenario};
