@@ -203,6 +203,9 @@ pub struct ServerConfig {
     pub port: Option<u16>,
     /// Default `127.0.0.1`.
     pub host: String,
+    /// The bearer token state-changing requests must carry (resolved from `$VAR`); required
+    /// to bind anything but loopback.
+    pub token: Option<String>,
 }
 
 /// `model.provider`: which wire API the model speaks.

@@ -106,7 +106,7 @@ pub(crate) const CODEX: SectionSpec = SectionSpec {
 pub(crate) const SERVER: SectionSpec = SectionSpec {
     name: "server",
     owner: Owner::Symphony,
-    keys: &["port", "host"],
+    keys: &["port", "host", "token"],
 };
 
 pub(crate) const COMMAND: SectionSpec = SectionSpec {

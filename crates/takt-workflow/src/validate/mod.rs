@@ -138,7 +138,7 @@ pub(crate) fn validate(
     let codex = runtime::codex(codex, &mut report);
     let command = takt::command(command, &mut report, agent.backend);
     let publish = takt::publish(publish, &mut report);
-    let server = runtime::server(server, &mut report);
+    let server = runtime::server(server, &mut report, env);
     let mut model = agents::model(model, &mut report, env);
     if let Some(scenarios) = model.scenarios.take() {
         model.scenarios = Some(dir.join(scenarios));

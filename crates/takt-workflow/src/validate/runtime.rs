@@ -8,6 +8,7 @@ use super::{DEFAULT_CODEX_COMMAND, I64_MAX, U32_MAX, U64_MAX, to_u32, to_u64};
 use crate::config::{
     AgentConfig, BackendKind, CodexConfig, HooksConfig, PollingConfig, ServerConfig,
 };
+use crate::env::{Env, env_reference};
 use crate::raw::Value;
 use crate::reader::{Report, Section};
 use crate::schema;
@@ -205,7 +206,11 @@ pub(super) fn codex(section: &Section<'_>, report: &mut Report<'_>) -> CodexConf
     }
 }
 
-pub(super) fn server(section: &Section<'_>, report: &mut Report<'_>) -> ServerConfig {
+pub(super) fn server(
+    section: &Section<'_>,
+    report: &mut Report<'_>,
+    env: &dyn Env,
+) -> ServerConfig {
     let port = report
         .integer(
             section,
@@ -218,6 +223,32 @@ pub(super) fn server(section: &Section<'_>, report: &mut Report<'_>) -> ServerCo
     let host = report
         .non_blank(section, "host", "127.0.0.1")
         .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let token = match report.string(section, "token") {
+        None => None,
+        Some(raw) => match env_reference(&raw) {
+            Some(name) => {
+                let value = env.var(name).filter(|value| !value.trim().is_empty());
+                if value.is_none() {
+                    report.problem(
+                        "server.token",
+                        section.get("token").map(|n| n.pos),
+                        format!("`server.token` names ${name}, which is not set"),
+                        format!("export {name} before starting takt, or remove `server.token`"),
+                    );
+                }
+                value
+            }
+            None => {
+                report.problem(
+                    "server.token",
+                    section.get("token").map(|n| n.pos),
+                    "`server.token` holds a literal value; WORKFLOW.md lives in the repository the agents can read",
+                    "reference an environment variable instead, for example `token: $TAKT_API_TOKEN`",
+                );
+                None
+            }
+        },
+    };
     section.check_unknown(report);
-    ServerConfig { port, host }
+    ServerConfig { port, host, token }
 }

@@ -671,6 +671,31 @@ fn server_port_range() {
 }
 
 #[test]
+fn server_token_comes_from_the_environment_never_from_the_file() {
+    let with_token = super::env().with_var("TAKT_API_TOKEN", "s3cret");
+    let workflow = super::parse_with("---\nserver: {token: $TAKT_API_TOKEN}\n---\n", &with_token)
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(workflow.server.token.as_deref(), Some("s3cret"));
+    assert_eq!(load_ok("---\nserver: {port: 0}\n---\n").server.token, None);
+    assert_error(
+        &load_err("---\nserver: {token: $TAKT_API_TOKEN}\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`server.token` names $TAKT_API_TOKEN, which is not set",
+            "export TAKT_API_TOKEN",
+        ],
+    );
+    assert_error(
+        &load_err("---\nserver: {token: hunter2}\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`server.token` holds a literal value",
+            "token: $TAKT_API_TOKEN",
+        ],
+    );
+}
+
+#[test]
 fn a_section_must_be_a_mapping() {
     assert_error(
         &load_err("---\nagent: 5\n---\n"),
