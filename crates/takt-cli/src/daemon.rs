@@ -445,6 +445,29 @@ impl Daemon {
                 commit,
                 round,
             } => self.start_verification(task_id, identifier, commit, round),
+            Command::CreateScheduledTask {
+                schedule,
+                occurrence_ms,
+                template,
+            } => {
+                match self
+                    .create_scheduled_task(&schedule, occurrence_ms, template)
+                    .await
+                {
+                    Ok(issue_id) => {
+                        self.feed(Event::ScheduledTaskCreated {
+                            schedule,
+                            occurrence_ms,
+                            issue_id,
+                        })
+                        .await?;
+                    }
+                    // The occurrence stays pending; the next start creates it.
+                    Err(error) => {
+                        warn!(schedule = %schedule, %error, "creating a scheduled task failed")
+                    }
+                }
+            }
             Command::CleanWorkspace {
                 identifier, path, ..
             } => {
@@ -482,6 +505,46 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// The local task of a schedule's occurrence: found by its author key when a previous try
+    /// created it before a crash, else created.
+    async fn create_scheduled_task(
+        &self,
+        schedule: &str,
+        occurrence_ms: i64,
+        template: takt_core::schedule::TaskTemplate,
+    ) -> Result<String> {
+        let key = format!("schedule:{schedule}@{occurrence_ms}");
+        let tracker = takt_store::LocalTracker::new(
+            self.engine.store.clone(),
+            self.workflow.tracker.active_states.clone(),
+            self.workflow.tracker.terminal_states.clone(),
+        );
+        if let Some(existing) = tracker
+            .list(None)
+            .await?
+            .into_iter()
+            .find(|issue| issue.author() == Some(key.as_str()))
+        {
+            return Ok(existing.id);
+        }
+        let issue = tracker
+            .create_issue(
+                takt_store::NewIssue {
+                    title: template.title,
+                    description: template.body,
+                    priority: template.priority,
+                    labels: template.labels,
+                    blocked_by: Vec::new(),
+                    state: None,
+                    author: Some(key),
+                },
+                now_ms(),
+            )
+            .await?;
+        info!(schedule, issue_identifier = %issue.identifier, "scheduled task created");
+        Ok(issue.id)
     }
 
     fn start_verification(

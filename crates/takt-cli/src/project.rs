@@ -171,7 +171,33 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         poll_interval_ms: workflow.polling.interval_ms,
         budget: budget_for(workflow),
         verification: verification_for(workflow),
+        schedules: schedules_for(workflow),
     }
+}
+
+/// `schedules:` compiled for the core; the workflow validated every one, so a failure here is
+/// logged and that schedule skipped rather than stopping the daemon.
+pub fn schedules_for(workflow: &Workflow) -> Vec<takt_core::schedule::Schedule> {
+    workflow
+        .schedules
+        .iter()
+        .filter_map(|config| {
+            let template = takt_core::schedule::TaskTemplate {
+                title: config.title.clone(),
+                body: config.body.clone(),
+                labels: config.labels.clone(),
+                priority: config.priority,
+            };
+            takt_core::schedule::Schedule::new(
+                &config.name,
+                &config.cron,
+                &config.timezone,
+                template,
+            )
+            .inspect_err(|error| tracing::error!(%error, "schedule skipped"))
+            .ok()
+        })
+        .collect()
 }
 
 /// `review:` and `risk:` as the core decides with them.

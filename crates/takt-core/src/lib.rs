@@ -17,6 +17,7 @@ pub mod messages;
 pub mod policy;
 pub mod ports;
 pub mod risk;
+pub mod schedule;
 pub mod state;
 
 pub use machine::{approvals_satisfied, handle, next_deadline};
@@ -25,4 +26,4 @@ pub use messages::{
     StopReason, VerifyOutcome,
 };
 pub use policy::{OnBlock, Policy, VerifyPolicy};
-pub use state::{LiveRun, Retry, State, Task, Totals, apply, replay};
+pub use state::{LiveRun, Retry, ScheduleState, State, Task, Totals, apply, replay};

@@ -51,6 +51,16 @@ pub fn next_deadline(state: &State, policy: &Policy) -> Millis {
             deadline = deadline.min(run.started_at_ms + to_millis(policy.max_run_duration_ms) + 1);
         }
     }
+    for schedule in &policy.schedules {
+        // A schedule not armed yet is armed by the next tick.
+        let next = match state.schedules.get(&schedule.name) {
+            Some(seen) => schedule.next_after(seen.owed_after()),
+            None => Some(0),
+        };
+        if let Some(next) = next {
+            deadline = deadline.min(next);
+        }
+    }
     deadline
 }
 
@@ -175,6 +185,18 @@ impl Decider<'_> {
                 report,
                 feedback,
             } => self.on_verified(task_id, *report, feedback),
+            Event::ScheduledTaskCreated {
+                schedule,
+                occurrence_ms,
+                issue_id,
+            } => {
+                self.record(Record::ScheduledTaskCreated {
+                    schedule,
+                    occurrence_ms,
+                    issue_id,
+                });
+                self.poll();
+            }
         }
     }
 
@@ -248,6 +270,32 @@ impl Decider<'_> {
         }
     }
 
+    /// Arms schedules seen for the first time and fires those with an occurrence due (once,
+    /// for the latest one, however many were missed).
+    fn check_schedules(&mut self) {
+        for schedule in &self.policy.schedules {
+            let Some(seen) = self.state.schedules.get(&schedule.name).copied() else {
+                self.record(Record::ScheduleArmed {
+                    schedule: schedule.name.clone(),
+                    at_ms: self.now,
+                });
+                continue;
+            };
+            let Some(occurrence_ms) = schedule.due(seen.owed_after(), self.now) else {
+                continue;
+            };
+            self.record(Record::ScheduleFired {
+                schedule: schedule.name.clone(),
+                occurrence_ms,
+            });
+            self.command(Command::CreateScheduledTask {
+                schedule: schedule.name.clone(),
+                occurrence_ms,
+                template: schedule.template.clone(),
+            });
+        }
+    }
+
     /// The fencing check: the id of the task whose *current* run is `run_id`, or a journaled
     /// rejection of the stale report.
     fn live_task(&mut self, run_id: &str, what: &str) -> Option<String> {
@@ -264,6 +312,7 @@ impl Decider<'_> {
     }
 
     fn on_tick(&mut self) {
+        self.check_schedules();
         let now = self.now;
         let mut stops = Vec::new();
         for task in self.state.running() {
@@ -1227,6 +1276,24 @@ impl Decider<'_> {
                 },
             );
         }
+        // A fired occurrence whose task was not confirmed is created again (the shell finds it
+        // if it exists).
+        let pending: Vec<(String, Millis)> = self
+            .state
+            .schedules
+            .iter()
+            .filter_map(|(name, seen)| Some((name.clone(), seen.pending_ms?)))
+            .collect();
+        for (name, occurrence_ms) in pending {
+            if let Some(schedule) = self.policy.schedules.iter().find(|s| s.name == name) {
+                self.command(Command::CreateScheduledTask {
+                    schedule: name,
+                    occurrence_ms,
+                    template: schedule.template.clone(),
+                });
+            }
+        }
+        self.check_schedules();
         // A verification the daemon was running is started again (its checkouts are gone).
         let verifying: Vec<(String, String, u32)> = self
             .state

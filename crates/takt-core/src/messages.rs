@@ -64,6 +64,12 @@ pub enum Event {
         by: String,
         hash: String,
     },
+    /// The shell created the task a schedule's occurrence asked for (or found it created).
+    ScheduledTaskCreated {
+        schedule: String,
+        occurrence_ms: Millis,
+        issue_id: String,
+    },
     /// Verification of a task's commit finished (or could not: `report.error`).
     VerificationFinished {
         task_id: String,
@@ -232,6 +238,13 @@ pub enum Command {
         branch: String,
         commit: String,
     },
+    /// Create the local task of a schedule's occurrence, unless it exists (the occurrence is
+    /// its idempotency key), and report [`Event::ScheduledTaskCreated`].
+    CreateScheduledTask {
+        schedule: String,
+        occurrence_ms: Millis,
+        template: crate::schedule::TaskTemplate,
+    },
     /// Verify `commit` (gates, judge, reviewers) and report
     /// [`Event::VerificationFinished`].
     Verify {
@@ -327,6 +340,22 @@ pub enum Record {
         task_id: String,
         commit: String,
         round: u32,
+    },
+    /// A schedule was seen for the first time: occurrences from `at_ms` on are owed.
+    ScheduleArmed {
+        schedule: String,
+        at_ms: Millis,
+    },
+    /// A schedule's occurrence is due; its task is being created.
+    ScheduleFired {
+        schedule: String,
+        occurrence_ms: Millis,
+    },
+    /// The task of a fired occurrence exists.
+    ScheduledTaskCreated {
+        schedule: String,
+        occurrence_ms: Millis,
+        issue_id: String,
     },
     /// A verdict's hash, journaled before the verdict itself is known to anyone.
     VerdictCommitted {
@@ -444,7 +473,12 @@ impl Record {
             | Record::TaskRetried { task_id, .. } => Some(task_id),
             Record::StaleReportRejected { task_id, .. }
             | Record::ModelCallMetered { task_id, .. } => task_id.as_deref(),
-            Record::PollIssued | Record::RetriesChecked | Record::QuotaPaused { .. } => None,
+            Record::PollIssued
+            | Record::RetriesChecked
+            | Record::QuotaPaused { .. }
+            | Record::ScheduleArmed { .. }
+            | Record::ScheduleFired { .. }
+            | Record::ScheduledTaskCreated { .. } => None,
         }
     }
 
@@ -463,6 +497,9 @@ impl Record {
             Record::RetryScheduled { .. } => "retry_scheduled",
             Record::ReviewRequested { .. } => "review_requested",
             Record::VerificationStarted { .. } => "verification_started",
+            Record::ScheduleArmed { .. } => "schedule_armed",
+            Record::ScheduleFired { .. } => "schedule_fired",
+            Record::ScheduledTaskCreated { .. } => "scheduled_task_created",
             Record::VerdictCommitted { .. } => "verdict_committed",
             Record::Verified { .. } => "verified",
             Record::TaskBlocked { .. } => "task_blocked",

@@ -38,6 +38,8 @@ pub struct Policy {
     pub budget: crate::budget::Budget,
     /// How verification results are acted on (`review:`, `risk:`).
     pub verification: VerifyPolicy,
+    /// Tasks created on cron schedules (`schedules:`).
+    pub schedules: Vec<crate::schedule::Schedule>,
 }
 
 /// `review.on_block`: where a change a reviewer blocked goes.
@@ -84,6 +86,7 @@ impl Default for Policy {
             max_attempts: 4,
             budget: crate::budget::Budget::unlimited(),
             verification: VerifyPolicy::default(),
+            schedules: Vec::new(),
             stall_timeout_ms: 300_000,
             max_run_duration_ms: 3_600_000,
             poll_interval_ms: 30_000,

@@ -28,6 +28,28 @@ pub struct State {
     pub spend_by_month: BTreeMap<i64, Spend>,
     /// Until when the model endpoint holds calls for an upstream quota window.
     pub quota_paused_until: Option<Millis>,
+    /// Where each schedule stands, by name.
+    pub schedules: BTreeMap<String, ScheduleState>,
+}
+
+/// What the journal remembers about one schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScheduleState {
+    /// When it was first seen: earlier occurrences are not owed.
+    pub armed_at_ms: Millis,
+    /// The latest occurrence it fired for.
+    pub last_fired_ms: Option<Millis>,
+    /// A fired occurrence whose task is not known to exist yet (created again after a crash).
+    pub pending_ms: Option<Millis>,
+}
+
+impl ScheduleState {
+    /// Occurrences after this are owed.
+    pub fn owed_after(&self) -> Millis {
+        self.last_fired_ms
+            .unwrap_or(self.armed_at_ms)
+            .max(self.armed_at_ms)
+    }
 }
 
 /// Aggregates over all runs (R-068's `codex_totals`).
@@ -219,6 +241,35 @@ impl Task {
 /// ignored, so a journal replays the same way every time.
 pub fn apply(state: &mut State, record: &Record, at: Millis) {
     match record {
+        Record::ScheduleArmed { schedule, at_ms } => {
+            state
+                .schedules
+                .entry(schedule.clone())
+                .or_default()
+                .armed_at_ms = *at_ms;
+            return;
+        }
+        Record::ScheduleFired {
+            schedule,
+            occurrence_ms,
+        } => {
+            let entry = state.schedules.entry(schedule.clone()).or_default();
+            entry.last_fired_ms = Some(*occurrence_ms);
+            entry.pending_ms = Some(*occurrence_ms);
+            return;
+        }
+        Record::ScheduledTaskCreated {
+            schedule,
+            occurrence_ms,
+            ..
+        } => {
+            if let Some(entry) = state.schedules.get_mut(schedule)
+                && entry.pending_ms == Some(*occurrence_ms)
+            {
+                entry.pending_ms = None;
+            }
+            return;
+        }
         Record::PollIssued => {
             state.last_poll_at_ms = Some(at);
             return;
@@ -291,6 +342,9 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         | Record::RetriesChecked
         | Record::ModelCallMetered { .. }
         | Record::QuotaPaused { .. }
+        | Record::ScheduleArmed { .. }
+        | Record::ScheduleFired { .. }
+        | Record::ScheduledTaskCreated { .. }
         | Record::StaleReportRejected { .. } => {}
         Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
         Record::TaskReopened { issue, .. } => {

@@ -196,6 +196,21 @@ pub struct PublishConfig {
     pub branch_prefix: String,
 }
 
+/// One item of `schedules`: a task created on a cron schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Unique; names the schedule in status and in the tasks it creates.
+    pub name: String,
+    /// A cron expression (5 or 6 fields; `@daily`-style nicknames), checked when the file loads.
+    pub cron: String,
+    /// An IANA time zone name such as `Europe/Berlin`; default `UTC`.
+    pub timezone: String,
+    pub title: String,
+    pub body: Option<String>,
+    pub labels: Vec<String>,
+    pub priority: Option<i64>,
+}
+
 /// `server`: the HTTP API (a Symphony extension, R-007). Changes need a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {

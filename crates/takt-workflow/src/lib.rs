@@ -53,8 +53,8 @@ pub use config::{
     AgentConfig, BackendKind, BudgetConfig, BudgetLimit, BuiltinConfig, ClaudeConfig, CodexConfig,
     CommandConfig, ForgeKind, GateConfig, HooksConfig, ModelConfig, ModelPriceConfig,
     ModelProvider, OnBlock, OnExhaust, PollingConfig, PublishConfig, RepoSource, ReviewConfig,
-    ReviewerConfig, RiskConfig, SandboxConfig, SandboxMode, SandboxNetwork, ServerConfig,
-    TrackerConfig, VerifyConfig, WorkspaceConfig,
+    ReviewerConfig, RiskConfig, SandboxConfig, SandboxMode, SandboxNetwork, ScheduleConfig,
+    ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};

@@ -246,6 +246,17 @@ pub(crate) const GATE: SectionSpec = SectionSpec {
     ],
 };
 
+/// `schedules` is a top-level list too; this is the spec of one of its items.
+pub(crate) const SCHEDULES_SECTION: &str = "schedules";
+
+pub(crate) const SCHEDULE: SectionSpec = SectionSpec {
+    name: SCHEDULES_SECTION,
+    owner: Owner::Takt,
+    keys: &[
+        "name", "cron", "timezone", "title", "body", "labels", "priority",
+    ],
+};
+
 /// One mapping item of `review.reviewers`.
 pub(crate) const REVIEWER: SectionSpec = SectionSpec {
     name: "review.reviewers",
@@ -269,17 +280,13 @@ pub(crate) const SECTIONS: &[&SectionSpec] = &[
 /// terminal dashboard): a warning says they are ignored.
 pub(crate) const SYMPHONY_IGNORED_SECTIONS: &[&str] = &["worker", "observability"];
 
-/// takt sections that are planned but not available in this build yet: a warning says so.
-pub(crate) const TAKT_PLANNED_SECTIONS: &[&str] = &["schedules"];
-
 /// Every top-level name, for "did you mean" on unknown top-level keys.
 pub(crate) fn top_level_names() -> Vec<&'static str> {
     SECTIONS
         .iter()
         .map(|s| s.name)
-        .chain(std::iter::once(GATES_SECTION))
+        .chain([GATES_SECTION, SCHEDULES_SECTION])
         .chain(SYMPHONY_IGNORED_SECTIONS.iter().copied())
-        .chain(TAKT_PLANNED_SECTIONS.iter().copied())
         .collect()
 }
 

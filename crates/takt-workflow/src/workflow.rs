@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{
     AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, GateConfig,
     HooksConfig, ModelConfig, PollingConfig, PublishConfig, ReviewConfig, RiskConfig,
-    SandboxConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
+    SandboxConfig, ScheduleConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 use crate::env::{Env, absolute};
 use crate::error::{ConfigWarning, WorkflowError};
@@ -49,6 +49,8 @@ pub struct Workflow {
     /// Configured gates, in file order, names unique (takt). Detected gates are added by
     /// verification when `verify.gates_auto` is on.
     pub gates: Vec<GateConfig>,
+    /// `schedules`: tasks created on cron schedules.
+    pub schedules: Vec<ScheduleConfig>,
     /// How gates are found and their results read (takt).
     pub verify: VerifyConfig,
     /// Verification rounds, the judge and the blind reviewers (takt).
@@ -151,6 +153,7 @@ fn build(
         sandbox: config.sandbox,
         budget: config.budget,
         gates: config.gates,
+        schedules: config.schedules,
         verify: config.verify,
         review: config.review,
         risk: config.risk,

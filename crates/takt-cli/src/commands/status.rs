@@ -29,6 +29,19 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     let of = |wanted: TaskState| tasks.iter().filter(move |task| task.state == wanted);
     let (today, month) = state.period_spend(now);
     let quota_paused_until = state.quota_paused_until.filter(|until| *until > now);
+    let schedules: Vec<serde_json::Value> = crate::project::schedules_for(&project.workflow)
+        .iter()
+        .map(|schedule| {
+            let seen = state.schedules.get(&schedule.name);
+            serde_json::json!({
+                "name": schedule.name,
+                "cron": schedule.cron_text,
+                "timezone": schedule.timezone,
+                "last_fired_ms": seen.and_then(|s| s.last_fired_ms),
+                "next_due_ms": schedule.next_after(seen.map_or(now, |s| s.owed_after().max(now))),
+            })
+        })
+        .collect();
     if json {
         output::json(&serde_json::json!({
             "daemon": {"running": daemon_pid.is_some(), "pid": daemon_pid},
@@ -45,6 +58,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 "month": {"tokens": month.tokens, "micros": month.micros},
             },
             "quota_paused_until_ms": quota_paused_until,
+            "schedules": schedules,
             "totals": {
                 "runs_started": state.totals.runs_started,
                 "runs_finished": state.totals.runs_finished,
@@ -85,6 +99,21 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             "model:  the provider's quota window is closed; calls are held and dispatch waits, \
              resuming in {}s",
             (until - now).max(0) / 1000
+        );
+    }
+    for schedule in &schedules {
+        outln!(
+            "schedule {}: `{}` ({}), next {}{}",
+            schedule["name"].as_str().unwrap_or_default(),
+            schedule["cron"].as_str().unwrap_or_default(),
+            schedule["timezone"].as_str().unwrap_or_default(),
+            schedule["next_due_ms"]
+                .as_i64()
+                .map_or_else(|| "never".to_owned(), output::when),
+            schedule["last_fired_ms"]
+                .as_i64()
+                .map(|at| format!(", last fired for {}", output::when(at)))
+                .unwrap_or_default()
         );
     }
     let line: Vec<String> = counts

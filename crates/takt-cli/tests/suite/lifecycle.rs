@@ -897,3 +897,46 @@ fn the_demo_runs_to_its_end_with_every_agent_sandboxed() {
         "{merged:#}"
     );
 }
+
+#[test]
+fn a_cron_schedule_creates_tasks_the_daemon_runs_and_status_shows_it() {
+    let f = Factory::new("schedule", |f| {
+        let mut wf = WorkflowFile::new(f.recording_agent());
+        wf.extra = "schedules:\n  - name: sweep\n    cron: \"*/2 * * * * *\"\n    title: Scheduled sweep\n    \
+                    body: Tidy up.\n    labels: [chore]\n"
+            .into();
+        wf
+    });
+    let log = f.repo.root().join("daemon.log");
+    let mut daemon = f.takt.spawn_daemon(&log);
+    daemon.wait_ready(&f.takt.state_dir());
+    wait_until(
+        "the schedule to create a task that reaches review",
+        std::time::Duration::from_secs(60),
+        || {
+            f.takt.tasks().iter().any(|task| {
+                task["title"] == "Scheduled sweep" && task["state"] == "awaiting_review"
+            })
+        },
+        || format!("{:?}\n{}", f.states(), daemon.log()),
+    );
+    let status = f.takt.json(&["status"]);
+    let schedule = &status["schedules"][0];
+    assert_eq!(schedule["name"], "sweep", "{status:#}");
+    assert!(schedule["last_fired_ms"].is_i64(), "{status:#}");
+    assert!(schedule["next_due_ms"].is_i64(), "{status:#}");
+    let task = f
+        .takt
+        .tasks()
+        .into_iter()
+        .find(|task| task["title"] == "Scheduled sweep")
+        .unwrap();
+    assert_eq!(task["labels"], serde_json::json!(["chore"]));
+    assert!(
+        task["issue"]["native_ref"]["author"]
+            .as_str()
+            .is_some_and(|author| author.starts_with("schedule:sweep@")),
+        "{task:#}"
+    );
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.log());
+}

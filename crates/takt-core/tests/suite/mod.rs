@@ -1,6 +1,7 @@
 mod budget;
 mod risk;
 mod scenarios;
+mod schedules;
 mod simulation;
 
 /// A tracker issue `T-<n>` (id `id-<n>`) in `state`, with every required field.

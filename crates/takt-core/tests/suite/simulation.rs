@@ -383,6 +383,7 @@ impl World {
                     feedback: "gate cargo-test failed: tests::adds".into(),
                 });
             }
+            Command::CreateScheduledTask { .. } => {}
             Command::CleanWorkspace { .. } => {}
             Command::DeliverAnswer { run_id, .. } => {
                 if !self.live.contains_key(&run_id) {

@@ -9,6 +9,7 @@ mod review;
 mod risk;
 mod runtime;
 mod sandbox;
+mod schedules;
 mod takt;
 mod tracker;
 mod verify;
@@ -24,13 +25,13 @@ pub use review::{BUILTIN_REVIEWERS, QA_MANDATE, SECURITY_MANDATE};
 use crate::config::{
     AgentConfig, BudgetConfig, BuiltinConfig, ClaudeConfig, CodexConfig, CommandConfig, GateConfig,
     HooksConfig, ModelConfig, PollingConfig, PublishConfig, ReviewConfig, RiskConfig,
-    SandboxConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
+    SandboxConfig, ScheduleConfig, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
 };
 use crate::env::Env;
 use crate::error::{ConfigWarning, WorkflowError};
 use crate::raw::{Key, Node, Value};
 use crate::reader::{Report, Section};
-use crate::schema::{self, SYMPHONY_IGNORED_SECTIONS, TAKT_PLANNED_SECTIONS};
+use crate::schema::{self, SYMPHONY_IGNORED_SECTIONS};
 use crate::suggest::did_you_mean;
 
 /// Default `tracker.active_states` for kinds that have one.
@@ -62,6 +63,7 @@ pub(crate) struct Validated {
     pub sandbox: SandboxConfig,
     pub budget: BudgetConfig,
     pub gates: Vec<GateConfig>,
+    pub schedules: Vec<ScheduleConfig>,
     pub verify: VerifyConfig,
     pub review: ReviewConfig,
     pub risk: RiskConfig,
@@ -148,6 +150,7 @@ pub(crate) fn validate(
     let sandbox = sandbox::sandbox(sandbox, &mut report, dir, env);
     let budget = budget::budget(budget, &mut report);
     let gates = gates::gates(entries, &mut report, dir, env, &workspace.repo);
+    let schedules = schedules::schedules(entries, &mut report);
     let gates_auto_position = verify
         .get("gates_auto")
         .map(|node| node.pos)
@@ -196,6 +199,7 @@ pub(crate) fn validate(
         sandbox,
         budget,
         gates,
+        schedules,
         verify,
         review,
         risk,
@@ -212,7 +216,10 @@ fn top_level(
     let mut extensions = BTreeMap::new();
     for (key, node) in entries {
         let name = key.name.as_str();
-        if name == schema::GATES_SECTION || schema::SECTIONS.iter().any(|s| s.name == name) {
+        if name == schema::GATES_SECTION
+            || name == schema::SCHEDULES_SECTION
+            || schema::SECTIONS.iter().any(|s| s.name == name)
+        {
             continue;
         }
         if SYMPHONY_IGNORED_SECTIONS.contains(&name) {
@@ -221,15 +228,6 @@ fn top_level(
                 Some(key.pos),
                 format!("section `{name}` (a Symphony extension) is not supported by takt and is ignored"),
                 "remove it, or keep it if the file is shared with Symphony",
-            );
-        } else if TAKT_PLANNED_SECTIONS.contains(&name) {
-            report.warn(
-                name,
-                Some(key.pos),
-                format!(
-                    "section `{name}` is not available in this build of takt yet and is ignored"
-                ),
-                "remove it or use a takt build that supports it",
             );
         } else {
             let fix = match did_you_mean(name, &schema::top_level_names()) {

@@ -205,18 +205,48 @@ fn r007_symphony_extensions_takt_does_not_support_are_warned_and_kept() {
 }
 
 #[test]
-fn r007_planned_takt_sections_are_warned_not_rejected() {
-    let workflow = load_ok("---\nschedules:\n  - {cron: \"0 3 * * *\"}\n---\n");
-    let messages: Vec<&str> = workflow
-        .warnings
-        .iter()
-        .map(|w| w.message.as_str())
-        .collect();
-    assert_eq!(
-        messages,
-        ["section `schedules` is not available in this build of takt yet and is ignored"]
+fn schedules_are_validated_when_the_file_loads() {
+    let workflow = load_ok(
+        "---\nschedules:\n  - {name: deps, cron: \"0 3 * * 1\", timezone: Europe/Berlin, \
+         title: Update dependencies, labels: [deps], priority: 2}\n  - {name: tidy, cron: \"@daily\", title: Tidy}\n---\n",
     );
-    assert_eq!(workflow.extensions["schedules"][0]["cron"], "0 3 * * *");
+    assert!(workflow.warnings.is_empty(), "{:?}", workflow.warnings);
+    assert_eq!(workflow.schedules.len(), 2);
+    assert_eq!(workflow.schedules[0].timezone, "Europe/Berlin");
+    assert_eq!(workflow.schedules[0].labels, ["deps"]);
+    assert_eq!(workflow.schedules[1].timezone, "UTC");
+    assert_error(
+        &load_err("---\nschedules:\n  - {name: a, cron: \"61 * * * *\", title: T}\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`schedules[0].cron` \"61 * * * *\" is not a cron expression",
+            "line 3",
+        ],
+    );
+    assert_error(
+        &load_err(
+            "---\nschedules:\n  - {name: a, cron: \"@daily\", timezone: Mars/Base, title: T}\n---\n",
+        ),
+        "invalid_workflow_config",
+        &["\"Mars/Base\" is not a time zone", "Europe/Berlin"],
+    );
+    assert_error(
+        &load_err("---\nschedules:\n  - {name: a, cron: \"@daily\"}\n---\n"),
+        "invalid_workflow_config",
+        &["`schedules[0].title` is required"],
+    );
+    assert_error(
+        &load_err(
+            "---\nschedules:\n  - {name: a, cron: \"@daily\", title: T}\n  - {name: a, cron: \"@hourly\", title: U}\n---\n",
+        ),
+        "invalid_workflow_config",
+        &["schedule name `a` is used twice"],
+    );
+    assert_error(
+        &load_err("---\nschedules:\n  - {name: a, cron: \"@daily\", title: T, tittle: x}\n---\n"),
+        "invalid_workflow_config",
+        &["tittle"],
+    );
 }
 
 #[test]
