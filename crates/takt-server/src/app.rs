@@ -1,6 +1,7 @@
 //! What every handler shares: the daemon port, the auth settings, the shutdown signal, and the
 //! small request helpers (the current snapshot, task lookup, the operator header, JSON bodies).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::auth::TokenDigest;
 use crate::error::ApiError;
-use crate::port::{DaemonPort, Snapshot};
+use crate::port::{DaemonPort, PortError, Snapshot};
 
 /// The header naming the person behind a command (`approve`, `reject`, ...) or a new task.
 pub const OPERATOR_HEADER: &str = "x-takt-operator";
@@ -30,6 +31,8 @@ pub struct App {
     /// The server listens on an address other machines can reach: reads need the token too.
     pub reads_need_token: bool,
     pub keep_alive: Duration,
+    /// How long a call into the daemon may take before the client gets 504.
+    pub daemon_timeout: Duration,
     /// Turns true when the server starts shutting down; event streams end on it, so a graceful
     /// shutdown does not wait for clients that never hang up.
     pub shutdown: watch::Receiver<bool>,
@@ -41,6 +44,18 @@ impl App {
         self.daemon
             .snapshot()
             .ok_or_else(ApiError::snapshot_unavailable)
+    }
+
+    /// Awaits a call into the daemon, for at most `daemon_timeout`: a stuck daemon loop must
+    /// not hang API clients (R-131's timeout error mode).
+    pub async fn ask<T>(
+        &self,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.daemon_timeout, call).await {
+            Ok(answer) => answer.map_err(ApiError::from),
+            Err(_) => Err(ApiError::orchestrator_timeout(self.daemon_timeout)),
+        }
     }
 }
 

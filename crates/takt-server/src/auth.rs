@@ -44,23 +44,37 @@ impl TokenDigest {
 
 /// The middleware in front of every route.
 pub async fn authorize(State(app): State<App>, request: Request, next: Next) -> Response {
-    let changes_state = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
+    let allowed = check(
+        request.method(),
+        request.headers(),
+        app.token.as_ref(),
+        app.reads_need_token,
     );
-    match &app.token {
-        Some(token) if changes_state || app.reads_need_token => {
-            let presented = bearer(request.headers());
-            if !presented.is_some_and(|presented| token.matches(presented)) {
-                return ApiError::unauthorized().into_response();
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Whether a request may go on: the rules of this module as one decision.
+fn check(
+    method: &Method,
+    headers: &HeaderMap,
+    token: Option<&TokenDigest>,
+    reads_need_token: bool,
+) -> Result<(), ApiError> {
+    let changes_state = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    match token {
+        Some(token) if changes_state || reads_need_token => {
+            if bearer(headers).is_some_and(|presented| token.matches(presented)) {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized())
             }
         }
-        None if changes_state && from_foreign_origin(request.headers()) => {
-            return ApiError::forbidden_origin().into_response();
-        }
-        _ => {}
+        None if changes_state && from_foreign_origin(headers) => Err(ApiError::forbidden_origin()),
+        _ => Ok(()),
     }
-    next.run(request).await
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
@@ -116,6 +130,59 @@ mod tests {
         assert_eq!(bearer(&headers), None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer(&headers), None);
+    }
+
+    fn with_bearer(token: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static(token));
+        headers
+    }
+
+    #[test]
+    fn on_loopback_reads_are_open_and_changes_need_the_token() {
+        let token = TokenDigest::of("t0ken");
+        let none = HeaderMap::new();
+        let right = with_bearer("Bearer t0ken");
+        let wrong = with_bearer("Bearer nope");
+        assert_eq!(check(&Method::GET, &none, Some(&token), false), Ok(()));
+        assert_eq!(check(&Method::HEAD, &none, Some(&token), false), Ok(()));
+        for method in [Method::POST, Method::DELETE, Method::PUT, Method::PATCH] {
+            for headers in [&none, &wrong] {
+                let denied = check(&method, headers, Some(&token), false);
+                assert_eq!(denied.map_err(|error| error.code), Err("unauthorized"));
+            }
+            assert_eq!(check(&method, &right, Some(&token), false), Ok(()));
+        }
+    }
+
+    #[test]
+    fn beyond_loopback_reads_need_the_token_too() {
+        let token = TokenDigest::of("t0ken");
+        let denied = check(&Method::GET, &HeaderMap::new(), Some(&token), true);
+        assert_eq!(denied.map_err(|error| error.code), Err("unauthorized"));
+        let wrong = check(
+            &Method::GET,
+            &with_bearer("Bearer t0ke"),
+            Some(&token),
+            true,
+        );
+        assert_eq!(wrong.map_err(|error| error.code), Err("unauthorized"));
+        let right = with_bearer("Bearer t0ken");
+        assert_eq!(check(&Method::GET, &right, Some(&token), true), Ok(()));
+        assert_eq!(check(&Method::POST, &right, Some(&token), true), Ok(()));
+    }
+
+    #[test]
+    fn without_a_token_only_foreign_pages_are_stopped() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(check(&Method::POST, &headers, None, false), Ok(()));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert_eq!(check(&Method::GET, &headers, None, false), Ok(()));
+        let denied = check(&Method::POST, &headers, None, false);
+        assert_eq!(denied.map_err(|error| error.code), Err("forbidden_origin"));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct ErrorBody {
     /// Stable snake_case code: `not_found`, `method_not_allowed`, `issue_not_found`,
     /// `task_not_found`, `not_verified`, `artifact_not_found`, `invalid_request`,
     /// `unauthorized`, `forbidden_origin`, `refused`, `snapshot_unavailable`,
-    /// `orchestrator_unavailable`, `internal_error`.
+    /// `orchestrator_unavailable`, `orchestrator_timeout`, `internal_error`.
     pub code: String,
     /// What went wrong, for a person.
     pub message: String,
@@ -134,6 +134,18 @@ impl ApiError {
             "forbidden_origin",
             "a page from another origin may not change state here; configure an API token to \
              allow cross-origin clients",
+        )
+    }
+
+    pub fn orchestrator_timeout(waited: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "orchestrator_timeout",
+            format!(
+                "the daemon did not answer within {} ms; a command may still be applied, so \
+                 read the task before repeating it",
+                waited.as_millis()
+            ),
         )
     }
 

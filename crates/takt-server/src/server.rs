@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// How often an idle event stream sends a keep-alive comment, so proxies and clients do
     /// not time it out.
     pub keep_alive: Duration,
+    /// How long the server waits for the daemon to answer a call of [`DaemonPort`] (a command,
+    /// a journal read) before answering 504 `orchestrator_timeout`.
+    pub daemon_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
         ServerConfig {
             token: None,
             keep_alive: Duration::from_secs(15),
+            daemon_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -53,6 +57,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("keep_alive", &self.keep_alive)
+            .field("daemon_timeout", &self.daemon_timeout)
             .finish()
     }
 }
@@ -87,6 +92,7 @@ pub async fn serve(
         token: config.token.as_deref().map(TokenDigest::of),
         reads_need_token: !addr.ip().is_loopback(),
         keep_alive: config.keep_alive,
+        daemon_timeout: config.daemon_timeout,
         shutdown: stopping_rx,
     };
     tracing::info!(%addr, token = config.token.is_some(), "serving the HTTP API");

@@ -195,10 +195,9 @@ impl Pump {
         while after < through {
             let page = self
                 .app
-                .daemon
-                .journal_since(after, REPLAY_PAGE)
+                .ask(self.app.daemon.journal_since(after, REPLAY_PAGE))
                 .await
-                .map_err(|error| Stop::Failed(error.into()))?;
+                .map_err(Stop::Failed)?;
             let full = page.len() == REPLAY_PAGE;
             let before = after;
             for entry in page {

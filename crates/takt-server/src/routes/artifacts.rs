@@ -29,7 +29,7 @@ pub async fn get_artifact(
             "`{hash}` is not a sha256: artifacts are named by 64 hex digits"
         ))
     })?;
-    let Some(bytes) = app.daemon.artifact(&hash).await? else {
+    let Some(bytes) = app.ask(app.daemon.artifact(&hash)).await? else {
         return Err(ApiError::artifact_not_found(&hash));
     };
     let mut response = bytes.into_response();

@@ -214,7 +214,7 @@ async fn run(
     command: impl FnOnce(String) -> OperatorCommand,
 ) -> Result<Json<CommandDone>, ApiError> {
     let task_id = find_task(&*app.snapshot()?, reference)?.id.clone();
-    app.daemon.submit(command(task_id.clone())).await?;
+    app.ask(app.daemon.submit(command(task_id.clone()))).await?;
     let snapshot = app.snapshot()?;
     let task = find_task(&snapshot, &task_id)?.summary();
     Ok(Json(CommandDone { ok: true, task }))

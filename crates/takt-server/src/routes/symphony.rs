@@ -55,7 +55,7 @@ pub async fn get_issue(
     let Some(task) = snapshot.state.find(&identifier) else {
         return Err(ApiError::issue_not_found(&identifier));
     };
-    let journal = app.daemon.task_journal(&task.id).await?;
+    let journal = app.ask(app.daemon.task_journal(&task.id)).await?;
     Ok(Json(issue_view(task, &journal)))
 }
 
@@ -85,7 +85,7 @@ pub async fn post_refresh(
     State(app): State<App>,
 ) -> Result<(StatusCode, Json<RefreshView>), ApiError> {
     let requested_at = rfc3339(now_ms());
-    let queued = app.daemon.refresh().await?;
+    let queued = app.ask(app.daemon.refresh()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RefreshView {

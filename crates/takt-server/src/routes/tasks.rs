@@ -152,7 +152,7 @@ pub async fn create_task(
         blocked_by: cleaned(request.blocked_by),
         author,
     };
-    let issue: Issue = app.daemon.create_task(task).await?;
+    let issue: Issue = app.ask(app.daemon.create_task(task)).await?;
     let mut response = (StatusCode::CREATED, Json(&issue)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", issue.identifier)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -208,7 +208,7 @@ pub async fn task_events(
 ) -> Result<Json<TaskEvents>, ApiError> {
     let snapshot = app.snapshot()?;
     let task = find_task(&snapshot, &reference)?;
-    let events = app.daemon.task_journal(&task.id).await?;
+    let events = app.ask(app.daemon.task_journal(&task.id)).await?;
     Ok(Json(TaskEvents {
         task_id: task.id.clone(),
         identifier: task.issue.identifier.clone(),

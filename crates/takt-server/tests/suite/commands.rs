@@ -5,7 +5,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 use takt_core::OperatorCommand;
 
-use super::{Server, expect_error, keys, set};
+use std::time::Duration;
+
+use takt_server::ServerConfig;
+
+use super::{FakeDaemon, Server, expect_error, keys, set};
 
 async fn post_as(
     server: &Server,
@@ -182,4 +186,22 @@ async fn a_command_on_an_unknown_task_or_with_a_stray_field_is_not_sent() {
     )
     .await;
     assert!(server.daemon.calls.lock().unwrap().submitted.is_empty());
+}
+
+#[tokio::test]
+async fn a_daemon_that_does_not_answer_gets_a_timeout_not_a_hang() {
+    let daemon = FakeDaemon::fixture();
+    daemon.stall();
+    let config = ServerConfig {
+        daemon_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let server = Server::start_with_config(daemon, config).await;
+    let message = expect_error(
+        server.post("/api/v1/tasks/TAKT-5/cancel", None).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "orchestrator_timeout",
+    )
+    .await;
+    assert!(message.contains("read the task"), "{message}");
 }

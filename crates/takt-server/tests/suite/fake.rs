@@ -28,6 +28,8 @@ pub struct FakeDaemon {
     inner: Mutex<Inner>,
     live: broadcast::Sender<JournalEntry>,
     available: AtomicBool,
+    /// Commands never get an answer (a stuck daemon loop).
+    stalled: AtomicBool,
     pub calls: Mutex<Calls>,
 }
 
@@ -97,6 +99,7 @@ impl FakeDaemon {
             }),
             live: broadcast::channel(capacity).0,
             available: AtomicBool::new(true),
+            stalled: AtomicBool::new(false),
             calls: Mutex::new(Calls::default()),
         }
     }
@@ -235,6 +238,10 @@ impl FakeDaemon {
 
     pub fn set_available(&self, available: bool) {
         self.available.store(available, Ordering::SeqCst);
+    }
+
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
     }
 
     pub fn store_artifact(&self, bytes: &[u8]) -> String {
@@ -394,6 +401,9 @@ impl DaemonPort for FakeDaemon {
 
     async fn submit(&self, command: OperatorCommand) -> Result<(), PortError> {
         lock(&self.calls).submitted.push(command.clone());
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let step = self.feed(Event::Operator(command));
         match step.refusal {
             Some(refusal) => Err(PortError::Refused(refusal)),

@@ -38,6 +38,16 @@ pub struct Server {
 impl Server {
     /// Serves `daemon` with `token`.
     pub async fn start_with(daemon: FakeDaemon, token: Option<&str>) -> Server {
+        let config = ServerConfig {
+            token: token.map(String::from),
+            keep_alive: Duration::from_millis(200),
+            daemon_timeout: Duration::from_secs(5),
+        };
+        Server::start_with_config(daemon, config).await
+    }
+
+    /// Serves `daemon` with `config`.
+    pub async fn start_with_config(daemon: FakeDaemon, config: ServerConfig) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -47,10 +57,6 @@ impl Server {
             .unwrap_or_else(|e| panic!("addr: {e}"));
         let daemon = Arc::new(daemon);
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = ServerConfig {
-            token: token.map(String::from),
-            keep_alive: Duration::from_millis(200),
-        };
         let task = tokio::spawn(takt_server::serve(
             listener,
             daemon.clone(),
