@@ -116,7 +116,7 @@ pub trait DaemonPort: Send + Sync + 'static {
     async fn journal_since(
         &self,
         after_seq: u64,
-        limit: usize,
+        limit: u32,
     ) -> Result<Vec<JournalEntry>, PortError>;
 
     /// Every journal entry about one task (by id, never by identifier), oldest first.

@@ -24,7 +24,7 @@ use crate::app::{App, find_task};
 use crate::error::{ApiError, ErrorEnvelope};
 
 /// Journal entries read per replay request.
-const REPLAY_PAGE: usize = 500;
+const REPLAY_PAGE: u32 = 500;
 /// Events buffered between the journal reader and a slow client; past this the reader waits
 /// (and the live broadcast may lag, which the journal then covers).
 const CLIENT_BUFFER: usize = 64;
@@ -198,7 +198,7 @@ impl Pump {
                 .ask(self.app.daemon.journal_since(after, REPLAY_PAGE))
                 .await
                 .map_err(Stop::Failed)?;
-            let full = page.len() == REPLAY_PAGE;
+            let full = page.len() >= REPLAY_PAGE as usize;
             let before = after;
             for entry in page {
                 if entry.seq <= after {

@@ -439,13 +439,13 @@ impl DaemonPort for FakeDaemon {
     async fn journal_since(
         &self,
         after_seq: u64,
-        limit: usize,
+        limit: u32,
     ) -> Result<Vec<JournalEntry>, PortError> {
         Ok(lock(&self.inner)
             .journal
             .iter()
             .filter(|entry| entry.seq > after_seq)
-            .take(limit)
+            .take(limit as usize)
             .cloned()
             .collect())
     }
