@@ -116,6 +116,12 @@ impl ApiError {
         )
     }
 
+    /// A request axum could not even read (a malformed path, an oversized body): its status,
+    /// in the envelope.
+    pub fn rejected(status: StatusCode, message: String) -> ApiError {
+        ApiError::new(status, "invalid_request", message)
+    }
+
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }

@@ -21,12 +21,13 @@
 //!
 //! Layout: [`port`] (the trait and its types), `server` ([`serve`], [`check_bind`]), `auth`
 //! (bearer token, origin check), `routes` (one module per group of endpoints), `symphony`
-//! (Symphony's shapes from takt's state), `sse` (the event stream), `metrics`, `openapi` and
+//! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event stream), `metrics`, `openapi` and
 //! `schemas` (the document), `error` (the envelope).
 
 mod app;
 mod auth;
 mod error;
+mod extract;
 mod metrics;
 mod openapi;
 pub mod port;

@@ -11,12 +11,10 @@
 //! receiver that lagged behind the broadcast is caught up from the journal, so `seq`s go out
 //! in order, each once.
 
-use std::convert::Infallible;
-
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
 use takt_protocol::JournalEntry;
 use tokio::sync::{broadcast, mpsc};
 
@@ -60,7 +58,7 @@ pub async fn events(
     State(app): State<App>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let request = stream_request(&app, &headers, query.as_deref().unwrap_or(""))?;
     // Subscribe before anything is replayed: whatever commits from now on is either in the
     // replay or on this receiver.
@@ -70,9 +68,11 @@ pub async fn events(
     tokio::spawn(Pump::new(app, request, sender).run(live));
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = receiver.recv().await?;
-        Some((Ok(event), receiver))
+        Some((Ok::<Event, std::convert::Infallible>(event), receiver))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive")))
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"));
+    // Reverse proxies (nginx) would otherwise buffer the stream and deliver events late.
+    Ok(([(HeaderName::from_static("x-accel-buffering"), "no")], sse))
 }
 
 fn stream_request(app: &App, headers: &HeaderMap, query: &str) -> Result<StreamRequest, ApiError> {
@@ -150,6 +150,8 @@ impl Pump {
                 };
                 match received {
                     Ok(entry) => self.forward(entry).await?,
+                    // Entries fell out of the broadcast: the journal has them. (A stream
+                    // with no position yet has nothing to resume from and goes on live.)
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         if let Some(last) = self.last {
                             self.catch_up(last, u64::MAX).await?;
@@ -182,9 +184,6 @@ impl Pump {
             if entry.seq > last + 1 {
                 self.catch_up(last, entry.seq - 1).await?;
             }
-        }
-        if self.last.is_some_and(|last| entry.seq <= last) {
-            return Ok(());
         }
         self.send(entry).await
     }

@@ -1,12 +1,13 @@
 //! `GET /api/v1/artifacts/{hash}`: content-addressed artifacts (gate output, transcripts) as
 //! raw bytes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::PathParam;
 
 /// One stored artifact, byte for byte.
 ///
@@ -22,7 +23,7 @@ use crate::error::{ApiError, ErrorEnvelope};
     ))]
 pub async fn get_artifact(
     State(app): State<App>,
-    Path(hash): Path<String>,
+    PathParam(hash): PathParam,
 ) -> Result<Response, ApiError> {
     let hash = sha256_hex(&hash).ok_or_else(|| {
         ApiError::invalid(format!(

@@ -5,16 +5,16 @@
 //! shows it. The core's refusals come back as 409 `refused` with its message.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use takt_core::OperatorCommand;
 use takt_protocol::TaskSummary;
 use utoipa::ToSchema;
 
-use crate::app::{App, find_task, json_body, operator, required_text};
+use crate::app::{App, find_task};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{Body, PathParam, json_body, operator, required_text};
 use crate::schemas;
 
 /// A command's answer.
@@ -69,9 +69,9 @@ pub struct AnswerRequest {
     ))]
 pub async fn cancel(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CommandDone>, ApiError> {
     let NoFields {} = json_body(&body)?;
     let by = operator(&headers)?;
@@ -98,9 +98,9 @@ pub async fn cancel(
     ))]
 pub async fn retry(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CommandDone>, ApiError> {
     let NoFields {} = json_body(&body)?;
     let by = operator(&headers)?;
@@ -126,9 +126,9 @@ pub async fn retry(
     ))]
 pub async fn approve(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CommandDone>, ApiError> {
     let request: ApproveRequest = json_body(&body)?;
     let by = operator(&headers)?;
@@ -159,9 +159,9 @@ pub async fn approve(
     ))]
 pub async fn reject(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CommandDone>, ApiError> {
     let request: RejectRequest = json_body(&body)?;
     let comment = required_text(request.comment, "comment")?;
@@ -191,9 +191,9 @@ pub async fn reject(
     ))]
 pub async fn answer(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CommandDone>, ApiError> {
     let request: AnswerRequest = json_body(&body)?;
     let text = required_text(request.text, "text")?;

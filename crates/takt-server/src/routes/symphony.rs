@@ -2,7 +2,7 @@
 //! `POST /api/v1/refresh` (R-135..R-137).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::PathParam;
 use crate::symphony::{IssueView, StateView, issue_view, state_view};
 use crate::time::{now_ms, rfc3339};
 
@@ -49,7 +50,7 @@ pub async fn get_state(State(app): State<App>) -> Response {
     ))]
 pub async fn get_issue(
     State(app): State<App>,
-    Path(identifier): Path<String>,
+    PathParam(identifier): PathParam,
 ) -> Result<Json<IssueView>, ApiError> {
     let snapshot = app.snapshot()?;
     let Some(task) = snapshot.state.find(&identifier) else {

@@ -1,8 +1,7 @@
 //! takt's task endpoints: list, create, show, the task's journal and its evidence.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,8 +10,9 @@ use takt_protocol::{
 };
 use utoipa::ToSchema;
 
-use crate::app::{App, find_task, json_body, operator, required_text};
+use crate::app::{App, find_task};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{Body, PathParam, json_body, operator, required_text};
 use crate::port::NewTask;
 use crate::schemas;
 
@@ -134,7 +134,7 @@ pub struct CreateTaskRequest {
 pub async fn create_task(
     State(app): State<App>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let request: CreateTaskRequest = json_body(&body)?;
     let author = operator(&headers)?;
@@ -179,7 +179,7 @@ fn cleaned(values: Vec<String>) -> Vec<String> {
     ))]
 pub async fn get_task(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
 ) -> Result<Json<TaskSummary>, ApiError> {
     let snapshot = app.snapshot()?;
     Ok(Json(find_task(&snapshot, &reference)?.summary()))
@@ -204,7 +204,7 @@ pub struct TaskEvents {
     ))]
 pub async fn task_events(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
 ) -> Result<Json<TaskEvents>, ApiError> {
     let snapshot = app.snapshot()?;
     let task = find_task(&snapshot, &reference)?;
@@ -248,7 +248,7 @@ pub struct EvidenceView {
     ))]
 pub async fn task_evidence(
     State(app): State<App>,
-    Path(reference): Path<String>,
+    PathParam(reference): PathParam,
 ) -> Result<Json<EvidenceView>, ApiError> {
     let snapshot = app.snapshot()?;
     let task = find_task(&snapshot, &reference)?;

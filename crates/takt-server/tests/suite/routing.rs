@@ -80,3 +80,24 @@ async fn static_routes_are_not_shadowed_by_the_identifier_route() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn requests_axum_cannot_read_still_answer_in_the_envelope() {
+    let server = Server::start().await;
+    expect_error(
+        server.get("/api/v1/tasks/%FF").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    let oversized = server
+        .client
+        .post(server.url("/api/v1/tasks/TAKT-4/approve"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .expect("send");
+    expect_error(oversized, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
+    assert!(server.daemon.calls.lock().unwrap().submitted.is_empty());
+}
