@@ -21,8 +21,8 @@
 //!
 //! Layout: [`port`] (the trait and its types), `server` ([`serve`], [`check_bind`]), `auth`
 //! (bearer token, origin check), `routes` (one module per group of endpoints), `symphony`
-//! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event stream), `metrics`, `openapi` and
-//! `schemas` (the document), `error` (the envelope).
+//! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event
+//! stream), `metrics`, `openapi` and `schemas` (the document), `error` (the envelope).
 
 mod app;
 mod auth;
