@@ -1,0 +1,44 @@
+//! takt's HTTP API.
+//!
+//! Symphony's `/api/v1` endpoints with their exact shapes (`state`, `{issue_identifier}`,
+//! `refresh`), takt's task, command, evidence, artifact and cost endpoints, a resumable
+//! Server-Sent Events stream of journal entries, and Prometheus metrics at `/metrics`.
+//! `docs/api.md` describes every endpoint; `docs/openapi.json` is [`openapi_json`].
+//!
+//! The server knows the daemon only through the [`DaemonPort`] trait: it reads published
+//! [`Snapshot`]s and the journal, and hands operator commands and new tasks to the daemon,
+//! which stays the only writer of the journal.
+//!
+//! ```no_run
+//! # async fn start(daemon: std::sync::Arc<dyn takt_server::DaemonPort>) -> Result<(), Box<dyn std::error::Error>> {
+//! let addr: std::net::SocketAddr = "127.0.0.1:7070".parse()?;
+//! takt_server::check_bind(addr, None)?;
+//! let listener = tokio::net::TcpListener::bind(addr).await?;
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! takt_server::serve(listener, daemon, takt_server::ServerConfig::default(), shutdown).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`port`] (the trait and its types), `server` ([`serve`], [`check_bind`]), `auth`
+//! (bearer token, origin check), `routes` (one module per group of endpoints), `symphony`
+//! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event
+//! stream), `metrics`, `openapi` and `schemas` (the document), `error` (the envelope).
+
+mod app;
+mod auth;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+pub mod port;
+mod routes;
+mod schemas;
+mod server;
+mod sse;
+mod symphony;
+mod time;
+
+pub use error::ServerError;
+pub use openapi::openapi_json;
+pub use port::{DaemonPort, NewTask, PortError, RefreshQueued, Snapshot};
+pub use server::{ServerConfig, check_bind, serve};

@@ -1,0 +1,137 @@
+//! Starting and stopping: [`serve`] runs the API on a listener until a shutdown future resolves
+//! (mini-redis style); [`check_bind`] refuses an exposed address without a token before the
+//! daemon binds it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::auth::TokenDigest;
+use crate::error::ServerError;
+use crate::port::DaemonPort;
+use crate::routes::router;
+
+/// How the API is served.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The bearer token every state-changing request must present (and every request, when
+    /// the server listens beyond loopback). `None`: no token; only loopback addresses may be
+    /// served then.
+    pub token: Option<String>,
+    /// How often an idle event stream sends a keep-alive comment, so proxies and clients do
+    /// not time it out.
+    pub keep_alive: Duration,
+    /// How long the server waits for the daemon to answer a call of [`DaemonPort`] (a command,
+    /// a journal read) before answering 504 `orchestrator_timeout`.
+    pub daemon_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults with `token`.
+    pub fn with_token(token: Option<String>) -> ServerConfig {
+        ServerConfig {
+            token,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            token: None,
+            keep_alive: Duration::from_secs(15),
+            daemon_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+// The token stays out of logs.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("keep_alive", &self.keep_alive)
+            .field("daemon_timeout", &self.daemon_timeout)
+            .finish()
+    }
+}
+
+/// Whether the API may be served on `addr` with `token`: an address other machines can reach
+/// (anything but 127.0.0.0/8 and ::1, including 0.0.0.0 and ::) needs a token, and a token must
+/// not be blank. Call it before binding, to fail with a clear message; [`serve`] checks again.
+pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), ServerError> {
+    match token {
+        Some(token) if token.trim().is_empty() => Err(ServerError::BlankToken),
+        None if !addr.ip().is_loopback() => Err(ServerError::TokenRequired { addr }),
+        _ => Ok(()),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops accepting, ends the open
+/// event streams and waits for in-flight requests to finish.
+///
+/// Fails at once with [`ServerError::TokenRequired`] or [`ServerError::BlankToken`] when
+/// [`check_bind`] refuses the listener's address.
+pub async fn serve(
+    listener: TcpListener,
+    daemon: Arc<dyn DaemonPort>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    check_bind(addr, config.token.as_deref())?;
+    let (stopping, stopping_rx) = watch::channel(false);
+    let app = App {
+        daemon,
+        token: config.token.as_deref().map(TokenDigest::of),
+        reads_need_token: !addr.ip().is_loopback(),
+        keep_alive: config.keep_alive,
+        daemon_timeout: config.daemon_timeout,
+        shutdown: stopping_rx,
+    };
+    tracing::info!(%addr, token = config.token.is_some(), "serving the HTTP API");
+    let signal = async move {
+        shutdown.await;
+        // Event streams never end on their own; graceful shutdown waits for them otherwise.
+        stopping.send_replace(true);
+    };
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(signal)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exposed_address_needs_a_token_and_loopback_does_not() {
+        let exposed: SocketAddr = "0.0.0.0:7070".parse().expect("addr");
+        let loopback: SocketAddr = "127.0.0.1:7070".parse().expect("addr");
+        let loopback6: SocketAddr = "[::1]:7070".parse().expect("addr");
+        assert!(matches!(
+            check_bind(exposed, None),
+            Err(ServerError::TokenRequired { .. })
+        ));
+        assert!(check_bind(exposed, Some("t0ken")).is_ok());
+        assert!(check_bind(loopback, None).is_ok());
+        assert!(check_bind(loopback6, None).is_ok());
+        assert!(matches!(
+            check_bind(loopback, Some("  ")),
+            Err(ServerError::BlankToken)
+        ));
+    }
+
+    #[test]
+    fn the_token_is_not_printed() {
+        let config = ServerConfig::with_token(Some("hunter2".into()));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}
