@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Exit once nothing is eligible or running (tasks waiting for review stay waiting).
     #[arg(long)]
     pub once: bool,
+    /// Serve the HTTP API on this port (0 picks a free one); wins over `server.port`. The
+    /// address it listens on is written to `.takt/api.addr`.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// WORKFLOW.md to run (overrides --workflow).
     pub path: Option<PathBuf>,
 }

@@ -71,6 +71,12 @@ pub struct Daemon {
     /// Verifications running here, by (task, round): a second request for one (a restart
     /// re-asking for a verification this process already started) is not run twice.
     verifying: std::collections::HashSet<(String, u32)>,
+    /// The HTTP API's channels, when `takt run` serves one.
+    api: Option<crate::api::ApiChannels>,
+    /// The API server, while it runs.
+    server: Option<crate::api::RunningServer>,
+    /// The state changed since the API's snapshot was last published.
+    snapshot_stale: bool,
     _lock: StateLock,
 }
 
@@ -147,6 +153,9 @@ impl Daemon {
             cgroups_swept_at: std::time::Instant::now(),
             verifier: None,
             verifying: std::collections::HashSet::new(),
+            api: None,
+            server: None,
+            snapshot_stale: false,
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
@@ -198,6 +207,81 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Serves the HTTP API on `listener` while the daemon runs.
+    pub fn serve_api(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        config: takt_server::ServerConfig,
+    ) -> Result<()> {
+        let tracker = takt_store::LocalTracker::new(
+            self.engine.store.clone(),
+            self.workflow.tracker.active_states.clone(),
+            self.workflow.tracker.terminal_states.clone(),
+        );
+        let (port, channels) = crate::api::connect(
+            self.engine.store.clone(),
+            tracker,
+            self.engine.journaled.clone(),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(takt_server::serve(
+            listener,
+            Arc::new(port),
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        self.api = Some(channels);
+        self.server = Some(crate::api::RunningServer { task: server, stop });
+        self.publish_snapshot();
+        Ok(())
+    }
+
+    /// Hands the API the state as journaled now.
+    fn publish_snapshot(&mut self) {
+        self.snapshot_stale = false;
+        let Some(api) = &self.api else {
+            return;
+        };
+        let policy = &self.engine.policy;
+        let snapshot = takt_server::Snapshot {
+            state: Arc::new(self.engine.state.clone()),
+            poll_interval_ms: policy.poll_interval_ms,
+            next_poll_due_at_ms: self.engine.state.last_poll_at_ms.map(|at| {
+                at.saturating_add(i64::try_from(policy.poll_interval_ms).unwrap_or(i64::MAX))
+            }),
+            poll_in_flight: self.pending.contains(&Command::FetchCandidates),
+            max_concurrent_agents: policy.max_concurrent_agents,
+        };
+        let _ = api.snapshots.send(Some(Arc::new(snapshot)));
+    }
+
+    /// A command or a refresh from the API, answered once its step is journaled and the
+    /// snapshot that shows it is published.
+    async fn on_api(&mut self, request: crate::api::ApiRequest) -> Result<()> {
+        match request {
+            crate::api::ApiRequest::Operator(command, reply) => {
+                info!(?command, "operator command (API)");
+                self.note(&Event::Operator(command.clone()));
+                let step = self.engine.step(Event::Operator(command)).await?;
+                self.attest_after(&step.records).await;
+                self.queue(step.commands);
+                self.publish_snapshot();
+                let _ = reply.send(step.refusal.map_or(Ok(()), Err));
+            }
+            crate::api::ApiRequest::Refresh(reply) => {
+                let coalesced = self.pending.contains(&Command::FetchCandidates);
+                if !coalesced {
+                    self.feed(Event::PollRequested).await?;
+                }
+                self.publish_snapshot();
+                let _ = reply.send(takt_server::RefreshQueued { coalesced });
+            }
+        }
+        Ok(())
+    }
+
     /// Processes the operator inbox without running any agent: used by CLI commands when no
     /// daemon is running, so `takt review approve` works either way.
     pub async fn settle_inbox(&mut self) -> Result<()> {
@@ -238,6 +322,9 @@ impl Daemon {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             self.execute_pending().await?;
+            if self.snapshot_stale {
+                self.publish_snapshot();
+            }
             if once && self.idle() {
                 break;
             }
@@ -261,6 +348,7 @@ impl Daemon {
                 () = tokio::time::sleep(wait) => self.feed(Event::Tick).await?,
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
+                Some(request) = next_api_request(self.api.as_mut()) => self.on_api(request).await?,
                 _ = housekeeping.tick() => {
                     // Launch cgroups are left for the daemon to remove once empty; a few
                     // seconds late is fine, a scan every tick is not.
@@ -280,6 +368,14 @@ impl Daemon {
         // Dropping the workers kills their agents' process groups; the journal still shows the
         // runs live, so the next start marks them interrupted and retries them.
         self.background.shutdown().await;
+        if let Some(server) = self.server.take() {
+            let _ = server.stop.send(());
+            match tokio::time::timeout(Duration::from_secs(5), server.task).await {
+                Ok(Ok(Err(error))) => warn!(%error, "the API server stopped with an error"),
+                Err(_) => warn!("the API server did not stop within 5 s"),
+                _ => {}
+            }
+        }
         takt_sandbox::cgroup_sweep(self.sandbox.key(), true);
         if let Some(models) = self.models.take() {
             models.shutdown().await;
@@ -316,6 +412,7 @@ impl Daemon {
     }
 
     async fn feed(&mut self, event: Event) -> Result<()> {
+        self.snapshot_stale = true;
         self.note(&event);
         let step = self.engine.step(event).await?;
         self.attest_after(&step.records).await;
@@ -332,6 +429,7 @@ impl Daemon {
                 Err(_) => break,
             }
         }
+        self.snapshot_stale = true;
         for event in &events {
             self.note(event);
         }
@@ -996,5 +1094,15 @@ pub async fn wake(state_dir: &Path, what: &str) {
     {
         let _ = stream.write_all(format!("{what}\n").as_bytes()).await;
         let _ = stream.shutdown().await;
+    }
+}
+
+/// The next request from the API, or never when no API is served.
+async fn next_api_request(
+    api: Option<&mut crate::api::ApiChannels>,
+) -> Option<crate::api::ApiRequest> {
+    match api {
+        Some(api) => api.requests.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -11,16 +11,21 @@ pub struct Engine {
     pub store: Store,
     pub state: State,
     pub policy: Policy,
+    /// Every journaled entry, in order, once its transaction committed (the API's live event
+    /// stream; nobody listening costs nothing).
+    pub journaled: tokio::sync::broadcast::Sender<takt_protocol::JournalEntry>,
 }
 
 impl Engine {
     /// Rebuilds the state from the journal.
     pub async fn load(store: Store, policy: Policy) -> Result<Engine> {
         let state = load_state(&store).await?;
+        let (journaled, _) = tokio::sync::broadcast::channel(1024);
         Ok(Engine {
             store,
             state,
             policy,
+            journaled,
         })
     }
 
@@ -51,10 +56,14 @@ impl Engine {
             }
             steps.push(step);
         }
-        self.store
+        let written = self
+            .store
             .append(entries)
             .await
             .context("writing the journal (the daemon stops rather than act unjournaled)")?;
+        for entry in written {
+            let _ = self.journaled.send(entry);
+        }
         Ok(steps)
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod args;
 mod backends;
 mod clock;

@@ -221,6 +221,9 @@ pub struct ServerConfig {
     /// The bearer token state-changing requests must carry (resolved from `$VAR`); required
     /// to bind anything but loopback.
     pub token: Option<String>,
+    /// The variable `token` names; set while the token itself is not, the daemon refuses to
+    /// serve rather than serve without it.
+    pub token_var: Option<String>,
 }
 
 /// `model.provider`: which wire API the model speaks.

@@ -23,7 +23,15 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
     let json = cli.json;
     match cli.command {
         Commands::Init(args) => init::run(workflow, &args),
-        Commands::Run(args) => run::run(args.path.as_deref().or(workflow), args.once, json).await,
+        Commands::Run(args) => {
+            run::run(
+                args.path.as_deref().or(workflow),
+                args.once,
+                args.port,
+                json,
+            )
+            .await
+        }
         Commands::Task(TaskCommand::Add(args)) => task::add(workflow, args, json).await,
         Commands::Task(TaskCommand::List(args)) => task::list(workflow, &args, json).await,
         Commands::Task(TaskCommand::Show { id }) => task::show(workflow, &id, json).await,

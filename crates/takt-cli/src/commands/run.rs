@@ -2,14 +2,19 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::output::{self, outln};
 use crate::daemon::{Daemon, Mode};
 use crate::exit::Code;
 use crate::project::Project;
 
-pub async fn run(workflow: Option<&Path>, once: bool, json: bool) -> Result<Code> {
+pub async fn run(
+    workflow: Option<&Path>,
+    once: bool,
+    port: Option<u16>,
+    json: bool,
+) -> Result<Code> {
     let shutdown = shutdown_signal()?;
     let project = Project::locate(workflow)?;
     for warning in &project.workflow.warnings {
@@ -20,8 +25,28 @@ pub async fn run(workflow: Option<&Path>, once: bool, json: bool) -> Result<Code
         state = %project.state_dir.display(),
         "takt starting"
     );
-    let daemon = Daemon::start(project, Mode::Daemon).await?;
+    let server = project.workflow.server.clone();
+    let state_dir = project.state_dir.clone();
+    let mut daemon = Daemon::start(project, Mode::Daemon).await?;
+    // R-134: the CLI's port wins over `server.port`.
+    if let Some(port) = port.or(server.port) {
+        if let (Some(name), None) = (&server.token_var, &server.token) {
+            anyhow::bail!(
+                "server.token names ${name}, which is not set: export {name} (the API's bearer \
+                 token) before `takt run`, or remove `server.token`"
+            );
+        }
+        let listener = bind_api(&server.host, port, server.token.as_deref()).await?;
+        let addr = listener.local_addr()?;
+        fs_err::write(state_dir.join(API_ADDR_FILE), format!("{addr}\n"))?;
+        tracing::info!(%addr, "HTTP API listening on http://{addr}/api/v1/state");
+        daemon.serve_api(
+            listener,
+            takt_server::ServerConfig::with_token(server.token.clone()),
+        )?;
+    }
     let summary = daemon.run(once, shutdown).await?;
+    let _ = fs_err::remove_file(state_dir.join(API_ADDR_FILE));
     if once {
         if json {
             output::json(&summary.tasks)?;
@@ -51,4 +76,21 @@ pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
         }
     })
+}
+
+/// Where a running daemon's API address is written (`.takt/api.addr`).
+pub const API_ADDR_FILE: &str = "api.addr";
+
+/// Binds the API's listener, refusing a non-loopback address without a token before anything
+/// listens.
+async fn bind_api(host: &str, port: u16, token: Option<&str>) -> Result<tokio::net::TcpListener> {
+    let ip: std::net::IpAddr = host.parse().with_context(|| {
+        format!("server.host {host:?} is not an IP address; write one such as 127.0.0.1")
+    })?;
+    let addr = std::net::SocketAddr::new(ip, port);
+    takt_server::check_bind(addr, token)
+        .with_context(|| format!("the HTTP API cannot listen on {addr}"))?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the HTTP API to {addr}"))
 }

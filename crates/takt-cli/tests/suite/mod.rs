@@ -2,6 +2,7 @@
 //! WORKFLOW.md beside it, the `takt` binary pointed at it, and a sweeper that kills any marked
 //! agent process the test leaves behind.
 
+mod api;
 mod backends;
 mod bad_input;
 mod crash;

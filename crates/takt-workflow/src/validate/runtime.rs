@@ -223,32 +223,34 @@ pub(super) fn server(
     let host = report
         .non_blank(section, "host", "127.0.0.1")
         .unwrap_or_else(|| "127.0.0.1".to_owned());
-    let token = match report.string(section, "token") {
-        None => None,
-        Some(raw) => match env_reference(&raw) {
-            Some(name) => {
-                let value = env.var(name).filter(|value| !value.trim().is_empty());
-                if value.is_none() {
-                    report.problem(
-                        "server.token",
-                        section.get("token").map(|n| n.pos),
-                        format!("`server.token` names ${name}, which is not set"),
-                        format!("export {name} before starting takt, or remove `server.token`"),
-                    );
-                }
-                value
-            }
-            None => {
-                report.problem(
-                    "server.token",
-                    section.get("token").map(|n| n.pos),
-                    "`server.token` holds a literal value; WORKFLOW.md lives in the repository the agents can read",
-                    "reference an environment variable instead, for example `token: $TAKT_API_TOKEN`",
-                );
-                None
-            }
-        },
-    };
+    let raw = report.string(section, "token");
+    let token_var = raw.as_deref().and_then(env_reference).map(String::from);
+    if raw.is_some() && token_var.is_none() {
+        report.problem(
+            "server.token",
+            section.get("token").map(|n| n.pos),
+            "`server.token` holds a literal value; WORKFLOW.md lives in the repository the agents can read",
+            "reference an environment variable instead, for example `token: $TAKT_API_TOKEN`",
+        );
+    }
+    let token = token_var
+        .as_deref()
+        .and_then(|name| env.var(name))
+        .filter(|value| !value.trim().is_empty());
+    if let (Some(name), None) = (&token_var, &token) {
+        // Only the daemon needs the token; other commands load the file too.
+        report.warn(
+            "server.token",
+            section.get("token").map(|n| n.pos),
+            format!("`server.token` names ${name}, which is not set; `takt run` will not serve the API without it"),
+            format!("export {name} before starting takt"),
+        );
+    }
     section.check_unknown(report);
-    ServerConfig { port, host, token }
+    ServerConfig {
+        port,
+        host,
+        token,
+        token_var,
+    }
 }

@@ -1,0 +1,166 @@
+//! The HTTP API served by `takt run --port`: the daemon's real state, commands applied by the
+//! daemon loop and journaled, the event stream, metrics, and the refusal to listen beyond
+//! loopback without a token.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use takt_test_support::{WorkflowFile, python, run_command, wait_until};
+
+use super::Factory;
+
+/// `METHOD url [json body]` through Python's urllib; returns `(status, body)`.
+fn http(method: &str, url: &str, body: Option<&str>, token: Option<&str>) -> (u16, String) {
+    let out = python(
+        "import sys, urllib.request, urllib.error\n\
+         method, url, body, token = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]\n\
+         req = urllib.request.Request(url, method=method, data=body.encode() if body else None)\n\
+         if body: req.add_header('Content-Type', 'application/json')\n\
+         if token: req.add_header('Authorization', 'Bearer ' + token)\n\
+         req.add_header('X-Takt-Operator', 'carol')\n\
+         try:\n\
+         \x20   r = urllib.request.urlopen(req, timeout=20)\n\
+         \x20   print(r.status); print(r.read().decode())\n\
+         except urllib.error.HTTPError as e:\n\
+         \x20   print(e.code); print(e.read().decode())\n",
+        &[method, url, body.unwrap_or(""), token.unwrap_or("")],
+    );
+    let (status, rest) = out.split_once('\n').unwrap_or((&out, ""));
+    (status.trim().parse().unwrap_or(0), rest.trim().to_owned())
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+#[test]
+fn the_daemon_serves_its_state_and_takes_commands_over_http() {
+    let f = Factory::new("api", |f| {
+        let mut wf = WorkflowFile::new(f.recording_agent());
+        wf.extra = "server:\n  token: $TAKT_E2E_API_TOKEN\n".into();
+        wf
+    });
+    let log = f.repo.root().join("daemon.log");
+    let mut command = f.takt.command(&["run", "--port", "0"]);
+    command.env("TAKT_E2E_API_TOKEN", "t0ken");
+    let out = std::fs::File::create(&log).unwrap();
+    command.stdout(out.try_clone().unwrap()).stderr(out);
+    let mut child = command.spawn().unwrap();
+    let addr_file = f.takt.state_dir().join("api.addr");
+    wait_until(
+        "the API address file",
+        Duration::from_secs(30),
+        || addr_file.exists(),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    let base = format!(
+        "http://{}",
+        std::fs::read_to_string(&addr_file).unwrap().trim()
+    );
+
+    let (status, body) = http("GET", &format!("{base}/api/v1/state"), None, None);
+    assert_eq!(status, 200, "{body}");
+    let state = json(&body);
+    assert!(state["counts"]["running"].is_u64(), "{state:#}");
+
+    // Creating a task needs the token.
+    let new = r#"{"title": "Via the API", "body": "from HTTP"}"#;
+    let (status, _) = http("POST", &format!("{base}/api/v1/tasks"), Some(new), None);
+    assert_eq!(status, 401);
+    let (status, body) = http(
+        "POST",
+        &format!("{base}/api/v1/tasks"),
+        Some(new),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 201, "{body}");
+    let identifier = json(&body)["identifier"].as_str().unwrap().to_owned();
+    assert_eq!(json(&body)["native_ref"]["author"], "carol");
+
+    wait_until(
+        "the API-created task to reach review",
+        Duration::from_secs(60),
+        || {
+            let (_, body) = http(
+                "GET",
+                &format!("{base}/api/v1/tasks/{identifier}"),
+                None,
+                None,
+            );
+            body.contains("\"awaiting_review\"")
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    let (status, body) = http(
+        "POST",
+        &format!("{base}/api/v1/tasks/{identifier}/approve"),
+        Some(r#"{"comment": "ship it"}"#),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_until(
+        "the approved task to be merged",
+        Duration::from_secs(60),
+        || f.takt.state_of(&identifier) == "done",
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    // A command the core refuses comes back with its reason.
+    let (status, body) = http(
+        "POST",
+        &format!("{base}/api/v1/tasks/{identifier}/approve"),
+        Some("{}"),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not awaiting_review"), "{body}");
+
+    // The journal is readable as a stream, from the start.
+    let events = python(
+        "import sys, urllib.request\n\
+         req = urllib.request.Request(sys.argv[1] + '/api/v1/events', headers={'Last-Event-ID': '0'})\n\
+         r = urllib.request.urlopen(req, timeout=20)\n\
+         seen = []\n\
+         for raw in r:\n\
+         \x20   line = raw.decode().strip()\n\
+         \x20   if line.startswith('event:'): seen.append(line[6:].strip())\n\
+         \x20   if 'merged' in seen: break\n\
+         print(' '.join(seen))\n",
+        &[&base],
+    );
+    assert!(
+        events.contains("task_queued") && events.contains("approved"),
+        "{events}"
+    );
+
+    let (status, metrics) = http("GET", &format!("{base}/metrics"), None, None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("takt_tasks{state=\"done\"} 1"),
+        "{metrics}"
+    );
+
+    takt_test_support::signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        !addr_file.exists(),
+        "the address file is removed at shutdown"
+    );
+}
+
+#[test]
+fn the_api_refuses_to_listen_beyond_loopback_without_a_token() {
+    let f = Factory::new("api-bind", |f| {
+        let mut wf = WorkflowFile::new(f.recording_agent());
+        wf.extra = "server:\n  host: 0.0.0.0\n".into();
+        wf
+    });
+    let out = run_command(f.takt.command(&["run", "--once", "--port", "0"]));
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("0.0.0.0"), "{out}");
+    assert!(out.stderr.to_lowercase().contains("token"), "{out}");
+}
