@@ -47,7 +47,7 @@ pub enum Commands {
     /// Answer a blocked task's question.
     Answer(AnswerArgs),
     /// Show what the factory is doing.
-    Status,
+    Status(StatusArgs),
     /// Model spend from the journal: tokens and cost, by task, day or model.
     Cost(CostArgs),
     /// Check this machine and this workflow for problems.
@@ -64,6 +64,16 @@ pub enum Commands {
     /// Serve the scripted model (OpenAI Responses, Chat Completions, Anthropic Messages) for
     /// tests and offline experiments.
     MockModel(MockModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Keep a live terminal dashboard open (q or Esc quits, r refreshes now).
+    #[arg(long)]
+    pub watch: bool,
+    /// How often the dashboard re-reads the state, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub interval_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -82,7 +82,8 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
             };
             operate::send(workflow, command, json).await
         }
-        Commands::Status => status::run(workflow, json).await,
+        Commands::Status(args) if args.watch => status::watch(workflow, args.interval_ms).await,
+        Commands::Status(_) => status::run(workflow, json).await,
         Commands::Cost(args) => cost::run(workflow, args.by, json).await,
         Commands::Doctor => doctor::run(workflow, json).await,
         Commands::Evidence(args) => evidence::run(workflow, &args, json).await,

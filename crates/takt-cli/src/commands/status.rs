@@ -202,3 +202,110 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     }
     Ok(Code::Success)
 }
+
+/// `takt status --watch`: the terminal dashboard over this state directory, re-read every
+/// `interval_ms`.
+pub async fn watch(workflow: Option<&Path>, interval_ms: u64) -> Result<Code> {
+    use std::io::IsTerminal;
+    if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        anyhow::bail!(
+            "`takt status --watch` draws a live dashboard and needs a terminal; for scripts use \
+             `takt status --json`"
+        );
+    }
+    let project = Project::locate(workflow)?;
+    let shutdown = crate::commands::run::shutdown_signal()?;
+    let fetch = || async {
+        dashboard(&project)
+            .await
+            .map_err(|error| format!("{error:#}"))
+    };
+    takt_tui::run(
+        fetch,
+        std::time::Duration::from_millis(interval_ms),
+        shutdown,
+    )
+    .await?;
+    Ok(Code::Success)
+}
+
+/// One dashboard snapshot from the journal and the local tracker.
+pub async fn dashboard(project: &Project) -> Result<takt_tui::Dashboard> {
+    let store = project.store().await?;
+    let state = load_state(&store).await?;
+    let tasks = summaries(project).await?;
+    let now = now_ms();
+    let (today, month) = state.period_spend(now);
+    let policy = project.policy();
+    let live_runs = state
+        .running()
+        .filter_map(|task| {
+            let run = task.run.as_ref()?;
+            Some(takt_tui::LiveRun {
+                task_id: task.id.clone(),
+                run_id: run.run_id.clone(),
+                started_at_ms: run.started_at_ms,
+                turns: run.turns,
+                session_id: run.session_id.clone(),
+                last_event: run.last_event.clone(),
+                last_event_at_ms: run.last_event_at_ms,
+                last_message: run.last_message.clone(),
+                tokens: run.tokens,
+                spend_micros: run.spend.micros,
+            })
+        })
+        .collect();
+    let schedules = crate::project::schedules_for(&project.workflow)
+        .iter()
+        .map(|schedule| {
+            let seen = state.schedules.get(&schedule.name);
+            takt_tui::ScheduleRow {
+                name: schedule.name.clone(),
+                cron: schedule.cron_text.clone(),
+                timezone: Some(schedule.timezone.clone()),
+                next_due_ms: schedule.next_after(seen.map_or(now, |s| s.owed_after().max(now))),
+                last_fired_ms: seen.and_then(|s| s.last_fired_ms),
+            }
+        })
+        .collect();
+    let daemon = match StateLock::holder(&project.state_dir) {
+        Some(pid) => takt_tui::DaemonStatus::Running { pid: Some(pid) },
+        None => takt_tui::DaemonStatus::NotRunning,
+    };
+    Ok(takt_tui::Dashboard {
+        generated_at_ms: now,
+        daemon,
+        source: project.state_dir.display().to_string(),
+        dashboard_url: fs_err::read_to_string(
+            project.state_dir.join(crate::commands::run::API_ADDR_FILE),
+        )
+        .ok()
+        .map(|addr| format!("http://{}/api/v1/state", addr.trim())),
+        max_agents: project.workflow.agent.max_concurrent_agents,
+        tasks,
+        live_runs,
+        totals: takt_tui::Totals {
+            runs_started: state.totals.runs_started,
+            runs_finished: state.totals.runs_finished,
+            seconds_running: u64::try_from(state.totals.run_ms / 1000).unwrap_or(0),
+            metered: state.totals.metered,
+            model_calls: state.totals.model_calls,
+            model_calls_refused: state.totals.model_calls_refused,
+        },
+        spend_today: takt_tui::Spend {
+            tokens: today.tokens,
+            micros: today.micros,
+        },
+        spend_month: takt_tui::Spend {
+            tokens: month.tokens,
+            micros: month.micros,
+        },
+        rate_limits: state.rate_limits.clone(),
+        next_poll_at_ms: state.last_poll_at_ms.map(|at| {
+            at.saturating_add(i64::try_from(policy.poll_interval_ms).unwrap_or(i64::MAX))
+        }),
+        quota_paused_until_ms: state.quota_paused_until.filter(|until| *until > now),
+        schedules,
+        unreachable: None,
+    })
+}

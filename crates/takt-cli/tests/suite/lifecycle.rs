@@ -940,3 +940,48 @@ fn a_cron_schedule_creates_tasks_the_daemon_runs_and_status_shows_it() {
     );
     assert_eq!(daemon.stop(), Some(0), "{}", daemon.log());
 }
+
+#[test]
+fn status_watch_needs_a_terminal_and_says_what_to_use_instead() {
+    let f = Factory::new("watch", |f| WorkflowFile::new(f.recording_agent()));
+    let out = f.takt.run(&["status", "--watch"]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("needs a terminal"), "{out}");
+    assert!(out.stderr.contains("takt status --json"), "{out}");
+    assert!(
+        !out.stdout.contains('\u{1b}'),
+        "no escape sequences without a terminal: {out}"
+    );
+}
+
+#[test]
+fn status_watch_draws_the_factory_in_a_terminal_and_quits_on_q() {
+    let f = Factory::new("watch-pty", |f| WorkflowFile::new(f.recording_agent()));
+    f.takt.add_task("Shown on the dashboard", &[]);
+    f.takt.run_once();
+    let screen = python(
+        "import os, pty, subprocess, sys, time, select\n\
+         master, slave = pty.openpty()\n\
+         os.system('stty -F %s cols 120 rows 30 2>/dev/null' % os.ttyname(slave))\n\
+         p = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM='xterm'))\n\
+         out = b''\n\
+         end = time.time() + 15\n\
+         while time.time() < end and b'Shown on the' not in out:\n\
+         \x20   r, _, _ = select.select([master], [], [], 0.2)\n\
+         \x20   if r: out += os.read(master, 65536)\n\
+         os.write(master, b'q')\n\
+         code = p.wait(timeout=15)\n\
+         print('exit', code)\n\
+         print(out.decode('utf-8', 'replace'))\n",
+        &[
+            super::TAKT,
+            "-w",
+            f.repo.workflow_path().to_str().unwrap(),
+            "status",
+            "--watch",
+        ],
+    );
+    assert!(screen.starts_with("exit 0"), "{screen}");
+    assert!(screen.contains("Shown on the"), "{screen}");
+    assert!(screen.contains("TAKT-1"), "{screen}");
+}
