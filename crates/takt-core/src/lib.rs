@@ -26,4 +26,4 @@ pub use messages::{
     StopReason, VerifyOutcome,
 };
 pub use policy::{OnBlock, Policy, VerifyPolicy};
-pub use state::{LiveRun, Retry, ScheduleState, State, Task, Totals, apply, replay};
+pub use state::{LiveRun, Retry, ScheduleState, State, Task, Totals, apply, delivery_key, replay};

@@ -185,6 +185,42 @@ impl Decider<'_> {
                 report,
                 feedback,
             } => self.on_verified(task_id, *report, feedback),
+            Event::WebhookReceived {
+                source,
+                delivery,
+                summary,
+            } => {
+                if self
+                    .state
+                    .webhook_deliveries
+                    .contains(&crate::state::delivery_key(&source, &delivery))
+                {
+                    self.record(Record::WebhookRefused {
+                        source,
+                        delivery: Some(delivery.clone()),
+                        reason: "replayed delivery".into(),
+                    });
+                    return self.refuse(format!(
+                        "delivery {delivery} was already received; a replay is ignored"
+                    ));
+                }
+                self.record(Record::WebhookAccepted {
+                    source,
+                    delivery,
+                    summary,
+                });
+                // A dispatch decision now, not at the next poll.
+                self.poll();
+            }
+            Event::WebhookRefused {
+                source,
+                delivery,
+                reason,
+            } => self.record(Record::WebhookRefused {
+                source,
+                delivery,
+                reason,
+            }),
             Event::ScheduledTaskCreated {
                 schedule,
                 occurrence_ms,

@@ -64,6 +64,21 @@ pub enum Event {
         by: String,
         hash: String,
     },
+    /// A webhook delivery arrived with a valid signature or token. A delivery id seen before
+    /// is refused as a replay; a new one is recorded and leads to a poll at once.
+    WebhookReceived {
+        source: String,
+        delivery: String,
+        /// What it was about, for the journal (`issues opened #12`, a task title).
+        summary: String,
+    },
+    /// A webhook request was refused before it could count (bad signature or token, malformed
+    /// body): journaled for the audit trail, nothing else happens.
+    WebhookRefused {
+        source: String,
+        delivery: Option<String>,
+        reason: String,
+    },
     /// The shell created the task a schedule's occurrence asked for (or found it created).
     ScheduledTaskCreated {
         schedule: String,
@@ -341,6 +356,19 @@ pub enum Record {
         commit: String,
         round: u32,
     },
+    /// A webhook delivery was accepted (its id is now used up).
+    WebhookAccepted {
+        source: String,
+        delivery: String,
+        summary: String,
+    },
+    /// A webhook request was refused: bad signature or token, malformed, or a replayed
+    /// delivery id.
+    WebhookRefused {
+        source: String,
+        delivery: Option<String>,
+        reason: String,
+    },
     /// A schedule was seen for the first time: occurrences from `at_ms` on are owed.
     ScheduleArmed {
         schedule: String,
@@ -478,7 +506,9 @@ impl Record {
             | Record::QuotaPaused { .. }
             | Record::ScheduleArmed { .. }
             | Record::ScheduleFired { .. }
-            | Record::ScheduledTaskCreated { .. } => None,
+            | Record::ScheduledTaskCreated { .. }
+            | Record::WebhookAccepted { .. }
+            | Record::WebhookRefused { .. } => None,
         }
     }
 
@@ -498,6 +528,8 @@ impl Record {
             Record::ReviewRequested { .. } => "review_requested",
             Record::VerificationStarted { .. } => "verification_started",
             Record::ScheduleArmed { .. } => "schedule_armed",
+            Record::WebhookAccepted { .. } => "webhook_accepted",
+            Record::WebhookRefused { .. } => "webhook_refused",
             Record::ScheduleFired { .. } => "schedule_fired",
             Record::ScheduledTaskCreated { .. } => "scheduled_task_created",
             Record::VerdictCommitted { .. } => "verdict_committed",

@@ -30,6 +30,13 @@ pub struct State {
     pub quota_paused_until: Option<Millis>,
     /// Where each schedule stands, by name.
     pub schedules: BTreeMap<String, ScheduleState>,
+    /// Webhook deliveries already accepted, as `source:delivery`: a replay is refused.
+    pub webhook_deliveries: std::collections::BTreeSet<String>,
+}
+
+/// The key a webhook delivery is remembered by.
+pub fn delivery_key(source: &str, delivery: &str) -> String {
+    format!("{source}:{delivery}")
 }
 
 /// What the journal remembers about one schedule.
@@ -241,6 +248,15 @@ impl Task {
 /// ignored, so a journal replays the same way every time.
 pub fn apply(state: &mut State, record: &Record, at: Millis) {
     match record {
+        Record::WebhookAccepted {
+            source, delivery, ..
+        } => {
+            state
+                .webhook_deliveries
+                .insert(delivery_key(source, delivery));
+            return;
+        }
+        Record::WebhookRefused { .. } => return,
         Record::ScheduleArmed { schedule, at_ms } => {
             state
                 .schedules
@@ -345,6 +361,8 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         | Record::ScheduleArmed { .. }
         | Record::ScheduleFired { .. }
         | Record::ScheduledTaskCreated { .. }
+        | Record::WebhookAccepted { .. }
+        | Record::WebhookRefused { .. }
         | Record::StaleReportRejected { .. } => {}
         Record::IssueUpdated { issue, .. } => task.issue = issue.clone(),
         Record::TaskReopened { issue, .. } => {

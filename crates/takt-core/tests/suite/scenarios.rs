@@ -913,3 +913,42 @@ fn a_stale_verification_is_rejected_and_a_restart_verifies_again() {
     h.verify("id-1", |_| {});
     assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
 }
+
+#[test]
+fn a_webhook_delivery_polls_at_once_and_its_replay_is_refused_and_journaled() {
+    let mut h = Harness::new(Policy::default());
+    h.feed(Event::Tick);
+    let received = || Event::WebhookReceived {
+        source: "github".into(),
+        delivery: "72d3162e".into(),
+        summary: "issues opened #12".into(),
+    };
+    let step = h.feed(received());
+    assert!(step.refusal.is_none());
+    assert!(
+        step.commands.contains(&Command::FetchCandidates),
+        "a dispatch decision now"
+    );
+    assert!(matches!(
+        step.records.as_slice(),
+        [takt_core::Record::WebhookAccepted { .. }, ..]
+    ));
+    let step = h.feed(received());
+    assert!(
+        step.refusal
+            .unwrap_or_default()
+            .contains("already received")
+    );
+    assert!(!step.commands.contains(&Command::FetchCandidates));
+    assert!(matches!(
+        step.records.as_slice(),
+        [takt_core::Record::WebhookRefused { reason, .. }] if reason == "replayed delivery"
+    ));
+    // The same id from another source is another delivery.
+    let step = h.feed(Event::WebhookReceived {
+        source: "generic".into(),
+        delivery: "72d3162e".into(),
+        summary: "a task".into(),
+    });
+    assert!(step.refusal.is_none());
+}
