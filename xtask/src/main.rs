@@ -10,7 +10,7 @@ mod bench;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|all]... [--no-write]
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|all]... [--no-write]
 
   dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
               cargo build --release -p takt-cli)
@@ -21,6 +21,7 @@ usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|san
   gateway     latency the model gateway adds per call, streaming first byte, 200 concurrent streams
   verify      verification overhead over the gate commands on a sample Rust crate (needs
               target/release/takt)
+  api         the HTTP API: GET /api/v1/state over 1,000 tasks, SSE fan-out to 100 subscribers
   all         every scenario (the default)
 
   --no-write  print the results without rewriting docs/BENCHMARKS.md";

@@ -2,6 +2,7 @@
 //! that replaces its part of `docs/BENCHMARKS.md`.
 
 mod agents;
+mod api;
 pub mod core;
 mod dispatch;
 mod doc;
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     "dispatch",
     "workspace",
     "core",
@@ -25,6 +26,7 @@ pub const ALL: [&str; 7] = [
     "sandbox",
     "gateway",
     "verify",
+    "api",
 ];
 
 /// What one scenario produced.
@@ -73,6 +75,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "sandbox" => sandbox::run(&root, &machine)?,
             "gateway" => gateway::run(&machine)?,
             "verify" => verify::run(&root, &machine)?,
+            "api" => api::run(&machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());
