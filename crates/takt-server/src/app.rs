@@ -23,6 +23,10 @@ pub struct App {
     pub keep_alive: Duration,
     /// How long a call into the daemon may take before the client gets 504.
     pub daemon_timeout: Duration,
+    /// The GitHub webhook secret (HMAC key); `None`: `/hooks/github` does not exist.
+    pub github_secret: Option<Arc<str>>,
+    /// The generic webhook token's digest; `None`: `/hooks/generic` does not exist.
+    pub generic_token: Option<TokenDigest>,
     /// Turns true when the server starts shutting down; event streams end on it, so a graceful
     /// shutdown does not wait for clients that never hang up.
     pub shutdown: watch::Receiver<bool>,

@@ -29,6 +29,11 @@ pub enum ServerError {
     /// through. Not retryable: set a real token or none.
     #[error("the API token is blank; set a non-empty token or none")]
     BlankToken,
+    /// A configured webhook secret (`github`) or token (`generic`) is empty or whitespace:
+    /// anyone could sign a delivery or present the token. Not retryable: set a real secret or
+    /// none (which turns the hook off).
+    #[error("the {hook} webhook secret is blank; set a non-empty secret or none")]
+    BlankWebhookSecret { hook: &'static str },
     /// The listener's own address could not be read (the socket is unusable).
     #[error("could not read the listener's address: {0}")]
     LocalAddr(#[source] std::io::Error),
@@ -48,7 +53,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     /// Stable snake_case code: `not_found`, `method_not_allowed`, `issue_not_found`,
     /// `task_not_found`, `not_verified`, `artifact_not_found`, `invalid_request`,
-    /// `unauthorized`, `forbidden_origin`, `refused`, `snapshot_unavailable`,
+    /// `unauthorized`, `forbidden_origin`, `refused`, `duplicate_delivery`, `snapshot_unavailable`,
     /// `orchestrator_unavailable`, `orchestrator_timeout`, `internal_error`.
     pub code: String,
     /// What went wrong, for a person.
@@ -131,6 +136,23 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "this request needs the API token: send `Authorization: Bearer <token>`",
+        )
+    }
+
+    /// A webhook request without valid credentials: `message` says which (the signature, the
+    /// hook token). 401 `unauthorized`, like the API token.
+    pub fn hook_unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// A webhook delivery id the daemon has already accepted: a replay or a redelivery.
+    pub fn duplicate_delivery(source: &str, delivery: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_delivery",
+            format!(
+                "the {source} delivery {delivery} was already accepted; it is not processed again"
+            ),
         )
     }
 

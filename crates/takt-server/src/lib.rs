@@ -2,7 +2,8 @@
 //!
 //! Symphony's `/api/v1` endpoints with their exact shapes (`state`, `{issue_identifier}`,
 //! `refresh`), takt's task, command, evidence, artifact and cost endpoints, a resumable
-//! Server-Sent Events stream of journal entries, and Prometheus metrics at `/metrics`.
+//! Server-Sent Events stream of journal entries, Prometheus metrics at `/metrics`, and webhook
+//! triggers at `/hooks/github` and `/hooks/generic`.
 //! `docs/api.md` describes every endpoint; `docs/openapi.json` is [`openapi_json`].
 //!
 //! The server knows the daemon only through the [`DaemonPort`] trait: it reads published
@@ -22,7 +23,8 @@
 //! Layout: [`port`] (the trait and its types), `server` ([`serve`], [`check_bind`]), `auth`
 //! (bearer token, origin check), `routes` (one module per group of endpoints), `symphony`
 //! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event
-//! stream), `metrics`, `openapi` and `schemas` (the document), `error` (the envelope).
+//! stream), `metrics`, `openapi` and `schemas` (the document), `error` (the envelope),
+//! `webhook` (signature checks and payload parsing behind `routes::hooks`).
 
 mod app;
 mod auth;
@@ -37,8 +39,12 @@ mod server;
 mod sse;
 mod symphony;
 mod time;
+mod webhook;
 
 pub use error::ServerError;
 pub use openapi::openapi_json;
-pub use port::{DaemonPort, NewTask, PortError, RefreshQueued, Snapshot};
+pub use port::{
+    DaemonPort, GENERIC_SOURCE, GITHUB_SOURCE, NewTask, PortError, RefreshQueued, Snapshot,
+    WebhookDelivery, WebhookOutcome, WebhookTrigger,
+};
 pub use server::{ServerConfig, check_bind, serve};

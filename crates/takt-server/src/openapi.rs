@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{artifacts, commands, cost, health, symphony, tasks};
+use crate::routes::{artifacts, commands, cost, health, hooks, symphony, tasks};
 use crate::{error, metrics, schemas, sse};
 
 #[derive(OpenApi)]
@@ -17,7 +17,9 @@ use crate::{error, metrics, schemas, sse};
             answer endpoints, a resumable SSE stream of journal events, and Prometheus metrics. \
             Requests that change state need `Authorization: Bearer <token>` when a token is \
             configured; reads need it too when the server listens beyond loopback. Errors use \
-            the envelope `{\"error\": {\"code\", \"message\"}}`.",
+            the envelope `{\"error\": {\"code\", \"message\"}}`. The webhooks under \
+            `/hooks/` authenticate with their own credentials (GitHub's signature, the generic \
+            hook token) instead of the API token.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -39,6 +41,8 @@ use crate::{error, metrics, schemas, sse};
         health::health,
         sse::events,
         metrics::metrics,
+        hooks::github,
+        hooks::generic,
     ),
     components(schemas(
         error::ErrorEnvelope,
@@ -56,20 +60,24 @@ use crate::{error, metrics, schemas, sse};
         (name = "evidence", description = "Stored artifacts"),
         (name = "events", description = "The journal as Server-Sent Events"),
         (name = "meta", description = "Health, cost and metrics"),
+        (name = "webhooks", description = "Triggers from GitHub and other systems"),
     ),
 )]
 struct ApiDoc;
 
-/// Declares the bearer scheme the `security` of mutating endpoints names.
+/// Declares the bearer schemes the `security` of endpoints names: the API token (`bearer`)
+/// and the generic webhook's token (`generic_webhook`).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
+            for name in ["bearer", "generic_webhook"] {
+                components.add_security_scheme(
+                    name,
+                    SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+                );
+            }
         }
     }
 }

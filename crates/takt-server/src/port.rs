@@ -46,6 +46,82 @@ pub struct NewTask {
     pub author: String,
 }
 
+/// The `source` of deliveries to `POST /hooks/github`.
+pub const GITHUB_SOURCE: &str = "github";
+/// The `source` of deliveries to `POST /hooks/generic`.
+pub const GENERIC_SOURCE: &str = "generic";
+
+/// A verified GitHub delivery reduced to what the daemon needs to decide whether to look at
+/// the tracker now: which event, on which repository and issue or pull request. The daemon
+/// does not act on the payload itself (it is a hint, not the truth); it polls and reconciles,
+/// so a missed or reordered delivery cannot leave it with a wrong picture.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookTrigger {
+    /// Always [`GITHUB_SOURCE`].
+    pub source: String,
+    /// `X-GitHub-Delivery`: GitHub's id of the event, the same on a redelivery. The replay and
+    /// deduplication key together with `source`.
+    pub delivery: String,
+    /// `X-GitHub-Event`: `issues`, `issue_comment`, `pull_request` or `check_suite`.
+    pub event: String,
+    /// The payload's `action` (`opened`, `created`, `synchronize`, `completed`, ...).
+    pub action: Option<String>,
+    /// `repository.full_name` (`owner/name`).
+    pub repository: Option<String>,
+    /// The issue's or pull request's number; for `check_suite`, the first pull request the
+    /// suite ran for, if any.
+    pub number: Option<u64>,
+    /// The issue's or pull request's title.
+    pub title: Option<String>,
+}
+
+/// A webhook delivery the server accepted (authenticated and well-formed), for the daemon to
+/// deduplicate and act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookDelivery {
+    /// From GitHub: something changed on the tracker; poll and reconcile now instead of at the
+    /// next interval, so the dispatch decision follows at once.
+    Trigger(WebhookTrigger),
+    /// From `POST /hooks/generic`: create this local task (as [`DaemonPort::create_task`]
+    /// does) and poll at once.
+    Task {
+        /// The `Idempotency-Key` (or `X-Delivery-Id`) header.
+        delivery: String,
+        /// Always [`GENERIC_SOURCE`].
+        source: String,
+        task: NewTask,
+    },
+}
+
+impl WebhookDelivery {
+    /// `github` or `generic`.
+    pub fn source(&self) -> &str {
+        match self {
+            WebhookDelivery::Trigger(trigger) => &trigger.source,
+            WebhookDelivery::Task { source, .. } => source,
+        }
+    }
+
+    /// The delivery id: with [`WebhookDelivery::source`], the deduplication key.
+    pub fn delivery(&self) -> &str {
+        match self {
+            WebhookDelivery::Trigger(trigger) => &trigger.delivery,
+            WebhookDelivery::Task { delivery, .. } => delivery,
+        }
+    }
+}
+
+/// What the daemon did with a [`WebhookDelivery`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WebhookOutcome {
+    /// The daemon had already accepted a delivery with this (source, delivery id) and did
+    /// nothing: a replay or a redelivery. The server answers 409 `duplicate_delivery` and
+    /// reports the refusal through [`DaemonPort::webhook_refused`].
+    pub duplicate: bool,
+    /// The task a [`WebhookDelivery::Task`] created; `None` for a trigger and a duplicate.
+    pub task: Option<Issue>,
+}
+
 /// What `POST /api/v1/refresh` came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RefreshQueued {
@@ -109,6 +185,28 @@ pub trait DaemonPort: Send + Sync + 'static {
     /// once. Returns the issue as the tracker stored it (its identifier is new). A tracker
     /// that cannot create issues answers [`PortError::Refused`].
     async fn create_task(&self, task: NewTask) -> Result<Issue, PortError>;
+
+    /// Acts on an authenticated, well-formed webhook delivery: a GitHub trigger asks for a
+    /// poll and reconciliation now (as [`DaemonPort::refresh`]), a generic one creates a task
+    /// (as [`DaemonPort::create_task`]).
+    ///
+    /// The daemon owns deduplication by ([`WebhookDelivery::source`],
+    /// [`WebhookDelivery::delivery`]): it records the key durably (in the journal, in the same
+    /// transaction as what the delivery caused), so a replay is recognized after a restart
+    /// too, and answers `duplicate: true` without acting for a key it has seen. The server
+    /// keeps no memory of deliveries. Record a key only for a delivery that was acted on: when
+    /// this call fails ([`PortError::Unavailable`], ...), a redelivery of the same id must be
+    /// processed.
+    async fn webhook(&self, delivery: WebhookDelivery) -> Result<WebhookOutcome, PortError>;
+
+    /// A webhook request the server refused: a missing or wrong signature or token, a replayed
+    /// delivery id, a missing header, a malformed or oversized body. `source` is
+    /// [`GITHUB_SOURCE`] or [`GENERIC_SOURCE`]; `delivery` the delivery id the request claimed,
+    /// if it had a plausible one (unauthenticated, so possibly forged); `reason` says why, for
+    /// a person. The daemon journals it so an operator can see probing and misconfigured
+    /// senders; it must not fail the request, so it returns nothing. The server waits for it
+    /// (at most its daemon timeout) before answering.
+    async fn webhook_refused(&self, source: &str, delivery: Option<String>, reason: String);
 
     /// Journal entries with `seq > after_seq`, oldest first, at most `limit` of them; empty when
     /// there are none yet. Called to replay an event stream from its `Last-Event-ID`, page by

@@ -29,6 +29,12 @@ pub struct ServerConfig {
     /// How long the server waits for the daemon to answer a call of [`DaemonPort`] (a command,
     /// a journal read) before answering 504 `orchestrator_timeout`.
     pub daemon_timeout: Duration,
+    /// The secret of the GitHub webhook (the "Secret" field of the hook's settings), which
+    /// signs every delivery to `POST /hooks/github`. `None`: that route answers 404.
+    pub github_webhook_secret: Option<String>,
+    /// The bearer token `POST /hooks/generic` requires (distinct from `token`, so a sender
+    /// of tasks cannot approve or cancel them). `None`: that route answers 404.
+    pub generic_webhook_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -47,19 +53,50 @@ impl Default for ServerConfig {
             token: None,
             keep_alive: Duration::from_secs(15),
             daemon_timeout: Duration::from_secs(15),
+            github_webhook_secret: None,
+            generic_webhook_token: None,
         }
     }
 }
 
-// The token stays out of logs.
+// The token and the webhook secrets stay out of logs.
 impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &redacted(&self.token))
             .field("keep_alive", &self.keep_alive)
             .field("daemon_timeout", &self.daemon_timeout)
+            .field(
+                "github_webhook_secret",
+                &redacted(&self.github_webhook_secret),
+            )
+            .field(
+                "generic_webhook_token",
+                &redacted(&self.generic_webhook_token),
+            )
             .finish()
     }
+}
+
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+/// A blank webhook secret would make signatures anyone can compute (HMAC with an empty key)
+/// and a blank hook token would let `Authorization: Bearer ` through.
+fn check_webhooks(config: &ServerConfig) -> Result<(), ServerError> {
+    for (hook, secret) in [
+        ("github", &config.github_webhook_secret),
+        ("generic", &config.generic_webhook_token),
+    ] {
+        if secret
+            .as_deref()
+            .is_some_and(|secret| secret.trim().is_empty())
+        {
+            return Err(ServerError::BlankWebhookSecret { hook });
+        }
+    }
+    Ok(())
 }
 
 /// Whether the API may be served on `addr` with `token`: an address other machines can reach
@@ -77,7 +114,8 @@ pub fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), ServerErr
 /// event streams and waits for in-flight requests to finish.
 ///
 /// Fails at once with [`ServerError::TokenRequired`] or [`ServerError::BlankToken`] when
-/// [`check_bind`] refuses the listener's address.
+/// [`check_bind`] refuses the listener's address, and with [`ServerError::BlankWebhookSecret`]
+/// when a configured webhook secret or token is blank.
 pub async fn serve(
     listener: TcpListener,
     daemon: Arc<dyn DaemonPort>,
@@ -86,6 +124,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
     check_bind(addr, config.token.as_deref())?;
+    check_webhooks(&config)?;
     let (stopping, stopping_rx) = watch::channel(false);
     let app = App {
         daemon,
@@ -93,9 +132,17 @@ pub async fn serve(
         reads_need_token: !addr.ip().is_loopback(),
         keep_alive: config.keep_alive,
         daemon_timeout: config.daemon_timeout,
+        github_secret: config.github_webhook_secret.as_deref().map(Arc::from),
+        generic_token: config.generic_webhook_token.as_deref().map(TokenDigest::of),
         shutdown: stopping_rx,
     };
-    tracing::info!(%addr, token = config.token.is_some(), "serving the HTTP API");
+    tracing::info!(
+        %addr,
+        token = config.token.is_some(),
+        github_hook = config.github_webhook_secret.is_some(),
+        generic_hook = config.generic_webhook_token.is_some(),
+        "serving the HTTP API"
+    );
     let signal = async move {
         shutdown.await;
         // Event streams never end on their own; graceful shutdown waits for them otherwise.
@@ -130,8 +177,37 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_not_printed() {
-        let config = ServerConfig::with_token(Some("hunter2".into()));
-        assert!(!format!("{config:?}").contains("hunter2"));
+    fn the_token_and_the_webhook_secrets_are_not_printed() {
+        let config = ServerConfig {
+            github_webhook_secret: Some("gh-s3cret".into()),
+            generic_webhook_token: Some("hook-t0ken".into()),
+            ..ServerConfig::with_token(Some("hunter2".into()))
+        };
+        let printed = format!("{config:?}");
+        for secret in ["hunter2", "gh-s3cret", "hook-t0ken"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("github_webhook_secret"), "{printed}");
+    }
+
+    #[test]
+    fn a_blank_webhook_secret_is_refused() {
+        let blank = ServerConfig {
+            github_webhook_secret: Some(" ".into()),
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            check_webhooks(&blank),
+            Err(ServerError::BlankWebhookSecret { hook: "github" })
+        ));
+        let blank = ServerConfig {
+            generic_webhook_token: Some(String::new()),
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            check_webhooks(&blank),
+            Err(ServerError::BlankWebhookSecret { hook: "generic" })
+        ));
+        assert!(check_webhooks(&ServerConfig::default()).is_ok());
     }
 }

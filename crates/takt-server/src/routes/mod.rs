@@ -1,5 +1,5 @@
 //! The router: every endpoint, the auth middleware, and the 404/405 answers in Symphony's
-//! envelope.
+//! envelope. The webhooks under `/hooks/` check their own credentials (`hooks`).
 //!
 //! `/api/v1/{issue_identifier}` sits beside static routes such as `/api/v1/tasks`; the router
 //! prefers static segments, so those are never read as an identifier (tested).
@@ -8,10 +8,12 @@ pub mod artifacts;
 pub mod commands;
 pub mod cost;
 pub mod health;
+pub mod hooks;
 pub mod symphony;
 pub mod tasks;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
@@ -42,6 +44,14 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/artifacts/{hash}", get(artifacts::get_artifact))
         .route("/api/v1/{issue_identifier}", get(symphony::get_issue))
         .route("/metrics", get(metrics::metrics))
+        .route(
+            hooks::GITHUB_PATH,
+            post(hooks::github).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+        )
+        .route(
+            hooks::GENERIC_PATH,
+            post(hooks::generic).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+        )
         // After the routes: it applies to the routes that exist.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

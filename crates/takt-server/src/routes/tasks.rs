@@ -139,11 +139,7 @@ pub async fn create_task(
     let request: CreateTaskRequest = json_body(&body)?;
     let author = operator(&headers)?;
     let title = required_text(request.title, "title")?;
-    if let Some(priority) = request.priority.filter(|p| !(0..=4).contains(p)) {
-        return Err(ApiError::invalid(format!(
-            "`priority` must be 0..=4 (1 most urgent), not {priority}"
-        )));
-    }
+    check_priority(request.priority)?;
     let task = NewTask {
         title,
         body: request.body.filter(|body| !body.trim().is_empty()),
@@ -160,8 +156,18 @@ pub async fn create_task(
     Ok(response)
 }
 
+/// A priority within 0..=4, or none.
+pub fn check_priority(priority: Option<i64>) -> Result<(), ApiError> {
+    match priority.filter(|p| !(0..=4).contains(p)) {
+        Some(priority) => Err(ApiError::invalid(format!(
+            "`priority` must be 0..=4 (1 most urgent), not {priority}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Trimmed, blank entries dropped.
-fn cleaned(values: Vec<String>) -> Vec<String> {
+pub fn cleaned(values: Vec<String>) -> Vec<String> {
     values
         .into_iter()
         .map(|value| value.trim().to_owned())

@@ -2,7 +2,7 @@
 //! events through `takt_core::handle`, a hash-chained journal of the records, a broadcast of
 //! each entry as it is "committed", and a map of artifacts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,7 +12,9 @@ use takt_protocol::{
     AgentEvent, GateOutcome, GateSource, GateStatus, Issue, JournalEntry, Millis, ModelCallReport,
     RunOutcome, TokenUsage, VerificationReport,
 };
-use takt_server::{DaemonPort, NewTask, PortError, RefreshQueued, Snapshot};
+use takt_server::{
+    DaemonPort, NewTask, PortError, RefreshQueued, Snapshot, WebhookDelivery, WebhookOutcome,
+};
 use tokio::sync::broadcast;
 
 /// Everything the fake was asked to do, for assertions.
@@ -22,6 +24,18 @@ pub struct Calls {
     pub created: Vec<NewTask>,
     pub refreshes: u32,
     pub subscriptions: u32,
+    /// Webhook deliveries the fake acted on (not the duplicates).
+    pub webhooks: Vec<WebhookDelivery>,
+    /// Refused webhook requests, as journaled.
+    pub refusals: Vec<Refusal>,
+}
+
+/// One `webhook_refused` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub source: String,
+    pub delivery: Option<String>,
+    pub reason: String,
 }
 
 pub struct FakeDaemon {
@@ -43,6 +57,9 @@ struct Inner {
     /// Entries sent on each new subscription right after it is made: as if they committed
     /// between the subscription and the replay (they are in the journal too).
     echo_on_subscribe: Vec<JournalEntry>,
+    /// (source, delivery id) of the webhook deliveries acted on: the daemon's durable
+    /// deduplication, in memory here.
+    deliveries: HashSet<(String, String)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +113,7 @@ impl FakeDaemon {
                 issues: Vec::new(),
                 poll_in_flight: false,
                 echo_on_subscribe: Vec::new(),
+                deliveries: HashSet::new(),
             }),
             live: broadcast::channel(capacity).0,
             available: AtomicBool::new(true),
@@ -434,6 +452,41 @@ impl DaemonPort for FakeDaemon {
         all.push(created.clone());
         self.poll(&all);
         Ok(created)
+    }
+
+    async fn webhook(&self, delivery: WebhookDelivery) -> Result<WebhookOutcome, PortError> {
+        if !self.available.load(Ordering::SeqCst) {
+            return Err(PortError::Unavailable("the daemon is stopping".into()));
+        }
+        let key = (delivery.source().to_owned(), delivery.delivery().to_owned());
+        if lock(&self.inner).deliveries.contains(&key) {
+            return Ok(WebhookOutcome {
+                duplicate: true,
+                task: None,
+            });
+        }
+        let task = match &delivery {
+            WebhookDelivery::Trigger(_) => {
+                self.refresh().await?;
+                None
+            }
+            WebhookDelivery::Task { task, .. } => Some(self.create_task(task.clone()).await?),
+        };
+        // Only a delivery acted on is remembered, so a failed one can be redelivered.
+        lock(&self.inner).deliveries.insert(key);
+        lock(&self.calls).webhooks.push(delivery);
+        Ok(WebhookOutcome {
+            duplicate: false,
+            task,
+        })
+    }
+
+    async fn webhook_refused(&self, source: &str, delivery: Option<String>, reason: String) {
+        lock(&self.calls).refusals.push(Refusal {
+            source: source.to_owned(),
+            delivery,
+            reason,
+        });
     }
 
     async fn journal_since(

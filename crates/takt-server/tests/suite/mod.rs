@@ -3,6 +3,7 @@
 mod auth;
 mod commands;
 mod fake;
+mod hooks;
 mod metrics;
 mod openapi;
 mod reads;
@@ -42,6 +43,7 @@ impl Server {
             token: token.map(String::from),
             keep_alive: Duration::from_millis(200),
             daemon_timeout: Duration::from_secs(5),
+            ..ServerConfig::default()
         };
         Server::start_with_config(daemon, config).await
     }

@@ -49,15 +49,23 @@ fn the_document_lists_every_route() {
         ("/api/v1/health", "get"),
         ("/api/v1/events", "get"),
         ("/metrics", "get"),
+        ("/hooks/github", "post"),
+        ("/hooks/generic", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
             "{method} {path} is not in the document"
         );
     }
-    assert_eq!(paths.len(), 17);
+    assert_eq!(paths.len(), 19);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    assert_eq!(
+        document["components"]["securitySchemes"]["generic_webhook"]["scheme"],
+        "bearer"
+    );
+    // The hooks authenticate themselves; the API token is not theirs.
+    assert!(document["paths"]["/hooks/github"]["post"]["security"].is_null());
 }
