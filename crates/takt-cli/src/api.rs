@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use takt_core::OperatorCommand;
 use takt_protocol::{Issue, JournalEntry};
-use takt_server::{DaemonPort, NewTask, PortError, RefreshQueued, Snapshot};
+use takt_server::{
+    DaemonPort, NewTask, PortError, RefreshQueued, Snapshot, WebhookDelivery, WebhookOutcome,
+};
 use takt_store::{LocalTracker, NewIssue, Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -19,6 +21,17 @@ pub enum ApiRequest {
     Operator(OperatorCommand, oneshot::Sender<Result<(), String>>),
     /// Poll now; the reply says whether a poll was already under way.
     Refresh(oneshot::Sender<RefreshQueued>),
+    /// An authenticated webhook delivery: used once, then acted on.
+    Webhook(
+        WebhookDelivery,
+        oneshot::Sender<Result<WebhookOutcome, PortError>>,
+    ),
+    /// A webhook request refused before it counted: journaled only.
+    WebhookRefused {
+        source: String,
+        delivery: Option<String>,
+        reason: String,
+    },
 }
 
 /// The daemon's ends of the API's channels.
@@ -128,6 +141,22 @@ impl DaemonPort for ApiPort {
         let (reply, _) = oneshot::channel();
         let _ = self.requests.send(ApiRequest::Refresh(reply));
         Ok(issue)
+    }
+
+    async fn webhook(&self, delivery: WebhookDelivery) -> Result<WebhookOutcome, PortError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(ApiRequest::Webhook(delivery, reply))
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn webhook_refused(&self, source: &str, delivery: Option<String>, reason: String) {
+        let _ = self.requests.send(ApiRequest::WebhookRefused {
+            source: source.to_owned(),
+            delivery,
+            reason,
+        });
     }
 
     async fn journal_since(

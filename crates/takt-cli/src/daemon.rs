@@ -270,6 +270,24 @@ impl Daemon {
                 self.publish_snapshot();
                 let _ = reply.send(step.refusal.map_or(Ok(()), Err));
             }
+            crate::api::ApiRequest::Webhook(delivery, reply) => {
+                let outcome = self.on_webhook(delivery).await;
+                self.publish_snapshot();
+                let _ = reply.send(outcome);
+            }
+            crate::api::ApiRequest::WebhookRefused {
+                source,
+                delivery,
+                reason,
+            } => {
+                warn!(%source, delivery = delivery.as_deref().unwrap_or(""), %reason, "webhook refused");
+                self.feed(Event::WebhookRefused {
+                    source,
+                    delivery,
+                    reason,
+                })
+                .await?;
+            }
             crate::api::ApiRequest::Refresh(reply) => {
                 let coalesced = self.pending.contains(&Command::FetchCandidates);
                 if !coalesced {
@@ -280,6 +298,111 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// An authenticated webhook delivery. A replayed delivery id is answered as a duplicate
+    /// (the core refuses one too, should it get that far); a task delivery's issue is created before its id is used up, under an author
+    /// key naming the delivery, so a crash in between finds the issue instead of making a
+    /// second one.
+    async fn on_webhook(
+        &mut self,
+        delivery: takt_server::WebhookDelivery,
+    ) -> Result<takt_server::WebhookOutcome, takt_server::PortError> {
+        let internal =
+            |error: anyhow::Error| takt_server::PortError::Internal(format!("{error:#}"));
+        let source = delivery.source().to_owned();
+        let id = delivery.delivery().to_owned();
+        if self
+            .engine
+            .state
+            .webhook_deliveries
+            .contains(&takt_core::delivery_key(&source, &id))
+        {
+            // The server reports the 409 it answers through `webhook_refused`, which journals
+            // it; journaling it here too would record one replay twice.
+            return Ok(takt_server::WebhookOutcome {
+                duplicate: true,
+                task: None,
+            });
+        }
+        let (summary, task) = match delivery {
+            takt_server::WebhookDelivery::Trigger(trigger) => (
+                format!(
+                    "{} {}{}{}",
+                    trigger.event,
+                    trigger.action.as_deref().unwrap_or(""),
+                    trigger.number.map(|n| format!(" #{n}")).unwrap_or_default(),
+                    trigger
+                        .repository
+                        .as_deref()
+                        .map(|r| format!(" in {r}"))
+                        .unwrap_or_default()
+                ),
+                None,
+            ),
+            takt_server::WebhookDelivery::Task { task, .. } => {
+                let title = task.title.clone();
+                let issue =
+                    self.webhook_task(&source, &id, task)
+                        .await
+                        .map_err(|error| match error.downcast::<takt_store::StoreError>() {
+                            Ok(takt_store::StoreError::Invalid(message)) => {
+                                takt_server::PortError::Invalid(message)
+                            }
+                            Ok(other) => takt_server::PortError::Internal(other.to_string()),
+                            Err(error) => internal(error),
+                        })?;
+                (format!("task {}: {title}", issue.identifier), Some(issue))
+            }
+        };
+        self.feed(Event::WebhookReceived {
+            source,
+            delivery: id,
+            summary,
+        })
+        .await
+        .map_err(internal)?;
+        Ok(takt_server::WebhookOutcome {
+            duplicate: false,
+            task,
+        })
+    }
+
+    /// The local issue of a task delivery, found again when an earlier try created it.
+    async fn webhook_task(
+        &self,
+        source: &str,
+        delivery: &str,
+        task: takt_server::NewTask,
+    ) -> Result<takt_protocol::Issue> {
+        let key = format!("webhook:{source}:{delivery}");
+        let tracker = takt_store::LocalTracker::new(
+            self.engine.store.clone(),
+            self.workflow.tracker.active_states.clone(),
+            self.workflow.tracker.terminal_states.clone(),
+        );
+        if let Some(existing) = tracker
+            .list(None)
+            .await?
+            .into_iter()
+            .find(|issue| issue.author() == Some(key.as_str()))
+        {
+            return Ok(existing);
+        }
+        Ok(tracker
+            .create_issue(
+                takt_store::NewIssue {
+                    title: task.title,
+                    description: task.body,
+                    priority: task.priority,
+                    labels: task.labels,
+                    blocked_by: task.blocked_by,
+                    state: None,
+                    author: Some(key),
+                },
+                now_ms(),
+            )
+            .await?)
     }
 
     /// Processes the operator inbox without running any agent: used by CLI commands when no

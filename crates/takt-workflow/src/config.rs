@@ -218,12 +218,34 @@ pub struct ServerConfig {
     pub port: Option<u16>,
     /// Default `127.0.0.1`.
     pub host: String,
-    /// The bearer token state-changing requests must carry (resolved from `$VAR`); required
-    /// to bind anything but loopback.
-    pub token: Option<String>,
-    /// The variable `token` names; set while the token itself is not, the daemon refuses to
-    /// serve rather than serve without it.
-    pub token_var: Option<String>,
+    /// The bearer token state-changing requests must carry; required to bind anything but
+    /// loopback.
+    pub token: Option<SecretRef>,
+    /// The secret GitHub signs webhook deliveries with (`POST /hooks/github`).
+    pub github_webhook_secret: Option<SecretRef>,
+    /// The bearer token of `POST /hooks/generic`.
+    pub webhook_token: Option<SecretRef>,
+}
+
+/// A secret named by `$VAR` in WORKFLOW.md.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The environment variable's name.
+    pub var: String,
+    /// Its value; `None` when the variable is not set (the daemon then refuses to serve
+    /// rather than serve without it).
+    pub value: Option<String>,
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "${} ({})",
+            self.var,
+            if self.value.is_some() { "set" } else { "unset" }
+        )
+    }
 }
 
 /// `model.provider`: which wire API the model speaks.

@@ -106,7 +106,13 @@ pub(crate) const CODEX: SectionSpec = SectionSpec {
 pub(crate) const SERVER: SectionSpec = SectionSpec {
     name: "server",
     owner: Owner::Symphony,
-    keys: &["port", "host", "token"],
+    keys: &[
+        "port",
+        "host",
+        "token",
+        "github_webhook_secret",
+        "webhook_token",
+    ],
 };
 
 pub(crate) const COMMAND: SectionSpec = SectionSpec {

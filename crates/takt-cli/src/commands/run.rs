@@ -30,20 +30,20 @@ pub async fn run(
     let mut daemon = Daemon::start(project, Mode::Daemon).await?;
     // R-134: the CLI's port wins over `server.port`.
     if let Some(port) = port.or(server.port) {
-        if let (Some(name), None) = (&server.token_var, &server.token) {
-            anyhow::bail!(
-                "server.token names ${name}, which is not set: export {name} (the API's bearer \
-                 token) before `takt run`, or remove `server.token`"
-            );
-        }
-        let listener = bind_api(&server.host, port, server.token.as_deref()).await?;
+        let token = secret("token", server.token.as_ref())?;
+        let github = secret(
+            "github_webhook_secret",
+            server.github_webhook_secret.as_ref(),
+        )?;
+        let generic = secret("webhook_token", server.webhook_token.as_ref())?;
+        let listener = bind_api(&server.host, port, token.as_deref()).await?;
         let addr = listener.local_addr()?;
         fs_err::write(state_dir.join(API_ADDR_FILE), format!("{addr}\n"))?;
         tracing::info!(%addr, "HTTP API listening on http://{addr}/api/v1/state");
-        daemon.serve_api(
-            listener,
-            takt_server::ServerConfig::with_token(server.token.clone()),
-        )?;
+        let mut config = takt_server::ServerConfig::with_token(token);
+        config.github_webhook_secret = github;
+        config.generic_webhook_token = generic;
+        daemon.serve_api(listener, config)?;
     }
     let summary = daemon.run(once, shutdown).await?;
     let _ = fs_err::remove_file(state_dir.join(API_ADDR_FILE));
@@ -93,4 +93,19 @@ async fn bind_api(host: &str, port: u16, token: Option<&str>) -> Result<tokio::n
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the HTTP API to {addr}"))
+}
+
+/// A `server` secret's value; a secret WORKFLOW.md names but the environment lacks stops the
+/// daemon rather than serving without it.
+fn secret(key: &str, secret: Option<&takt_workflow::SecretRef>) -> Result<Option<String>> {
+    match secret {
+        None => Ok(None),
+        Some(takt_workflow::SecretRef {
+            value: Some(value), ..
+        }) => Ok(Some(value.clone())),
+        Some(takt_workflow::SecretRef { var, value: None }) => anyhow::bail!(
+            "server.{key} names ${var}, which is not set: export {var} before `takt run`, or \
+             remove `server.{key}`"
+        ),
+    }
 }

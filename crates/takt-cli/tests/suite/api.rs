@@ -164,3 +164,155 @@ fn the_api_refuses_to_listen_beyond_loopback_without_a_token() {
     assert!(out.stderr.contains("0.0.0.0"), "{out}");
     assert!(out.stderr.to_lowercase().contains("token"), "{out}");
 }
+
+/// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`), as GitHub signs deliveries.
+fn github_signature(secret: &str, body: &str) -> String {
+    python(
+        "import hmac, hashlib, sys\n\
+         print('sha256=' + hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())\n",
+        &[secret, body],
+    )
+    .trim()
+    .to_owned()
+}
+
+/// POST with extra headers through urllib; returns `(status, body)`.
+fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut args = vec![url, body];
+    for (name, value) in headers {
+        args.push(name);
+        args.push(value);
+    }
+    let out = python(
+        "import sys, urllib.request, urllib.error\n\
+         url, body, rest = sys.argv[1], sys.argv[2], sys.argv[3:]\n\
+         req = urllib.request.Request(url, method='POST', data=body.encode())\n\
+         req.add_header('Content-Type', 'application/json')\n\
+         for i in range(0, len(rest), 2): req.add_header(rest[i], rest[i + 1])\n\
+         try:\n\
+         \x20   r = urllib.request.urlopen(req, timeout=20)\n\
+         \x20   print(r.status); print(r.read().decode())\n\
+         except urllib.error.HTTPError as e:\n\
+         \x20   print(e.code); print(e.read().decode())\n",
+        &args,
+    );
+    let (status, rest) = out.split_once('\n').unwrap_or((&out, ""));
+    (status.trim().parse().unwrap_or(0), rest.trim().to_owned())
+}
+
+#[test]
+fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
+    let f = Factory::new("hooks", |f| {
+        let mut wf = WorkflowFile::new(f.recording_agent());
+        wf.extra = "server:\n  github_webhook_secret: $TAKT_E2E_GH_SECRET\n  webhook_token: $TAKT_E2E_HOOK_TOKEN\n"
+            .into();
+        wf
+    });
+    let log = f.repo.root().join("daemon.log");
+    let mut command = f.takt.command(&["run", "--port", "0"]);
+    command
+        .env("TAKT_E2E_GH_SECRET", "gh-secret")
+        .env("TAKT_E2E_HOOK_TOKEN", "hook-token");
+    let out = std::fs::File::create(&log).unwrap();
+    command.stdout(out.try_clone().unwrap()).stderr(out);
+    let mut child = command.spawn().unwrap();
+    let addr_file = f.takt.state_dir().join("api.addr");
+    wait_until(
+        "the API address file",
+        Duration::from_secs(30),
+        || addr_file.exists(),
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    let base = format!(
+        "http://{}",
+        std::fs::read_to_string(&addr_file).unwrap().trim()
+    );
+
+    // The generic hook creates exactly one task per delivery id.
+    let task = r#"{"title": "From a webhook", "body": "posted by CI"}"#;
+    let generic = format!("{base}/hooks/generic");
+    let auth = [
+        ("Authorization", "Bearer hook-token"),
+        ("X-Delivery-Id", "d-1"),
+    ];
+    let (status, body) = post(&generic, task, &auth);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&generic, task, &auth);
+    assert_eq!(status, 409, "a replay: {body}");
+    let (status, _) = post(
+        &generic,
+        task,
+        &[("Authorization", "Bearer nope"), ("X-Delivery-Id", "d-2")],
+    );
+    assert_eq!(status, 401);
+    let titled: Vec<Value> = f
+        .takt
+        .tasks()
+        .into_iter()
+        .filter(|task| task["title"] == "From a webhook")
+        .collect();
+    assert_eq!(titled.len(), 1, "{titled:#?}");
+    wait_until(
+        "the webhook's task to reach review",
+        Duration::from_secs(60),
+        || f.takt.state_of(titled[0]["identifier"].as_str().unwrap()) == "awaiting_review",
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+
+    // GitHub: a signed delivery is accepted once; a forged one is refused.
+    let payload = r#"{"action": "opened", "issue": {"number": 12, "title": "Crash on start"}, "repository": {"full_name": "acme/app"}}"#;
+    let github = format!("{base}/hooks/github");
+    let signature = github_signature("gh-secret", payload);
+    let headers = [
+        ("X-GitHub-Event", "issues"),
+        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ("X-Hub-Signature-256", signature.as_str()),
+    ];
+    let (status, body) = post(&github, payload, &headers);
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = post(&github, payload, &headers);
+    assert_eq!(status, 409);
+    let forged = github_signature("not-the-secret", payload);
+    let (status, _) = post(
+        &github,
+        payload,
+        &[
+            ("X-GitHub-Event", "issues"),
+            ("X-GitHub-Delivery", "another"),
+            ("X-Hub-Signature-256", forged.as_str()),
+        ],
+    );
+    assert_eq!(status, 401);
+
+    takt_test_support::signal(child.id(), "TERM");
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let kinds = python(
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1])\n\
+         for (kind, payload) in db.execute(\"SELECT kind, payload FROM journal WHERE kind LIKE 'webhook_%' ORDER BY seq\"): print(kind, payload)\n",
+        &[f.db().to_str().unwrap()],
+    );
+    let lines: Vec<&str> = kinds.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("webhook_accepted"))
+            .count(),
+        2,
+        "{kinds}"
+    );
+    let refused: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("webhook_refused"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        4,
+        "two replays, a wrong token, a forged signature:\n{kinds}"
+    );
+    assert!(kinds.contains("issues opened #12 in acme/app"), "{kinds}");
+}

@@ -6,7 +6,7 @@ use takt_protocol::normalize_state;
 
 use super::{DEFAULT_CODEX_COMMAND, I64_MAX, U32_MAX, U64_MAX, to_u32, to_u64};
 use crate::config::{
-    AgentConfig, BackendKind, CodexConfig, HooksConfig, PollingConfig, ServerConfig,
+    AgentConfig, BackendKind, CodexConfig, HooksConfig, PollingConfig, SecretRef, ServerConfig,
 };
 use crate::env::{Env, env_reference};
 use crate::raw::Value;
@@ -223,34 +223,54 @@ pub(super) fn server(
     let host = report
         .non_blank(section, "host", "127.0.0.1")
         .unwrap_or_else(|| "127.0.0.1".to_owned());
-    let raw = report.string(section, "token");
-    let token_var = raw.as_deref().and_then(env_reference).map(String::from);
-    if raw.is_some() && token_var.is_none() {
-        report.problem(
-            "server.token",
-            section.get("token").map(|n| n.pos),
-            "`server.token` holds a literal value; WORKFLOW.md lives in the repository the agents can read",
-            "reference an environment variable instead, for example `token: $TAKT_API_TOKEN`",
-        );
-    }
-    let token = token_var
-        .as_deref()
-        .and_then(|name| env.var(name))
-        .filter(|value| !value.trim().is_empty());
-    if let (Some(name), None) = (&token_var, &token) {
-        // Only the daemon needs the token; other commands load the file too.
-        report.warn(
-            "server.token",
-            section.get("token").map(|n| n.pos),
-            format!("`server.token` names ${name}, which is not set; `takt run` will not serve the API without it"),
-            format!("export {name} before starting takt"),
-        );
-    }
+    let token = secret(section, report, env, "token", "TAKT_API_TOKEN");
+    let github_webhook_secret = secret(
+        section,
+        report,
+        env,
+        "github_webhook_secret",
+        "TAKT_GITHUB_WEBHOOK_SECRET",
+    );
+    let webhook_token = secret(section, report, env, "webhook_token", "TAKT_WEBHOOK_TOKEN");
     section.check_unknown(report);
     ServerConfig {
         port,
         host,
         token,
-        token_var,
+        github_webhook_secret,
+        webhook_token,
     }
+}
+
+/// A secret of the `server` section: it must name an environment variable (WORKFLOW.md lives
+/// in the repository agents read). An unset variable is a warning here, because only the
+/// daemon serving the API needs it; `takt run` refuses to serve without it.
+fn secret(
+    section: &Section<'_>,
+    report: &mut Report<'_>,
+    env: &dyn Env,
+    key: &str,
+    example: &str,
+) -> Option<SecretRef> {
+    let raw = report.string(section, key)?;
+    let path = format!("server.{key}");
+    let Some(name) = env_reference(&raw).map(String::from) else {
+        report.problem(
+            path.clone(),
+            section.get(key).map(|n| n.pos),
+            format!("`{path}` holds a literal value; WORKFLOW.md lives in the repository the agents can read"),
+            format!("reference an environment variable instead, for example `{key}: ${example}`"),
+        );
+        return None;
+    };
+    let value = env.var(&name).filter(|value| !value.trim().is_empty());
+    if value.is_none() {
+        report.warn(
+            path.clone(),
+            section.get(key).map(|n| n.pos),
+            format!("`{path}` names ${name}, which is not set; `takt run` will not serve the API without it"),
+            format!("export {name} before starting takt"),
+        );
+    }
+    Some(SecretRef { var: name, value })
 }
