@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use takt_core::{Event, OperatorCommand, Policy, State, handle};
 use takt_protocol::{Issue, JournalEntry};
-use takt_server::{DaemonPort, NewTask, PortError, RefreshQueued, Snapshot};
+use takt_server::{
+    DaemonPort, NewTask, PortError, RefreshQueued, Snapshot, WebhookDelivery, WebhookOutcome,
+};
 use tokio::sync::broadcast;
 
 use super::{Dist, Machine, Section, ms, table};
@@ -42,6 +44,10 @@ impl DaemonPort for Port {
     async fn create_task(&self, _: NewTask) -> Result<Issue, PortError> {
         Err(PortError::Refused("read-only benchmark".into()))
     }
+    async fn webhook(&self, _: WebhookDelivery) -> Result<WebhookOutcome, PortError> {
+        Err(PortError::Refused("read-only benchmark".into()))
+    }
+    async fn webhook_refused(&self, _: &str, _: Option<String>, _: String) {}
     async fn journal_since(&self, _: u64, _: u32) -> Result<Vec<JournalEntry>, PortError> {
         Ok(Vec::new())
     }
