@@ -10,7 +10,7 @@ mod bench;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|all]... [--no-write]
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|webhook|all]... [--no-write]
 
   dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
               cargo build --release -p takt-cli)
@@ -22,6 +22,7 @@ usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|san
   verify      verification overhead over the gate commands on a sample Rust crate (needs
               target/release/takt)
   api         the HTTP API: GET /api/v1/state over 1,000 tasks, SSE fan-out to 100 subscribers
+  webhook     latency from a webhook delivery to the agent's start (needs target/release/takt)
   all         every scenario (the default)
 
   --no-write  print the results without rewriting docs/BENCHMARKS.md";

@@ -26,24 +26,24 @@ const SHELL_SAMPLES: usize = 20;
 const TRACE_TASKS: usize = 10;
 const TRACE_FILTER: &str = "info,takt_workspace=trace";
 
-fn now_ns() -> Result<i128> {
+pub(super) fn now_ns() -> Result<i128> {
     Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
         .as_nanos() as i128)
 }
 
-fn to_ms(ns: i128) -> f64 {
+pub(super) fn to_ms(ns: i128) -> f64 {
     ns as f64 / 1e6
 }
 
 /// The daemon, stopped with SIGTERM (then SIGKILL) however the bench ends.
-struct Daemon {
-    child: Child,
+pub(super) struct Daemon {
+    pub(super) child: Child,
 }
 
 impl Daemon {
-    fn stop(&mut self) -> Result<Option<std::process::ExitStatus>> {
+    pub(super) fn stop(&mut self) -> Result<Option<std::process::ExitStatus>> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(Some(status));
         }
@@ -119,7 +119,7 @@ fn newer_sources(root: &Path, built: SystemTime) -> Vec<String> {
     found
 }
 
-fn workflow_text(agent_script: &Path) -> String {
+pub(super) fn workflow_text(agent_script: &Path) -> String {
     format!(
         r#"---
 tracker:
@@ -144,7 +144,7 @@ Benchmark task {{{{ issue.identifier }}}}: {{{{ issue.title }}}}
     )
 }
 
-fn agent_script(stamps: &Path) -> String {
+pub(super) fn agent_script(stamps: &Path) -> String {
     format!(
         "# Sourced by `sh -lc`: the first command records when the agent started.\n\
          date +%s%N > '{stamps}'/\"$TAKT_ISSUE_IDENTIFIER\"\n\
@@ -162,7 +162,7 @@ fn read_stamp(path: &Path) -> Option<i128> {
     text.trim().parse().ok()
 }
 
-fn wait_for_stamp(path: &Path) -> Result<Option<i128>> {
+pub(super) fn wait_for_stamp(path: &Path) -> Result<Option<i128>> {
     let deadline = Instant::now() + AGENT_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(stamp) = read_stamp(path) {
@@ -175,7 +175,7 @@ fn wait_for_stamp(path: &Path) -> Result<Option<i128>> {
 
 /// Lets the run finish (commit, journal) so the next task meets an idle daemon: waits for the
 /// command backend's turn log, then a little more.
-fn wait_for_run_end(state_dir: &Path, identifier: &str) {
+pub(super) fn wait_for_run_end(state_dir: &Path, identifier: &str) {
     let log = state_dir
         .join("runs")
         .join(takt_workspace::workspace_key(identifier))

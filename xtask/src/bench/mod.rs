@@ -9,6 +9,7 @@ mod doc;
 mod gateway;
 mod sandbox;
 mod verify;
+mod webhook;
 mod workspace;
 
 use std::fmt::Write as _;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "dispatch",
     "workspace",
     "core",
@@ -27,6 +28,7 @@ pub const ALL: [&str; 8] = [
     "gateway",
     "verify",
     "api",
+    "webhook",
 ];
 
 /// What one scenario produced.
@@ -76,6 +78,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "gateway" => gateway::run(&machine)?,
             "verify" => verify::run(&root, &machine)?,
             "api" => api::run(&machine)?,
+            "webhook" => webhook::run(&root, &machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

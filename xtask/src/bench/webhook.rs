@@ -1,0 +1,147 @@
+//! `bench webhook`: the latency from a `POST /hooks/generic` delivery to the start of the agent
+//! process of the task it creates, with `takt run --port 0` already running (the same agent,
+//! workflow and 30 s poll interval as `bench dispatch`, so only the delivery explains a fast
+//! dispatch). Target (issue 7): p50 under 50 ms.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::dispatch::{
+    Daemon, agent_script, now_ns, to_ms, wait_for_run_end, wait_for_stamp, workflow_text,
+};
+use super::{Dist, Machine, Section, git, ms, table, verdict};
+
+const TASKS: usize = 30;
+const WARM_UP: usize = 3;
+const TARGET_P50_MS: f64 = 50.0;
+const TOKEN: &str = "bench-webhook-token";
+
+pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
+    let takt = root.join("target").join("release").join("takt");
+    anyhow::ensure!(
+        takt.is_file(),
+        "{} is missing; build it first with `cargo build --release -p takt-cli`",
+        takt.display()
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let temp = tempfile::Builder::new()
+        .prefix("takt-bench-webhook-")
+        .tempdir()?;
+    let repo = temp.path().join("repo");
+    let stamps = temp.path().join("stamps");
+    fs_err::create_dir_all(&repo)?;
+    fs_err::create_dir_all(&stamps)?;
+    let script = temp.path().join("agent.sh");
+    fs_err::write(&script, agent_script(&stamps))?;
+    git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
+    fs_err::write(repo.join("README.md"), "# webhook benchmark\n")?;
+    fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
+    let workflow = repo.join("WORKFLOW.md");
+    let text = workflow_text(&script).replacen(
+        "publish:",
+        "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\npublish:",
+        1,
+    );
+    fs_err::write(&workflow, text)?;
+    git(&repo, &["add", "-A"])?;
+    git(&repo, &["commit", "--quiet", "-m", "webhook benchmark"])?;
+    let state_dir = repo.join(".takt");
+    let child = Command::new(&takt)
+        .arg("-w")
+        .arg(&workflow)
+        .args(["run", "--port", "0"])
+        .env("TAKT_BENCH_WEBHOOK_TOKEN", TOKEN)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting takt run --port 0")?;
+    let mut daemon = Daemon { child };
+    let addr_file = state_dir.join("api.addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !addr_file.exists() {
+        if daemon.child.try_wait()?.is_some() || Instant::now() > deadline {
+            bail!("takt run --port 0 did not start its API");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!(
+        "http://{}/hooks/generic",
+        fs_err::read_to_string(&addr_file)?.trim()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::new();
+    let mut samples = Vec::new();
+    for n in 0..WARM_UP + TASKS {
+        let body = serde_json::json!({"title": format!("Webhook task {n}")});
+        let submitted = now_ns()?;
+        let response = runtime.block_on(
+            client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .header("X-Delivery-Id", format!("bench-{n}"))
+                .json(&body)
+                .send(),
+        )?;
+        let status = response.status();
+        let issue: serde_json::Value = runtime.block_on(response.json())?;
+        if !status.is_success() {
+            bail!("the webhook answered {status}: {issue}");
+        }
+        let identifier = issue["task"]["identifier"]
+            .as_str()
+            .context("the webhook's answer names no task")?
+            .to_owned();
+        let Some(started) = wait_for_stamp(&stamps.join(&identifier))? else {
+            bail!("the agent of {identifier} never started");
+        };
+        if n >= WARM_UP {
+            samples.push(to_ms(started - submitted));
+        }
+        wait_for_run_end(&state_dir, &identifier);
+    }
+    let _ = daemon.stop();
+    let dist = Dist::of(&samples).context("no samples")?;
+    println!(
+        "  webhook -> agent start: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        dist.p50, dist.p90, dist.p99
+    );
+    let mut markdown = format!(
+        "`cargo run --release -p xtask -- bench webhook` posts {TASKS} deliveries (after \
+         {WARM_UP} warm-ups) to `POST /hooks/generic` of a running release `takt run --port 0` \
+         and measures from just before the request to the agent's first command (`date +%s%N` \
+         in the command backend's script), on {} CPUs. The poll interval is 30 s, so only the \
+         delivery can explain a fast dispatch.\n\n",
+        machine.cpus
+    );
+    markdown.push_str(&table(
+        &[
+            "webhook delivery -> agent start",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+        ],
+        &[vec![
+            format!("{TASKS} tasks"),
+            ms(dist.p50),
+            ms(dist.p90),
+            ms(dist.p99),
+            ms(dist.max),
+        ]],
+    ));
+    markdown.push_str(&format!(
+        "\nTarget: p50 under {TARGET_P50_MS:.0} ms — {}.\n",
+        verdict(dist.p50 < TARGET_P50_MS)
+    ));
+    Ok(Section {
+        name: "webhook",
+        markdown,
+    })
+}
