@@ -119,7 +119,9 @@ fn newer_sources(root: &Path, built: SystemTime) -> Vec<String> {
     found
 }
 
-pub(super) fn workflow_text(agent_script: &Path) -> String {
+/// The benchmark's WORKFLOW.md. Agents run sandboxed: the agent may write its timestamps
+/// (`stamps`) and read its script, nothing else outside its workspace.
+pub(super) fn workflow_text(agent_script: &Path, stamps: &Path) -> String {
     format!(
         r#"---
 tracker:
@@ -134,13 +136,17 @@ agent:
   max_turns: 1
 command:
   run: . '{script}'
+sandbox:
+  read_write: ['{stamps}']
+  read_only: ['{script}']
 publish:
   forge: local
   auto_merge: false
 ---
 Benchmark task {{{{ issue.identifier }}}}: {{{{ issue.title }}}}
 "#,
-        script = agent_script.display()
+        script = agent_script.display(),
+        stamps = stamps.display()
     )
 }
 
@@ -330,7 +336,7 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
     fs_err::write(repo.join("README.md"), "# dispatch benchmark\n")?;
     fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
     let workflow = repo.join("WORKFLOW.md");
-    fs_err::write(&workflow, workflow_text(&script))?;
+    fs_err::write(&workflow, workflow_text(&script, &stamps))?;
     git(&repo, &["add", "-A"])?;
     git(&repo, &["commit", "--quiet", "-m", "dispatch benchmark"])?;
     let state_dir = repo.join(".takt");

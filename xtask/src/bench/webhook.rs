@@ -40,16 +40,9 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     fs_err::write(repo.join("README.md"), "# webhook benchmark\n")?;
     fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
     let workflow = repo.join("WORKFLOW.md");
-    // The agent runs sandboxed: it may write its timestamps and read its script, nothing
-    // else outside its workspace.
-    let text = workflow_text(&script).replacen(
+    let text = workflow_text(&script, &stamps).replacen(
         "publish:",
-        &format!(
-            "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\nsandbox:\n  read_write: ['{}']\n  \
-             read_only: ['{}']\npublish:",
-            stamps.display(),
-            script.display()
-        ),
+        "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\npublish:",
         1,
     );
     fs_err::write(&workflow, text)?;
