@@ -19,6 +19,7 @@ pub mod ports;
 pub mod risk;
 pub mod schedule;
 pub mod state;
+pub mod stats;
 
 pub use machine::{approvals_satisfied, handle, next_deadline};
 pub use messages::{

@@ -9,6 +9,7 @@ use takt_protocol::{
 };
 
 use crate::messages::{CancelReason, Record, StopReason, VerifyOutcome};
+use crate::stats::Stats;
 
 /// Everything the orchestrator knows. Owned by one component; changed only by [`apply`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +33,7 @@ pub struct State {
     pub schedules: BTreeMap<String, ScheduleState>,
     /// Webhook deliveries already accepted, as `source:delivery`: a replay is refused.
     pub webhook_deliveries: std::collections::BTreeSet<String>,
+    pub stats: Stats,
 }
 
 /// The key a webhook delivery is remembered by.
@@ -102,6 +104,10 @@ pub struct Task {
     pub failed_rounds: u32,
     /// Times the judge vetoed; the first veto goes back to the agent, later ones to a person.
     pub judge_vetoes: u32,
+    /// Verifications a blind reviewer blocked (also counted in `failed_rounds`).
+    pub reviewer_blocks: u32,
+    /// When the change landed (local merge).
+    pub merged_at_ms: Option<Millis>,
     /// The latest verification and what it came to.
     pub verification: Option<Box<VerificationReport>>,
     pub verify_outcome: Option<VerifyOutcome>,
@@ -193,6 +199,8 @@ impl Task {
             verify_rounds: 0,
             failed_rounds: 0,
             judge_vetoes: 0,
+            reviewer_blocks: 0,
+            merged_at_ms: None,
             verification: None,
             verify_outcome: None,
             risk: None,
@@ -295,6 +303,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             return;
         }
         Record::ModelCallMetered { task_id, call } => {
+            state.stats.model_call(call);
             state.totals.model_calls += 1;
             if call.refused.is_some() {
                 state.totals.model_calls_refused += 1;
@@ -419,6 +428,9 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             if let AgentEvent::RateLimits { limits } = event {
                 state.rate_limits = Some(limits.clone());
             }
+            if let AgentEvent::SandboxViolation { .. } = event {
+                state.stats.sandbox_violations += 1;
+            }
             if let Some(run) = task.run.as_mut() {
                 observe(run, event, at, &mut state.totals);
                 // A live agent waiting for a person: the run holds its slot, the task shows
@@ -510,8 +522,10 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             ..
         } => {
             match outcome {
-                VerifyOutcome::GatesFailed | VerifyOutcome::ReviewersBlocked => {
+                VerifyOutcome::GatesFailed => task.failed_rounds += 1,
+                VerifyOutcome::ReviewersBlocked => {
                     task.failed_rounds += 1;
+                    task.reviewer_blocks += 1;
                 }
                 VerifyOutcome::JudgeVetoed => task.judge_vetoes += 1,
                 VerifyOutcome::Passed | VerifyOutcome::VerdictMismatch | VerifyOutcome::Error => {}
@@ -526,6 +540,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.question = Some(question.clone());
         }
         Record::Answered { text, .. } => {
+            state.stats.intervention(at);
             task.question = None;
             task.feedback = Some(text.clone());
             if task.run.is_some() {
@@ -533,11 +548,13 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             }
         }
         Record::Approved { by, .. } => {
+            state.stats.intervention(at);
             if !task.approvals.contains(by) {
                 task.approvals.push(by.clone());
             }
         }
         Record::Rejected { comment, .. } => {
+            state.stats.intervention(at);
             task.state = TaskState::Rejected;
             task.feedback = Some(comment.clone());
             task.approvals.clear();
@@ -545,6 +562,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::MergeStarted { .. } => task.state = TaskState::Merging,
         Record::Merged { sha, .. } => {
             task.state = TaskState::Done;
+            task.merged_at_ms = Some(at);
             task.commit = Some(sha.clone());
             task.last_error = None;
         }
@@ -562,11 +580,15 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.failure = Some(report.clone());
         }
         Record::TaskCancelled { reason, .. } => {
+            if *reason == CancelReason::Operator {
+                state.stats.intervention(at);
+            }
             task.state = TaskState::Cancelled;
             task.retry = None;
             task.cancel_reason = Some(*reason);
         }
         Record::TaskRetried { .. } => {
+            state.stats.intervention(at);
             // Queued again; the retry entry only says why the next run happens.
             task.state = TaskState::Queued;
             task.attempt = 0;

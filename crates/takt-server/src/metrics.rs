@@ -10,6 +10,9 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use takt_core::stats::{
+    HUMAN_SCALE_BOUNDS_S, Histogram, MODEL_LATENCY_BOUNDS_MS, Stats,
+};
 use takt_core::{Task, VerifyOutcome};
 use takt_protocol::{RunOutcome, TaskState};
 
@@ -199,7 +202,111 @@ pub fn render(snapshot: &Snapshot) -> String {
 
     verification_series(&mut out, &tasks);
     merged_ratio(&mut out, &tasks);
+    model_series(&mut out, &state.stats);
+    human_series(&mut out, &state.stats, &tasks);
+    out.single(
+        "takt_sandbox_violations_total",
+        "counter",
+        "Containment reports from sandboxed agents (a limit hit, a denied connection, ...).",
+        state.stats.sandbox_violations,
+    );
     out.text
+}
+
+/// Usage and cost by model, and the gateway's latency.
+fn model_series(out: &mut Exposition, stats: &Stats) {
+    out.family(
+        "takt_model_tokens_total",
+        "counter",
+        "Metered tokens by the model the call asked for.",
+    );
+    for (model, usage) in &stats.by_model {
+        out.sample(
+            "takt_model_tokens_total",
+            &[("model", model), ("kind", "input")],
+            usage.input_tokens,
+        );
+        out.sample(
+            "takt_model_tokens_total",
+            &[("model", model), ("kind", "output")],
+            usage.output_tokens,
+        );
+    }
+    out.family(
+        "takt_model_cost_micros_total",
+        "counter",
+        "Metered spend in micro-dollars by model (unpriced models add 0).",
+    );
+    for (model, usage) in &stats.by_model {
+        out.sample(
+            "takt_model_cost_micros_total",
+            &[("model", model)],
+            usage.cost_micros,
+        );
+    }
+    out.family(
+        "takt_model_calls_by_model_total",
+        "counter",
+        "Model calls by model and whether the endpoint answered or refused them.",
+    );
+    for (model, usage) in &stats.by_model {
+        out.sample(
+            "takt_model_calls_by_model_total",
+            &[("model", model), ("result", "answered")],
+            usage.calls - usage.refused,
+        );
+        out.sample(
+            "takt_model_calls_by_model_total",
+            &[("model", model), ("result", "refused")],
+            usage.refused,
+        );
+    }
+    out.histogram(
+        "takt_gateway_latency_seconds",
+        "Latency of answered model calls through the model endpoint, request to last byte.",
+        &stats.model_latency_ms,
+        &MODEL_LATENCY_BOUNDS_MS,
+        1000.0,
+    );
+}
+
+/// How often people step in, and how long a change takes from task to merge.
+fn human_series(out: &mut Exposition, stats: &Stats, tasks: &[&Task]) {
+    out.single(
+        "takt_interventions_total",
+        "counter",
+        "Human interventions: approvals, rejections, answers, operator retries and cancels.",
+        stats.interventions,
+    );
+    out.single_float(
+        "takt_last_intervention_timestamp_seconds",
+        "gauge",
+        "When a person last intervened, in Unix seconds (NaN before any).",
+        stats
+            .last_intervention_at_ms
+            .map_or(f64::NAN, |at| at as f64 / 1000.0),
+    );
+    out.histogram(
+        "takt_intervention_gap_seconds",
+        "Time between one human intervention and the next.",
+        &stats.intervention_gaps_s,
+        &HUMAN_SCALE_BOUNDS_S,
+        1.0,
+    );
+    let mut cycle = Histogram::default();
+    for task in tasks {
+        if let Some(merged) = task.merged_at_ms {
+            let seconds = u64::try_from((merged - task.created_at_ms).max(0) / 1000).unwrap_or(0);
+            cycle.observe(&HUMAN_SCALE_BOUNDS_S, seconds);
+        }
+    }
+    out.histogram(
+        "takt_cycle_time_seconds",
+        "Merged tasks' time from creation to merge.",
+        &cycle,
+        &HUMAN_SCALE_BOUNDS_S,
+        1.0,
+    );
 }
 
 /// The verification series. The state keeps per task the rounds started, the rounds that sent
@@ -238,6 +345,27 @@ fn verification_series(out: &mut Exposition, tasks: &[&Task]) {
             latest,
         );
     }
+
+    let blocked: u64 = tasks.iter().map(|task| u64::from(task.reviewer_blocks)).sum();
+    out.single(
+        "takt_reviewer_blocks_total",
+        "counter",
+        "Verifications a blind reviewer blocked (also counted in takt_verifications_total's \
+         failed).",
+        blocked,
+    );
+    out.single_float(
+        "takt_judge_veto_ratio",
+        "gauge",
+        "Judge vetoes per verification started (NaN before any).",
+        ratio(vetoed, started),
+    );
+    out.single_float(
+        "takt_reviewer_block_ratio",
+        "gauge",
+        "Reviewer blocks per verification started (NaN before any).",
+        ratio(blocked, started),
+    );
 
     // A task counts once its change was judged at all: a lone verification that could not
     // finish (or whose verdicts did not match their commitments) says nothing about the change.
@@ -306,7 +434,8 @@ fn merged_ratio(out: &mut Exposition, tasks: &[&Task]) {
     );
 }
 
-fn ratio(part: usize, whole: usize) -> f64 {
+fn ratio(part: impl TryInto<u64>, whole: impl TryInto<u64>) -> f64 {
+    let (part, whole) = (part.try_into().unwrap_or(0), whole.try_into().unwrap_or(0));
     if whole == 0 {
         f64::NAN
     } else {
@@ -341,6 +470,30 @@ impl Exposition {
     fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
         self.family(name, kind, help);
         self.sample(name, &[], value);
+    }
+
+    /// A histogram whose observations are integers in `1/scale` of the exported unit (e.g.
+    /// milliseconds with `scale` 1000 export seconds).
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        histogram: &Histogram,
+        bounds: &[u64],
+        scale: f64,
+    ) {
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (bound, count) in histogram.cumulative(bounds) {
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| (b as f64 / scale).to_string());
+            self.sample(&bucket, &[("le", &le)], count);
+        }
+        self.sample(
+            &format!("{name}_sum"),
+            &[],
+            histogram.sum as f64 / scale,
+        );
+        self.sample(&format!("{name}_count"), &[], histogram.count);
     }
 
     fn single_float(&mut self, name: &str, kind: &str, help: &str, value: f64) {

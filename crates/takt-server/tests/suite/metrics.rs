@@ -90,3 +90,63 @@ async fn the_merged_ratio_counts_runs_of_ended_tasks() {
     );
     assert_eq!(sample(&text, "takt_merged_ratio"), 0.5);
 }
+
+#[tokio::test]
+async fn usage_by_model_latency_cycle_time_and_interventions_are_exposed() {
+    let server = Server::start().await;
+    let text = server.get("/metrics").await.text().await.expect("text");
+    // The fixture's one metered call: gpt-test, 1000 in / 200 out, 1500 micro-dollars, 30 ms.
+    assert_eq!(
+        sample(
+            &text,
+            "takt_model_tokens_total{model=\"gpt-test\",kind=\"input\"}"
+        ),
+        1000.0
+    );
+    assert_eq!(
+        sample(&text, "takt_model_cost_micros_total{model=\"gpt-test\"}"),
+        1500.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "takt_model_calls_by_model_total{model=\"gpt-test\",result=\"answered\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "takt_gateway_latency_seconds_bucket{le=\"0.1\"}"),
+        1.0
+    );
+    assert_eq!(sample(&text, "takt_gateway_latency_seconds_sum"), 0.03);
+    assert_eq!(sample(&text, "takt_gateway_latency_seconds_count"), 1.0);
+    assert!(text.contains("# TYPE takt_gateway_latency_seconds histogram\n"));
+    // TAKT-6 merged within a minute of being queued.
+    assert_eq!(
+        sample(&text, "takt_cycle_time_seconds_bucket{le=\"60\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "takt_cycle_time_seconds_bucket{le=\"+Inf\"}"),
+        1.0
+    );
+    // One approval so far: no gap yet.
+    assert_eq!(sample(&text, "takt_interventions_total"), 1.0);
+    assert_eq!(sample(&text, "takt_intervention_gap_seconds_count"), 0.0);
+    assert_eq!(sample(&text, "takt_sandbox_violations_total"), 0.0);
+    assert_eq!(sample(&text, "takt_judge_veto_ratio"), 0.0);
+
+    server.daemon.feed(takt_core::Event::AgentActivity {
+        run_id: "TAKT-1#1".into(),
+        event: takt_protocol::AgentEvent::SandboxViolation {
+            kind: "network".into(),
+            detail: "connect to 10.0.0.1:443 refused".into(),
+        },
+    });
+    let cancelled = server.post("/api/v1/tasks/TAKT-5/cancel", None).await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let text = server.get("/metrics").await.text().await.expect("text");
+    assert_eq!(sample(&text, "takt_sandbox_violations_total"), 1.0);
+    assert_eq!(sample(&text, "takt_interventions_total"), 2.0);
+    assert_eq!(sample(&text, "takt_intervention_gap_seconds_count"), 1.0);
+}
