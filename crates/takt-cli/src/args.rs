@@ -74,6 +74,11 @@ pub struct StatusArgs {
     /// How often the dashboard re-reads the state, in milliseconds.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..))]
     pub interval_ms: u64,
+    /// Read a daemon's HTTP API instead of the local state directory (`http://host:port`;
+    /// the token, when reads need one, comes from $TAKT_API_TOKEN). With --watch: the live
+    /// dashboard; with --json: one dashboard snapshot.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -245,6 +245,21 @@ impl Daemon {
             return;
         };
         let policy = &self.engine.policy;
+        let now = now_ms();
+        let schedules = policy
+            .schedules
+            .iter()
+            .map(|schedule| {
+                let seen = self.engine.state.schedules.get(&schedule.name);
+                takt_server::ScheduleStatus {
+                    name: schedule.name.clone(),
+                    cron: schedule.cron_text.clone(),
+                    timezone: schedule.timezone.clone(),
+                    next_due_at_ms: schedule.next_due(seen, now),
+                    last_fired_at_ms: seen.and_then(|s| s.last_fired_ms),
+                }
+            })
+            .collect();
         let snapshot = takt_server::Snapshot {
             state: Arc::new(self.engine.state.clone()),
             poll_interval_ms: policy.poll_interval_ms,
@@ -253,6 +268,7 @@ impl Daemon {
             }),
             poll_in_flight: self.pending.contains(&Command::FetchCandidates),
             max_concurrent_agents: policy.max_concurrent_agents,
+            schedules,
         };
         let _ = api.snapshots.send(Some(Arc::new(snapshot)));
     }

@@ -91,6 +91,12 @@ impl Schedule {
             .map(|at| at.timestamp_millis())
     }
 
+    /// The next occurrence to show at `now`: after `now`, and never one it already fired for
+    /// (a clock that stepped back).
+    pub fn next_due(&self, seen: Option<&crate::ScheduleState>, now: Millis) -> Option<Millis> {
+        self.next_after(seen.map_or(now, |s| s.owed_after().max(now)))
+    }
+
     /// The latest occurrence in `(after, now]`: what a check at `now` owes when the schedule
     /// last fired (or was armed) at `after`.
     pub fn due(&self, after: Millis, now: Millis) -> Option<Millis> {

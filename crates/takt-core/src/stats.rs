@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use takt_protocol::{Millis, ModelCallReport};
 
 /// Upper bounds (inclusive, milliseconds) of the model-call latency buckets.
-pub const MODEL_LATENCY_BOUNDS_MS: [u64; 10] =
-    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000];
+pub const MODEL_LATENCY_BOUNDS_MS: [u64; 10] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000,
+];
 
 /// Upper bounds (inclusive, seconds) of the buckets for durations people feel: the gap
 /// between human interventions and a task's cycle time.

@@ -44,7 +44,7 @@ mod webhook;
 pub use error::ServerError;
 pub use openapi::openapi_json;
 pub use port::{
-    DaemonPort, GENERIC_SOURCE, GITHUB_SOURCE, NewTask, PortError, RefreshQueued, Snapshot,
-    WebhookDelivery, WebhookOutcome, WebhookTrigger,
+    DaemonPort, GENERIC_SOURCE, GITHUB_SOURCE, NewTask, PortError, RefreshQueued, ScheduleStatus,
+    Snapshot, WebhookDelivery, WebhookOutcome, WebhookTrigger,
 };
 pub use server::{ServerConfig, check_bind, serve};

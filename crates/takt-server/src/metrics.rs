@@ -10,9 +10,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use takt_core::stats::{
-    HUMAN_SCALE_BOUNDS_S, Histogram, MODEL_LATENCY_BOUNDS_MS, Stats,
-};
+use takt_core::stats::{HUMAN_SCALE_BOUNDS_S, Histogram, MODEL_LATENCY_BOUNDS_MS, Stats};
 use takt_core::{Task, VerifyOutcome};
 use takt_protocol::{RunOutcome, TaskState};
 
@@ -346,7 +344,10 @@ fn verification_series(out: &mut Exposition, tasks: &[&Task]) {
         );
     }
 
-    let blocked: u64 = tasks.iter().map(|task| u64::from(task.reviewer_blocks)).sum();
+    let blocked: u64 = tasks
+        .iter()
+        .map(|task| u64::from(task.reviewer_blocks))
+        .sum();
     out.single(
         "takt_reviewer_blocks_total",
         "counter",
@@ -488,11 +489,7 @@ impl Exposition {
             let le = bound.map_or_else(|| "+Inf".to_owned(), |b| (b as f64 / scale).to_string());
             self.sample(&bucket, &[("le", &le)], count);
         }
-        self.sample(
-            &format!("{name}_sum"),
-            &[],
-            histogram.sum as f64 / scale,
-        );
+        self.sample(&format!("{name}_sum"), &[], histogram.sum as f64 / scale);
         self.sample(&format!("{name}_count"), &[], histogram.count);
     }
 

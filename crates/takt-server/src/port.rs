@@ -27,6 +27,20 @@ pub struct Snapshot {
     pub poll_in_flight: bool,
     /// `agent.max_concurrent_agents` as in force now.
     pub max_concurrent_agents: u32,
+    /// The workflow's cron schedules and where each stands.
+    pub schedules: Vec<ScheduleStatus>,
+}
+
+/// One `schedules:` entry as the daemon sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    pub name: String,
+    /// The cron expression as written.
+    pub cron: String,
+    pub timezone: String,
+    /// The next occurrence it owes (`None`: the expression has no future occurrence).
+    pub next_due_at_ms: Option<Millis>,
+    pub last_fired_at_ms: Option<Millis>,
 }
 
 /// A task submitted through `POST /api/v1/tasks`, already checked by the server: the title is

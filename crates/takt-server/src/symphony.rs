@@ -35,6 +35,36 @@ pub struct StateView {
     pub polling: Polling,
     /// `agent.max_concurrent_agents` (takt addition).
     pub max_concurrent_agents: u32,
+    /// Runs since the journal began (takt addition).
+    pub runs: RunCounts,
+    /// The model endpoint holds calls until then for a provider's quota window; null when not
+    /// paused (takt addition).
+    pub quota_paused_until: Option<String>,
+    /// The workflow's cron schedules (takt addition).
+    pub schedules: Vec<ScheduleRow>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunCounts {
+    pub started: u64,
+    pub finished: u64,
+    /// Wall-clock seconds of the finished runs (`codex_totals.seconds_running` adds the live
+    /// ones).
+    pub finished_seconds: i64,
+    /// Tokens the model endpoint metered from the providers' responses (`codex_totals` are
+    /// the agents' own reports).
+    pub metered_tokens: TokensRow,
+}
+
+/// One cron schedule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleRow {
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    /// The next occurrence; null when the expression has none.
+    pub next_due_at: Option<String>,
+    pub last_fired_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,6 +98,8 @@ pub struct RunningRow {
     #[schema(value_type = Option<schemas::RunPhase>)]
     pub phase: Option<takt_protocol::RunPhase>,
     pub pid: Option<u32>,
+    /// Metered model spend of this run, micro-dollars.
+    pub spend_micros: u64,
 }
 
 /// A live run's tokens as its agent reported them (absolute per session, R-126).
@@ -241,6 +273,31 @@ pub fn state_view(snapshot: &Snapshot, now: Millis) -> StateView {
             poll_interval_ms: snapshot.poll_interval_ms,
         },
         max_concurrent_agents: snapshot.max_concurrent_agents,
+        runs: RunCounts {
+            started: state.totals.runs_started,
+            finished: state.totals.runs_finished,
+            finished_seconds: state.totals.run_ms / 1000,
+            metered_tokens: TokensRow {
+                input_tokens: state.totals.metered.input_tokens,
+                output_tokens: state.totals.metered.output_tokens,
+                total_tokens: state.totals.metered.total_tokens,
+            },
+        },
+        quota_paused_until: state
+            .quota_paused_until
+            .filter(|until| *until > now)
+            .map(rfc3339),
+        schedules: snapshot
+            .schedules
+            .iter()
+            .map(|schedule| ScheduleRow {
+                name: schedule.name.clone(),
+                cron: schedule.cron.clone(),
+                timezone: schedule.timezone.clone(),
+                next_due_at: schedule.next_due_at_ms.map(rfc3339),
+                last_fired_at: schedule.last_fired_at_ms.map(rfc3339),
+            })
+            .collect(),
     }
 }
 
@@ -311,6 +368,7 @@ fn running_row(task: &Task, run: &LiveRun) -> RunningRow {
         run_id: run.run_id.clone(),
         phase: run.phase,
         pid: run.pid,
+        spend_micros: run.spend.micros,
     }
 }
 

@@ -8,6 +8,7 @@ mod evidence;
 mod init;
 mod operate;
 mod output;
+mod remote;
 mod run;
 mod status;
 mod task;
@@ -82,8 +83,11 @@ pub async fn dispatch(cli: Cli) -> Result<Code> {
             };
             operate::send(workflow, command, json).await
         }
-        Commands::Status(args) if args.watch => status::watch(workflow, args.interval_ms).await,
-        Commands::Status(_) => status::run(workflow, json).await,
+        Commands::Status(args) => match (args.remote.as_deref(), args.watch) {
+            (Some(url), watch) => status::remote(url, watch, json, args.interval_ms).await,
+            (None, true) => status::watch(workflow, args.interval_ms).await,
+            (None, false) => status::run(workflow, json).await,
+        },
         Commands::Cost(args) => cost::run(workflow, args.by, json).await,
         Commands::Doctor => doctor::run(workflow, json).await,
         Commands::Evidence(args) => evidence::run(workflow, &args, json).await,

@@ -38,7 +38,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 "cron": schedule.cron_text,
                 "timezone": schedule.timezone,
                 "last_fired_ms": seen.and_then(|s| s.last_fired_ms),
-                "next_due_ms": schedule.next_after(seen.map_or(now, |s| s.owed_after().max(now))),
+                "next_due_ms": schedule.next_due(seen, now),
             })
         })
         .collect();
@@ -203,16 +203,52 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     Ok(Code::Success)
 }
 
-/// `takt status --watch`: the terminal dashboard over this state directory, re-read every
-/// `interval_ms`.
-pub async fn watch(workflow: Option<&Path>, interval_ms: u64) -> Result<Code> {
+/// `takt status --remote URL`: the dashboard of a daemon read through its HTTP API.
+pub async fn remote(url: &str, watch: bool, json: bool, interval_ms: u64) -> Result<Code> {
+    let daemon =
+        super::remote::RemoteDaemon::new(url, std::env::var(super::remote::TOKEN_ENV).ok())?;
+    if watch {
+        require_terminal("takt status --remote URL --json")?;
+        let shutdown = crate::commands::run::shutdown_signal()?;
+        let fetch = || async {
+            daemon
+                .dashboard()
+                .await
+                .map_err(|error| format!("{error:#}"))
+        };
+        takt_tui::run(
+            fetch,
+            std::time::Duration::from_millis(interval_ms),
+            shutdown,
+        )
+        .await?;
+        return Ok(Code::Success);
+    }
+    if !json {
+        anyhow::bail!(
+            "`takt status --remote URL` needs --watch (the live dashboard) or --json (one \
+             snapshot of it)"
+        );
+    }
+    output::json(&daemon.dashboard().await?)?;
+    Ok(Code::Success)
+}
+
+fn require_terminal(alternative: &str) -> Result<()> {
     use std::io::IsTerminal;
     if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
         anyhow::bail!(
             "`takt status --watch` draws a live dashboard and needs a terminal; for scripts use \
-             `takt status --json`"
+             `{alternative}`"
         );
     }
+    Ok(())
+}
+
+/// `takt status --watch`: the terminal dashboard over this state directory, re-read every
+/// `interval_ms`.
+pub async fn watch(workflow: Option<&Path>, interval_ms: u64) -> Result<Code> {
+    require_terminal("takt status --json")?;
     let project = Project::locate(workflow)?;
     let shutdown = crate::commands::run::shutdown_signal()?;
     let fetch = || async {
@@ -263,7 +299,7 @@ pub async fn dashboard(project: &Project) -> Result<takt_tui::Dashboard> {
                 name: schedule.name.clone(),
                 cron: schedule.cron_text.clone(),
                 timezone: Some(schedule.timezone.clone()),
-                next_due_ms: schedule.next_after(seen.map_or(now, |s| s.owed_after().max(now))),
+                next_due_ms: schedule.next_due(seen, now),
                 last_fired_ms: seen.and_then(|s| s.last_fired_ms),
             }
         })
@@ -280,7 +316,7 @@ pub async fn dashboard(project: &Project) -> Result<takt_tui::Dashboard> {
             project.state_dir.join(crate::commands::run::API_ADDR_FILE),
         )
         .ok()
-        .map(|addr| format!("http://{}/api/v1/state", addr.trim())),
+        .map(|addr| format!("http://{}/", addr.trim())),
         max_agents: project.workflow.agent.max_concurrent_agents,
         tasks,
         live_runs,

@@ -37,7 +37,9 @@ fn json(text: &str) -> Value {
 fn the_daemon_serves_its_state_and_takes_commands_over_http() {
     let f = Factory::new("api", |f| {
         let mut wf = WorkflowFile::new(f.recording_agent());
-        wf.extra = "server:\n  token: $TAKT_E2E_API_TOKEN\n".into();
+        wf.extra = "server:\n  token: $TAKT_E2E_API_TOKEN\nschedules:\n  - name: new-year\n    \
+                    cron: \"0 0 1 1 *\"\n    title: Happy new year\n"
+            .into();
         wf
     });
     let log = f.repo.root().join("daemon.log");
@@ -91,6 +93,35 @@ fn the_daemon_serves_its_state_and_takes_commands_over_http() {
         },
         || std::fs::read_to_string(&log).unwrap_or_default(),
     );
+    // The terminal dashboard's remote attach reads the same picture over HTTP.
+    let out = run_command(f.takt.command(&["status", "--remote", &base, "--json"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let dashboard = json(&out.stdout);
+    assert_eq!(dashboard["source"], base.as_str(), "{dashboard:#}");
+    assert_eq!(dashboard["daemon"]["status"], "running", "{dashboard:#}");
+    let task = dashboard["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["identifier"] == identifier.as_str())
+        .unwrap_or_else(|| panic!("{dashboard:#}"));
+    assert_eq!(task["state"], "awaiting_review", "{dashboard:#}");
+    assert!(dashboard["totals"]["runs_finished"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        dashboard["schedules"][0]["name"], "new-year",
+        "{dashboard:#}"
+    );
+    assert!(
+        dashboard["schedules"][0]["next_due_ms"].is_i64(),
+        "{dashboard:#}"
+    );
+    let out = run_command(
+        f.takt
+            .command(&["status", "--remote", "127.0.0.1:1", "--json"]),
+    );
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("not an HTTP address"), "{out}");
+
     let (status, body) = http(
         "POST",
         &format!("{base}/api/v1/tasks/{identifier}/approve"),

@@ -394,6 +394,13 @@ impl DaemonPort for FakeDaemon {
             next_poll_due_at_ms: Some(now_ms() + 10_000),
             poll_in_flight: inner.poll_in_flight,
             max_concurrent_agents: inner.policy.max_concurrent_agents,
+            schedules: vec![takt_server::ScheduleStatus {
+                name: "nightly".into(),
+                cron: "0 3 * * *".into(),
+                timezone: "UTC".into(),
+                next_due_at_ms: Some(1_800_000_000_000),
+                last_fired_at_ms: None,
+            }],
         }))
     }
 

@@ -58,6 +58,22 @@ async fn r135_state_has_symphonys_fields_mapped_from_takts_state() {
     assert_eq!(running["session_id"], "sess-1");
     assert_eq!(running["turn_count"], 1);
     assert_eq!(running["last_message"], "editing src/lib.rs");
+    assert_eq!(running["spend_micros"], 1500, "the run's metered call");
+
+    // takt's additions, which the remote terminal dashboard reads.
+    assert_eq!(state["runs"]["started"], 5);
+    assert_eq!(state["runs"]["finished"], 3);
+    assert_eq!(state["runs"]["metered_tokens"]["input_tokens"], 1000);
+    assert_eq!(state["quota_paused_until"], serde_json::Value::Null);
+    assert_eq!(state["schedules"][0]["name"], "nightly");
+    assert_eq!(
+        state["schedules"][0]["next_due_at"],
+        "2027-01-15T08:00:00.000Z"
+    );
+    assert_eq!(
+        state["schedules"][0]["last_fired_at"],
+        serde_json::Value::Null
+    );
     assert_eq!(running["workspace_path"], "/ws/TAKT-1");
     assert_eq!(
         running["tokens"],
