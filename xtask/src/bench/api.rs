@@ -121,6 +121,7 @@ async fn measure(machine: &Machine) -> Result<Section> {
         next_poll_due_at_ms: Some(1_700_000_030_000),
         poll_in_flight: false,
         max_concurrent_agents: 10,
+        schedules: Vec::new(),
     });
     let port = Arc::new(Port {
         snapshot,
