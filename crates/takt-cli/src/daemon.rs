@@ -661,11 +661,16 @@ impl Daemon {
                     }));
                 }
             },
+            Command::Publish { task_id, .. } | Command::CheckPullRequest { task_id, .. } => {
+                // The policy only asks for these when `publish.forge` names a forge.
+                warn!(task_id = %task_id, "a forge command without a configured forge; ignored");
+            }
             Command::Merge {
                 task_id,
                 identifier,
                 branch,
                 commit,
+                pull_request: _,
             } => {
                 self.merges_in_flight += 1;
                 let workspaces = self.workspaces.clone();

@@ -172,6 +172,7 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         budget: budget_for(workflow),
         verification: verification_for(workflow),
         schedules: schedules_for(workflow),
+        publish: takt_core::PublishPolicy::default(),
     }
 }
 

@@ -23,8 +23,8 @@ pub mod stats;
 
 pub use machine::{approvals_satisfied, handle, next_deadline};
 pub use messages::{
-    CancelReason, Command, Event, MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step,
-    StopReason, VerifyOutcome,
+    CancelReason, Command, Event, FailedCheck, ForgeReview, ForgeReviewNote, ForgeVerdict,
+    MergeResult, OperatorCommand, Record, RunExit, RunSpec, Step, StopReason, VerifyOutcome,
 };
-pub use policy::{OnBlock, Policy, VerifyPolicy};
+pub use policy::{OnBlock, Policy, PublishPolicy, VerifyPolicy};
 pub use state::{LiveRun, Retry, ScheduleState, State, Task, Totals, apply, delivery_key, replay};

@@ -15,6 +15,8 @@ use crate::policy::{CONTINUATION_DELAY_MS, OnBlock, Policy, dispatch_order};
 use crate::state::{State, Task, apply};
 use crate::{budget, risk};
 
+mod forge;
+
 /// Decides what `event` means at time `now`. Records are applied to `state` as they are
 /// decided (so later decisions in the same step see them) and returned for the journal; the
 /// caller must journal `step.records` before executing `step.commands`.
@@ -132,6 +134,16 @@ impl Decider<'_> {
             }
             Event::RunExited(exit) => self.on_run_exit(exit),
             Event::MergeFinished { task_id, result } => self.on_merge_finished(task_id, result),
+            Event::Published {
+                task_id,
+                commit,
+                result,
+            } => self.on_published(task_id, commit, result),
+            Event::PullRequestChecked {
+                task_id,
+                number,
+                review,
+            } => self.on_pull_request_checked(task_id, number, review),
             Event::Operator(command) => self.on_operator(command),
             Event::Restarted => self.on_restarted(),
             Event::IssueWritten { issue } => {
@@ -410,6 +422,7 @@ impl Decider<'_> {
         if !held.is_empty() {
             self.command(Command::RefreshIssues { ids: held });
         }
+        self.follow_pull_requests();
         self.command(Command::FetchCandidates);
     }
 
@@ -1016,7 +1029,9 @@ impl Decider<'_> {
                     self.policy.verification.max_rounds
                 ),
             ),
-            (_, Some(risk)) if risk.tier == RiskTier::AutoShip => self.start_merge(task_id),
+            (_, Some(risk)) if risk.tier == RiskTier::AutoShip && !self.policy.publish.forge => {
+                self.start_merge(task_id)
+            }
             (_, _) => {
                 let commit = self
                     .state
@@ -1024,7 +1039,13 @@ impl Decider<'_> {
                     .get(&task_id)
                     .and_then(|task| task.commit.clone())
                     .unwrap_or_default();
-                self.record(Record::ReviewRequested { task_id, commit });
+                self.record(Record::ReviewRequested {
+                    task_id: task_id.clone(),
+                    commit,
+                });
+                if self.policy.publish.forge {
+                    self.publish(&task_id);
+                }
             }
         }
     }
@@ -1037,6 +1058,7 @@ impl Decider<'_> {
             return;
         };
         let identifier = task.issue.identifier.clone();
+        let pull_request = self.forge_pull_request(task);
         self.record(Record::MergeStarted {
             task_id: task_id.clone(),
         });
@@ -1045,7 +1067,16 @@ impl Decider<'_> {
             identifier,
             branch,
             commit,
+            pull_request,
         });
+    }
+
+    /// The pull request a merge goes through, when changes are published to a forge.
+    fn forge_pull_request(&self, task: &Task) -> Option<u64> {
+        task.pull_request
+            .as_ref()
+            .filter(|_| self.policy.publish.forge)
+            .map(|pr| pr.number)
     }
 
     fn retry_or_fail(
@@ -1192,13 +1223,19 @@ impl Decider<'_> {
                     by,
                     comment,
                 });
-                if self
-                    .state
-                    .tasks
-                    .get(&task_id)
-                    .is_some_and(approvals_satisfied)
-                {
-                    self.start_merge(task_id);
+                let Some(task) = self.state.tasks.get(&task_id) else {
+                    return;
+                };
+                if !approvals_satisfied(task) {
+                    return;
+                }
+                match (self.policy.publish.forge, self.forge_pull_request(task)) {
+                    // On a forge the checks must be green too: look at the pull request now.
+                    (true, Some(number)) => {
+                        self.command(Command::CheckPullRequest { task_id, number })
+                    }
+                    (true, None) => self.publish(&task_id),
+                    (false, _) => self.start_merge(task_id),
                 }
             }
             OperatorCommand::Reject { by, comment, .. } => {
@@ -1354,11 +1391,13 @@ impl Decider<'_> {
                 && let (Some(branch), Some(commit)) = (task.branch.clone(), task.commit.clone())
             {
                 let identifier = task.issue.identifier.clone();
+                let pull_request = self.forge_pull_request(task);
                 self.command(Command::Merge {
                     task_id,
                     identifier,
                     branch,
                     commit,
+                    pull_request,
                 });
             }
         }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use takt_protocol::{
-    AgentEvent, FailureReport, Issue, Millis, ModelCallReport, RetryKind, RiskAssessment,
-    RunOutcome, RunPhase, VerificationReport,
+    AgentEvent, FailureReport, Issue, Millis, ModelCallReport, PullRequestRef, RetryKind,
+    RiskAssessment, RunOutcome, RunPhase, VerificationReport,
 };
 
 /// A fact reported to the core. Every report about a run carries its `run_id`, the fencing
@@ -85,6 +85,20 @@ pub enum Event {
         occurrence_ms: Millis,
         issue_id: String,
     },
+    /// The shell pushed the task's branch and opened (or found, or updated) its pull request
+    /// on the forge, or could not.
+    Published {
+        task_id: String,
+        /// The commit it was asked to publish.
+        commit: String,
+        result: Result<PullRequestRef, String>,
+    },
+    /// The shell read the pull request's reviews and checks on the forge.
+    PullRequestChecked {
+        task_id: String,
+        number: u64,
+        review: ForgeReview,
+    },
     /// Verification of a task's commit finished (or could not: `report.error`).
     VerificationFinished {
         task_id: String,
@@ -114,6 +128,49 @@ pub enum MergeResult {
     Merged { sha: String },
     Conflict { details: String },
     Failed { error: String },
+}
+
+/// A pull request as the forge reports it: what people and CI said about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeReview {
+    /// The commit the pull request's branch points at now.
+    pub head: String,
+    pub merged: bool,
+    /// Closed without being merged.
+    pub closed: bool,
+    /// Each reviewer's latest review.
+    pub reviews: Vec<ForgeReviewNote>,
+    /// Checks on the head that have not finished (takt's own status excluded).
+    pub checks_pending: u32,
+    /// Checks on the head that failed, with their logs' tails.
+    pub checks_failed: Vec<FailedCheck>,
+}
+
+/// One reviewer's latest review on the forge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeReviewNote {
+    /// The forge login, prefixed with the forge (`github:alice`).
+    pub by: String,
+    pub verdict: ForgeVerdict,
+    /// The review's text with its inline comments.
+    pub body: String,
+    /// The commit reviewed; a review of an older commit does not count.
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForgeVerdict {
+    Approved,
+    ChangesRequested,
+}
+
+/// A failed check on a pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedCheck {
+    pub name: String,
+    /// The tail of its log (bounded by the shell).
+    pub log: String,
 }
 
 /// What people can ask of the daemon (CLI, API, dashboard).
@@ -252,6 +309,24 @@ pub enum Command {
         identifier: String,
         branch: String,
         commit: String,
+        /// Merge this pull request on the forge (`publish.forge`) instead of merging locally.
+        pull_request: Option<u64>,
+    },
+    /// Push the branch at `commit` and open or update its pull request (with the evidence),
+    /// then report [`Event::Published`]. Idempotent: an existing branch and pull request are
+    /// found, not duplicated.
+    Publish {
+        task_id: String,
+        identifier: String,
+        branch: String,
+        commit: String,
+        /// The pull request of an earlier round, whose branch is moved to `commit`.
+        pull_request: Option<PullRequestRef>,
+    },
+    /// Read the pull request's reviews and checks and report [`Event::PullRequestChecked`].
+    CheckPullRequest {
+        task_id: String,
+        number: u64,
     },
     /// Create the local task of a schedule's occurrence, unless it exists (the occurrence is
     /// its idempotency key), and report [`Event::ScheduledTaskCreated`].
@@ -421,6 +496,23 @@ pub enum Record {
     MergeStarted {
         task_id: String,
     },
+    /// The change's pull request is open on the forge at `pull_request.head`.
+    PullRequestOpened {
+        task_id: String,
+        pull_request: PullRequestRef,
+    },
+    /// Publishing to the forge failed; tried again at the next poll.
+    PublishFailed {
+        task_id: String,
+        error: String,
+    },
+    /// Checks on the pull request's head failed; the change goes back to the agent (or fails
+    /// once `publish.max_ci_rounds` are used).
+    ChecksFailed {
+        task_id: String,
+        head: String,
+        checks: Vec<String>,
+    },
     Merged {
         task_id: String,
         sha: String,
@@ -493,6 +585,9 @@ impl Record {
             | Record::Approved { task_id, .. }
             | Record::Rejected { task_id, .. }
             | Record::MergeStarted { task_id }
+            | Record::PullRequestOpened { task_id, .. }
+            | Record::PublishFailed { task_id, .. }
+            | Record::ChecksFailed { task_id, .. }
             | Record::Merged { task_id, .. }
             | Record::MergeConflicted { task_id, .. }
             | Record::MergeFailed { task_id, .. }
@@ -539,6 +634,9 @@ impl Record {
             Record::Approved { .. } => "approved",
             Record::Rejected { .. } => "rejected",
             Record::MergeStarted { .. } => "merge_started",
+            Record::PullRequestOpened { .. } => "pull_request_opened",
+            Record::PublishFailed { .. } => "publish_failed",
+            Record::ChecksFailed { .. } => "checks_failed",
             Record::Merged { .. } => "merged",
             Record::MergeConflicted { .. } => "merge_conflicted",
             Record::MergeFailed { .. } => "merge_failed",
@@ -585,6 +683,19 @@ mod tests {
             Record::RetriesChecked,
             Record::MergeStarted {
                 task_id: "t".into(),
+            },
+            Record::PullRequestOpened {
+                task_id: "t".into(),
+                pull_request: PullRequestRef {
+                    number: 1,
+                    url: "u".into(),
+                    head: "h".into(),
+                },
+            },
+            Record::ChecksFailed {
+                task_id: "t".into(),
+                head: "h".into(),
+                checks: vec!["ci".into()],
             },
             Record::TaskRetried {
                 task_id: "t".into(),

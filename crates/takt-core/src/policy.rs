@@ -40,6 +40,29 @@ pub struct Policy {
     pub verification: VerifyPolicy,
     /// Tasks created on cron schedules (`schedules:`).
     pub schedules: Vec<crate::schedule::Schedule>,
+    /// Where accepted changes go (`publish:`).
+    pub publish: PublishPolicy,
+}
+
+/// The part of `publish:` the core decides with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishPolicy {
+    /// `publish.forge` is a remote forge (GitHub, GitLab): a verified change becomes a pull
+    /// request, and merges there once its approvals and checks allow; otherwise takt merges
+    /// locally.
+    pub forge: bool,
+    /// Failed-check rounds on the pull request that go back to the agent; the next failure
+    /// fails the task (`publish.max_ci_rounds`).
+    pub max_ci_rounds: u32,
+}
+
+impl Default for PublishPolicy {
+    fn default() -> Self {
+        PublishPolicy {
+            forge: false,
+            max_ci_rounds: 2,
+        }
+    }
 }
 
 /// `review.on_block`: where a change a reviewer blocked goes.
@@ -87,6 +110,7 @@ impl Default for Policy {
             budget: crate::budget::Budget::unlimited(),
             verification: VerifyPolicy::default(),
             schedules: Vec::new(),
+            publish: PublishPolicy::default(),
             stall_timeout_ms: 300_000,
             max_run_duration_ms: 3_600_000,
             poll_interval_ms: 30_000,

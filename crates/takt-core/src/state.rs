@@ -4,8 +4,8 @@ use crate::budget::Spend;
 use std::collections::BTreeMap;
 
 use takt_protocol::{
-    AgentEvent, AttemptSummary, FailureReport, Issue, Millis, RetryKind, RiskAssessment,
-    RunOutcome, RunPhase, TaskState, TaskSummary, TokenUsage, VerificationReport,
+    AgentEvent, AttemptSummary, FailureReport, Issue, Millis, PullRequestRef, RetryKind,
+    RiskAssessment, RunOutcome, RunPhase, TaskState, TaskSummary, TokenUsage, VerificationReport,
 };
 
 use crate::messages::{CancelReason, Record, StopReason, VerifyOutcome};
@@ -106,8 +106,12 @@ pub struct Task {
     pub judge_vetoes: u32,
     /// Verifications a blind reviewer blocked (also counted in `failed_rounds`).
     pub reviewer_blocks: u32,
-    /// When the change landed (local merge).
+    /// When the change landed (locally or on the forge).
     pub merged_at_ms: Option<Millis>,
+    /// The change's pull request on the forge (`publish.forge`), kept across rounds.
+    pub pull_request: Option<PullRequestRef>,
+    /// Rounds whose pull request checks failed.
+    pub ci_rounds: u32,
     /// The latest verification and what it came to.
     pub verification: Option<Box<VerificationReport>>,
     pub verify_outcome: Option<VerifyOutcome>,
@@ -201,6 +205,8 @@ impl Task {
             judge_vetoes: 0,
             reviewer_blocks: 0,
             merged_at_ms: None,
+            pull_request: None,
+            ci_rounds: 0,
             verification: None,
             verify_outcome: None,
             risk: None,
@@ -240,6 +246,7 @@ impl Task {
                 .verify_outcome
                 .map(|outcome| outcome.as_str().to_owned()),
             risk: self.risk.clone(),
+            pull_request: self.pull_request.clone(),
             run_id: self.run.as_ref().map(|run| run.run_id.clone()),
             run_phase: self.run.as_ref().and_then(|run| run.phase),
             pid: self.run.as_ref().and_then(|run| run.pid),
@@ -560,6 +567,14 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
             task.approvals.clear();
         }
         Record::MergeStarted { .. } => task.state = TaskState::Merging,
+        Record::PullRequestOpened { pull_request, .. } => {
+            task.pull_request = Some(pull_request.clone());
+            task.last_error = None;
+        }
+        Record::PublishFailed { error, .. } => {
+            task.last_error = Some(format!("publishing failed: {error}"));
+        }
+        Record::ChecksFailed { .. } => task.ci_rounds += 1,
         Record::Merged { sha, .. } => {
             task.state = TaskState::Done;
             task.merged_at_ms = Some(at);

@@ -16,8 +16,8 @@ mod task;
 pub use issue::{BlockerRef, Issue, normalize_label, normalize_state};
 pub use journal::{GENESIS_HASH, JournalEntry};
 pub use task::{
-    AttemptSummary, CapReached, FailureReport, ModelCallReport, RetryKind, RunOutcome, RunPhase,
-    TaskState, TaskSummary, TokenUsage,
+    AttemptSummary, CapReached, FailureReport, ModelCallReport, PullRequestRef, RetryKind,
+    RunOutcome, RunPhase, TaskState, TaskSummary, TokenUsage,
 };
 
 /// Milliseconds since the Unix epoch. The core never reads a clock; every time it sees is one of

@@ -154,6 +154,18 @@ pub enum RetryKind {
     Answer,
     /// An operator asked for another try.
     Operator,
+    /// A check on the change's pull request failed; its log is the feedback.
+    Checks,
+}
+
+/// The pull (merge) request takt opened on the forge for a task's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRef {
+    /// GitHub's pull request number, GitLab's merge request iid.
+    pub number: u64,
+    pub url: String,
+    /// The commit the branch was pushed at.
+    pub head: String,
 }
 
 impl RetryKind {
@@ -167,6 +179,7 @@ impl RetryKind {
             RetryKind::Interrupted => "interrupted",
             RetryKind::Answer => "answer",
             RetryKind::Operator => "operator",
+            RetryKind::Checks => "checks",
         }
     }
 }
@@ -249,6 +262,9 @@ pub struct TaskSummary {
     /// The risk tier of the latest verified change and the rules that fired.
     #[serde(default)]
     pub risk: Option<crate::RiskAssessment>,
+    /// The pull request on the forge, once `publish.forge` opened one.
+    #[serde(default)]
+    pub pull_request: Option<PullRequestRef>,
     pub run_id: Option<String>,
     pub run_phase: Option<RunPhase>,
     pub pid: Option<u32>,

@@ -70,6 +70,16 @@ pub enum RetryKind {
     Interrupted,
     Answer,
     Operator,
+    Checks,
+}
+
+/// The pull (merge) request takt opened on the forge for a task's change.
+#[derive(Serialize, ToSchema)]
+pub struct PullRequestRef {
+    pub number: u64,
+    pub url: String,
+    /// The commit the branch was pushed at.
+    pub head: String,
 }
 
 /// Risk tiers, from least to most guarded.
@@ -245,6 +255,8 @@ pub struct TaskSummary {
     /// `error`.
     pub verify_outcome: Option<String>,
     pub risk: Option<RiskAssessment>,
+    /// The pull request on the forge, once `publish.forge` opened one.
+    pub pull_request: Option<PullRequestRef>,
     pub run_id: Option<String>,
     pub run_phase: Option<RunPhase>,
     pub pid: Option<u32>,

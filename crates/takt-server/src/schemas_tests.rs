@@ -290,7 +290,7 @@ fn every_mirrored_enum_has_the_protocol_types_variants() {
             "RetryKind",
             names_of(
                 every!(RetryKind: Continuation, Failure, Rejection, Conflict,
-                Verification, Interrupted, Answer, Operator),
+                Verification, Interrupted, Answer, Operator, Checks),
             ),
         ),
         (

@@ -74,6 +74,7 @@ pub fn unseen(issue: Issue, closed: bool) -> TaskSummary {
         verify_rounds: 0,
         verify_outcome: None,
         risk: None,
+        pull_request: None,
         run_id: None,
         run_phase: None,
         pid: None,

@@ -1,7 +1,8 @@
 //! Single scenarios through the state machine, named by the requirement they check.
 
 use takt_core::{
-    Command, Event, MergeResult, OperatorCommand, Policy, RunExit, State, Step, StopReason, handle,
+    Command, Event, FailedCheck, ForgeReview, ForgeReviewNote, ForgeVerdict, MergeResult,
+    OperatorCommand, Policy, Record, RunExit, State, Step, StopReason, handle,
 };
 use takt_protocol::{
     GateOutcome, GateSource, GateStatus, Issue, RetryKind, RiskTier, RunOutcome, TaskState,
@@ -951,4 +952,277 @@ fn a_webhook_delivery_polls_at_once_and_its_replay_is_refused_and_journaled() {
         summary: "a task".into(),
     });
     assert!(step.refusal.is_none());
+}
+
+/// A verified change of issue 1 (commit `abc`) published to a forge as pull request #7.
+fn published(mut policy: Policy) -> Harness {
+    policy.publish.forge = true;
+    let mut h = verifying(policy);
+    let step = h.verify("id-1", |_| {});
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+    assert!(step.commands.contains(&Command::Publish {
+        task_id: "id-1".into(),
+        identifier: "T-1".into(),
+        branch: "takt/T-1".into(),
+        commit: "abc".into(),
+        pull_request: None,
+    }));
+    assert!(
+        !step
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::Merge { .. }))
+    );
+    let step = h.feed(Event::Published {
+        task_id: "id-1".into(),
+        commit: "abc".into(),
+        result: Ok(pull_request("abc")),
+    });
+    assert!(step.commands.contains(&Command::CheckPullRequest {
+        task_id: "id-1".into(),
+        number: 7
+    }));
+    assert_eq!(h.task("id-1").pull_request, Some(pull_request("abc")));
+    h
+}
+
+fn pull_request(head: &str) -> takt_protocol::PullRequestRef {
+    takt_protocol::PullRequestRef {
+        number: 7,
+        url: "https://forge.example/o/r/pull/7".into(),
+        head: head.into(),
+    }
+}
+
+fn forge_review(head: &str, change: impl FnOnce(&mut ForgeReview)) -> Event {
+    let mut review = ForgeReview {
+        head: head.into(),
+        ..ForgeReview::default()
+    };
+    change(&mut review);
+    Event::PullRequestChecked {
+        task_id: "id-1".into(),
+        number: 7,
+        review,
+    }
+}
+
+fn note(by: &str, verdict: ForgeVerdict, commit: &str) -> ForgeReviewNote {
+    ForgeReviewNote {
+        by: by.into(),
+        verdict,
+        body: format!("{by} says so"),
+        commit: Some(commit.into()),
+    }
+}
+
+fn merges_pull_request(step: &Step) -> bool {
+    step.commands.iter().any(
+        |c| matches!(c, Command::Merge { commit, pull_request: Some(7), .. } if commit == "abc"),
+    )
+}
+
+#[test]
+fn a_forge_change_merges_once_approved_on_the_forge_and_its_checks_are_green() {
+    let mut h = published(Policy::default());
+    let step = h.feed(forge_review("abc", |r| {
+        r.reviews = vec![note("github:bob", ForgeVerdict::Approved, "abc")];
+        r.checks_pending = 1;
+    }));
+    assert_eq!(h.task("id-1").approvals, ["github:bob"]);
+    assert!(!merges_pull_request(&step), "checks are still running");
+    // The same approval read again is not recorded twice.
+    let step = h.feed(forge_review("abc", |r| {
+        r.reviews = vec![note("github:bob", ForgeVerdict::Approved, "abc")];
+    }));
+    assert_eq!(h.task("id-1").approvals, ["github:bob"]);
+    assert!(merges_pull_request(&step));
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+    h.feed(Event::MergeFinished {
+        task_id: "id-1".into(),
+        result: MergeResult::Merged { sha: "m1".into() },
+    });
+    assert_eq!(h.task("id-1").state, TaskState::Done);
+}
+
+#[test]
+fn an_approval_in_takt_waits_for_the_forges_checks() {
+    let mut h = published(Policy::default());
+    let step = h.feed(Event::Operator(OperatorCommand::Approve {
+        task: "T-1".into(),
+        by: "alice".into(),
+        comment: None,
+    }));
+    assert!(!merges_pull_request(&step));
+    assert!(step.commands.contains(&Command::CheckPullRequest {
+        task_id: "id-1".into(),
+        number: 7
+    }));
+    assert!(!merges_pull_request(
+        &h.feed(forge_review("abc", |r| r.checks_pending = 2))
+    ));
+    assert!(merges_pull_request(&h.feed(forge_review("abc", |_| {}))));
+}
+
+#[test]
+fn an_auto_ship_change_on_a_forge_needs_no_approval_but_green_checks() {
+    let mut h = published(auto_ship());
+    assert!(!merges_pull_request(
+        &h.feed(forge_review("abc", |r| r.checks_pending = 1))
+    ));
+    assert!(merges_pull_request(&h.feed(forge_review("abc", |_| {}))));
+}
+
+#[test]
+fn a_red_check_goes_back_to_the_agent_with_its_log_until_the_ci_rounds_are_used() {
+    let mut policy = Policy::default();
+    policy.publish.max_ci_rounds = 1;
+    let mut h = published(policy);
+    let failed = |r: &mut ForgeReview| {
+        r.checks_failed = vec![FailedCheck {
+            name: "ci/test".into(),
+            log: format!("{}\nerror: test adds_two failed", "noise ".repeat(5_000)),
+        }];
+    };
+    h.feed(forge_review("abc", failed));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(task.ci_rounds, 1);
+    let feedback = task.feedback.clone().unwrap_or_default();
+    assert!(feedback.contains("Check `ci/test` failed"), "{feedback}");
+    assert!(
+        feedback.contains("error: test adds_two failed"),
+        "{feedback}"
+    );
+    assert!(feedback.len() < 7_000, "the log is cut to its tail");
+
+    // The second round pushes a new commit to the same pull request.
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "Todo")],
+    });
+    let spec = step
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            Command::StartRun(spec) => Some((**spec).clone()),
+            _ => None,
+        })
+        .expect("a second run");
+    assert_eq!(spec.retry_kind, Some(RetryKind::Checks));
+    h.launch("T-1#2");
+    h.exit("T-1#2", RunOutcome::Succeeded, Some("def"));
+    let step = h.verify("id-1", |_| {});
+    assert!(step.commands.contains(&Command::Publish {
+        task_id: "id-1".into(),
+        identifier: "T-1".into(),
+        branch: "takt/T-1".into(),
+        commit: "def".into(),
+        pull_request: Some(pull_request("abc")),
+    }));
+    // A reading of the old head before the new publish landed is stale.
+    let step = h.feed(forge_review("abc", failed));
+    assert!(
+        step.records
+            .iter()
+            .any(|r| matches!(r, Record::StaleReportRejected { .. }))
+    );
+    h.feed(Event::Published {
+        task_id: "id-1".into(),
+        commit: "def".into(),
+        result: Ok(pull_request("def")),
+    });
+    h.feed(forge_review("def", failed));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(
+        task.failure
+            .as_ref()
+            .is_some_and(|f| f.reason.contains("publish.max_ci_rounds")),
+        "{:?}",
+        task.failure
+    );
+}
+
+#[test]
+fn changes_requested_on_the_head_go_back_with_the_comments_and_old_reviews_do_not_count() {
+    let mut h = published(Policy::default());
+    // A review of an earlier commit neither blocks nor approves.
+    let step = h.feed(forge_review("abc", |r| {
+        r.reviews = vec![
+            note("github:carol", ForgeVerdict::ChangesRequested, "old"),
+            note("github:dave", ForgeVerdict::Approved, "old"),
+        ];
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::AwaitingReview);
+    assert!(h.task("id-1").approvals.is_empty());
+    assert!(!merges_pull_request(&step));
+
+    h.feed(forge_review("abc", |r| {
+        r.reviews = vec![note("github:carol", ForgeVerdict::ChangesRequested, "abc")];
+    }));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::RetryWait);
+    assert_eq!(
+        task.retry.as_ref().map(|r| r.kind),
+        Some(RetryKind::Rejection)
+    );
+    assert!(
+        task.feedback
+            .as_deref()
+            .is_some_and(|f| f.contains("github:carol requested changes:\ngithub:carol says so"))
+    );
+}
+
+#[test]
+fn a_failed_publish_is_tried_again_at_the_next_poll() {
+    let mut policy = Policy::default();
+    policy.publish.forge = true;
+    let mut h = verifying(policy);
+    h.verify("id-1", |_| {});
+    h.feed(Event::Published {
+        task_id: "id-1".into(),
+        commit: "abc".into(),
+        result: Err("forge_status: 502".into()),
+    });
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::AwaitingReview);
+    assert!(
+        task.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("502"))
+    );
+    h.now += 60_000;
+    let step = h.feed(Event::Tick);
+    assert!(
+        step.commands
+            .iter()
+            .any(|c| matches!(c, Command::Publish { commit, .. } if commit == "abc"))
+    );
+}
+
+#[test]
+fn a_pull_request_merged_or_closed_by_a_person_ends_the_task() {
+    let mut h = published(Policy::default());
+    h.feed(forge_review("abc", |r| r.merged = true));
+    assert_eq!(h.task("id-1").state, TaskState::Done);
+
+    let mut h = published(Policy::default());
+    h.feed(forge_review("abc", |r| r.closed = true));
+    let task = h.task("id-1");
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(
+        task.failure
+            .as_ref()
+            .is_some_and(|f| f.reason.contains("closed without merging"))
+    );
+}
+
+#[test]
+fn a_restart_resumes_a_forge_merge_through_the_pull_request() {
+    let mut h = published(auto_ship());
+    h.feed(forge_review("abc", |_| {}));
+    assert_eq!(h.task("id-1").state, TaskState::Merging);
+    let step = h.feed(Event::Restarted);
+    assert!(merges_pull_request(&step));
 }

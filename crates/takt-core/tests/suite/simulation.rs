@@ -40,6 +40,8 @@ struct World {
     old_runs: Vec<String>,
     steps: u64,
     crashes: u32,
+    /// The fake forge's pull requests by task id (`publish.forge` seeds): one per task, ever.
+    pull_requests: BTreeMap<String, u64>,
 }
 
 impl World {
@@ -64,6 +66,8 @@ impl World {
         };
         let mut policy = policy;
         policy.verification.max_rounds = rng.random_range(1..=3);
+        policy.publish.forge = rng.random_bool(0.5);
+        policy.publish.max_ci_rounds = rng.random_range(0..=2);
         let default_tier = match rng.random_range(0..10) {
             0..=2 => RiskTier::AutoShip,
             3..=7 => RiskTier::Review,
@@ -92,6 +96,7 @@ impl World {
             old_runs: Vec::new(),
             steps: 0,
             crashes: 0,
+            pull_requests: BTreeMap::new(),
         };
         let initial = world.rng.random_range(1..=8);
         for _ in 0..initial {
@@ -356,7 +361,22 @@ impl World {
                     }));
                 }
             }
-            Command::Merge { task_id, .. } => {
+            Command::Merge {
+                task_id,
+                pull_request,
+                ..
+            } => {
+                let expected = self
+                    .policy
+                    .publish
+                    .forge
+                    .then(|| self.pull_requests.get(&task_id).copied())
+                    .flatten();
+                if pull_request != expected {
+                    self.fail(&format!(
+                        "{task_id} merges through pull request {pull_request:?}, expected {expected:?}"
+                    ));
+                }
                 let result = match self.rng.random_range(0..10) {
                     0 => MergeResult::Conflict {
                         details: "CONFLICT in src/lib.rs".into(),
@@ -381,6 +401,90 @@ impl World {
                     task_id,
                     report: Box::new(report),
                     feedback: "gate cargo-test failed: tests::adds".into(),
+                });
+            }
+            Command::Publish {
+                task_id,
+                commit,
+                pull_request,
+                ..
+            } => {
+                if !self.policy.publish.forge {
+                    self.fail(&format!("{task_id} published without a forge"));
+                }
+                let known = self.pull_requests.get(&task_id).copied();
+                if let (Some(given), Some(known)) = (&pull_request, known)
+                    && given.number != known
+                {
+                    self.fail(&format!(
+                        "{task_id} names pull request {} of {known}",
+                        given.number
+                    ));
+                }
+                let result = if self.rng.random_bool(0.1) {
+                    Err("forge_status: 502".to_string())
+                } else {
+                    let next = self.pull_requests.len() as u64 + 1;
+                    let number = *self.pull_requests.entry(task_id.clone()).or_insert(next);
+                    Ok(takt_protocol::PullRequestRef {
+                        number,
+                        url: format!("https://forge.example/pull/{number}"),
+                        head: commit.clone(),
+                    })
+                };
+                self.feed(Event::Published {
+                    task_id,
+                    commit,
+                    result,
+                });
+            }
+            Command::CheckPullRequest { task_id, number } => {
+                if self.pull_requests.get(&task_id) != Some(&number) {
+                    self.fail(&format!(
+                        "{task_id} checks pull request {number} it does not have"
+                    ));
+                }
+                let head = self
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .and_then(|task| task.commit.clone())
+                    .unwrap_or_default();
+                let roll = self.rng.random_range(0..100);
+                let login = format!("github:user{}", self.rng.random_range(0..3));
+                let review = takt_core::ForgeReview {
+                    head: head.clone(),
+                    merged: roll < 3,
+                    closed: (3..5).contains(&roll),
+                    reviews: match roll {
+                        5..=14 => vec![takt_core::ForgeReviewNote {
+                            by: login,
+                            verdict: takt_core::ForgeVerdict::ChangesRequested,
+                            body: "please add a test".into(),
+                            commit: Some(head),
+                        }],
+                        15..=69 => vec![takt_core::ForgeReviewNote {
+                            by: login,
+                            verdict: takt_core::ForgeVerdict::Approved,
+                            body: String::new(),
+                            commit: Some(head),
+                        }],
+                        _ => Vec::new(),
+                    },
+                    checks_pending: u32::from((70..80).contains(&roll)),
+                    checks_failed: if (80..92).contains(&roll) {
+                        vec![takt_core::FailedCheck {
+                            name: "ci".into(),
+                            log: "test failed".into(),
+                        }]
+                    } else {
+                        Vec::new()
+                    },
+                };
+                self.feed(Event::PullRequestChecked {
+                    task_id,
+                    number,
+                    review,
                 });
             }
             Command::CreateScheduledTask { .. } => {}

@@ -251,7 +251,7 @@ fn a_fork_bomb_is_contained_and_reported() {
         let ran = run(
             &sandbox,
             &h,
-            "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo forked; wait",
+            "i=0; while [ $i -lt 200 ]; do sleep 3174 & i=$((i+1)); done; echo forked; wait",
         )
         .await;
         let report = ran.report.clone().expect("a report");
@@ -269,8 +269,14 @@ fn a_fork_bomb_is_contained_and_reported() {
             "{mode:?}: {}",
             ran.all()
         );
+        // A number no other test sleeps for (`sleep 30` also matched the wall-clock test's
+        // `sleep 300` running beside it), and a bounded wait for the killed to be reaped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !alive_with("sleep\x003174\x00").is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(
-            alive_with("sleep\x0030").is_empty(),
+            alive_with("sleep\x003174\x00").is_empty(),
             "{mode:?}: bomb survivors"
         );
     });

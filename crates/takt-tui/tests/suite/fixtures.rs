@@ -36,6 +36,7 @@ pub fn task(n: u32, state: TaskState, title: &str) -> TaskSummary {
         verify_rounds: 0,
         verify_outcome: None,
         risk: None,
+        pull_request: None,
         run_id: None,
         run_phase: None,
         pid: None,
