@@ -7,9 +7,7 @@
 
 use std::fmt::Write as _;
 
-use takt_protocol::{
-    GateOutcome, GateStatus, RiskAssessment, VerificationReport, Verdict,
-};
+use takt_protocol::{GateOutcome, GateStatus, RiskAssessment, Verdict, VerificationReport};
 
 /// The start of the hidden marker; the whole marker is `<!-- takt:task=<id> -->`.
 pub const TASK_MARKER_PREFIX: &str = "<!-- takt:task=";
@@ -100,7 +98,9 @@ fn status_word(status: GateStatus) -> &'static str {
 
 fn duration(gate: &GateOutcome) -> String {
     match gate.runs.first() {
-        Some(run) if run.timed_out => format!("{:.1} s (timed out)", run.duration_ms as f64 / 1000.0),
+        Some(run) if run.timed_out => {
+            format!("{:.1} s (timed out)", run.duration_ms as f64 / 1000.0)
+        }
         Some(run) => format!("{:.1} s", run.duration_ms as f64 / 1000.0),
         None => "—".to_owned(),
     }
@@ -125,9 +125,14 @@ fn tests_cell(gate: &GateOutcome) -> String {
 
 fn verdict(out: &mut String, verdict: &Verdict) {
     let word = if verdict.pass { "pass" } else { "**block**" };
-    let _ = writeln!(out, "- **{}**: {word} — {}", inline(&verdict.by), inline(&verdict.summary));
+    let _ = writeln!(
+        out,
+        "- **{}**: {word} — {}",
+        inline(&verdict.by),
+        inline(&verdict.summary)
+    );
     let mut findings: Vec<_> = verdict.findings.iter().collect();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for finding in findings {
         let place = match (&finding.file, finding.line) {
             (Some(file), Some(line)) => format!(" {}", code(&format!("{file}:{line}"))),

@@ -77,6 +77,8 @@ impl ForgeError {
                 let lower = stderr.to_lowercase();
                 [
                     "could not resolve host",
+                    "failed to connect",
+                    "couldn't connect",
                     "connection",
                     "timed out",
                     "early eof",

@@ -92,10 +92,12 @@ async fn remote_head(
     branch: &str,
 ) -> Result<Option<String>, ForgeError> {
     let refname = format!("refs/heads/{branch}");
-    let command = git
-        .cmd(git_dir)
-        .env("GIT_DIR", git_dir)
-        .args(["ls-remote", "--end-of-options", target.remote, &refname]);
+    let command = git.cmd(git_dir).env("GIT_DIR", git_dir).args([
+        "ls-remote",
+        "--end-of-options",
+        target.remote,
+        &refname,
+    ]);
     let command = credential_env(target)
         .into_iter()
         .fold(command, |c, (k, v)| c.env(k, v));
@@ -151,10 +153,10 @@ pub(crate) async fn push_branch(
         }
         (Some(_), None) => None,
     };
-    let mut command = git
-        .cmd(git_dir)
-        .env("GIT_DIR", git_dir)
-        .args(["push", "--porcelain", "--no-verify"]);
+    let mut command =
+        git.cmd(git_dir)
+            .env("GIT_DIR", git_dir)
+            .args(["push", "--porcelain", "--no-verify"]);
     if let Some(expect) = &expect {
         command = command.arg(format!("--force-with-lease={refname}:{expect}"));
     }
@@ -191,7 +193,7 @@ pub(crate) async fn push_branch(
 }
 
 /// Standard base64 with padding (RFC 4648), for the Basic header.
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

@@ -342,7 +342,8 @@ impl Forge for Github {
         let mut pull = pull;
         let mut updated = false;
         if !created
-            && (pull.title != spec.title || !same_text(pull.body.as_deref().unwrap_or(""), &spec.body))
+            && (pull.title != spec.title
+                || !same_text(pull.body.as_deref().unwrap_or(""), &spec.body))
         {
             pull = self
                 .http

@@ -394,7 +394,10 @@ impl Forge for Gitlab {
         // GitLab refuses a transition to the state the status is already in; that is the
         // state we want.
         if reply.status == StatusCode::BAD_REQUEST
-            && self.http.message(&reply).contains("Cannot transition status")
+            && self
+                .http
+                .message(&reply)
+                .contains("Cannot transition status")
         {
             return Ok(());
         }
@@ -405,11 +408,17 @@ impl Forge for Gitlab {
         let mr = self.merge_request(number).await?;
         let approvals: Approvals = self
             .http
-            .get_json(&self.path(&format!("merge_requests/{number}/approvals")), &[])
+            .get_json(
+                &self.path(&format!("merge_requests/{number}/approvals")),
+                &[],
+            )
             .await?;
         let reviewers: Vec<Reviewer> = match self
             .http
-            .get_all(&self.path(&format!("merge_requests/{number}/reviewers")), &[])
+            .get_all(
+                &self.path(&format!("merge_requests/{number}/reviewers")),
+                &[],
+            )
             .await
         {
             Ok(reviewers) => reviewers,

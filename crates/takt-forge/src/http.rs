@@ -85,7 +85,10 @@ impl Http {
         Ok(url)
     }
 
-    fn authorize(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ForgeError> {
+    fn authorize(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ForgeError> {
         let (name, value) = match self.auth {
             AuthStyle::Bearer => (
                 reqwest::header::AUTHORIZATION,
@@ -114,7 +117,9 @@ impl Http {
         url: Url,
         body: Option<&Value>,
     ) -> Result<Reply, ForgeError> {
-        let reply = self.send_raw(method.clone(), url.clone(), body, None).await?;
+        let reply = self
+            .send_raw(method.clone(), url.clone(), body, None)
+            .await?;
         if reply.status.is_success() {
             Ok(reply)
         } else {
@@ -338,8 +343,8 @@ pub(crate) fn rate_limit_wait(
             .map(str::trim)
     };
     let retry_after = header("retry-after").and_then(parse_retry_after);
-    let exhausted = header("x-ratelimit-remaining") == Some("0")
-        || header("ratelimit-remaining") == Some("0");
+    let exhausted =
+        header("x-ratelimit-remaining") == Some("0") || header("ratelimit-remaining") == Some("0");
     let limited = status == StatusCode::TOO_MANY_REQUESTS
         || (status == StatusCode::FORBIDDEN
             && (retry_after.is_some()
@@ -452,7 +457,10 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.insert(*k, HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")));
+            map.insert(
+                *k,
+                HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("")),
+            );
         }
         map
     }
@@ -486,7 +494,9 @@ mod tests {
             rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), ""),
             Some(DEFAULT_RATE_LIMIT_WAIT)
         );
-        assert!(rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new(), "Bad credentials").is_none());
+        assert!(
+            rate_limit_wait(StatusCode::FORBIDDEN, &HeaderMap::new(), "Bad credentials").is_none()
+        );
         assert!(
             rate_limit_wait(
                 StatusCode::FORBIDDEN,

@@ -154,10 +154,9 @@ impl ForgeSettings {
                 ForgeKind::Github => {
                     format!("the repository {:?} is not `owner/name`", self.repo)
                 }
-                ForgeKind::Gitlab => format!(
-                    "the project path {:?} is not `group/project`",
-                    self.repo
-                ),
+                ForgeKind::Gitlab => {
+                    format!("the project path {:?} is not `group/project`", self.repo)
+                }
             }));
         }
         if self.status_context.trim().is_empty() {
@@ -206,7 +205,7 @@ mod tests {
         let token = Secret::new("t0k");
         let github = ForgeSettings::new(ForgeKind::Github, "o/r", token.clone());
         assert_eq!(github.push_url(), "https://github.com/o/r.git");
-        let mut ghe = github.clone();
+        let mut ghe = github;
         ghe.api_url = "https://ghe.example.com/api/v3".to_owned();
         assert_eq!(ghe.push_url(), "https://ghe.example.com/o/r.git");
         let gitlab = ForgeSettings::new(ForgeKind::Gitlab, "g/s/p", token);

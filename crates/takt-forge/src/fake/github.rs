@@ -5,7 +5,9 @@ use std::path::Path;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{Core, Failure, Incoming, Recorded, Reply, Server, Shared, World, fake_sha, lock, serve};
+use super::{
+    Core, Failure, Incoming, Recorded, Reply, Server, Shared, World, fake_sha, lock, serve,
+};
 use crate::settings::{ForgeKind, ForgeSettings, Secret};
 
 #[derive(Debug, Clone)]
@@ -343,8 +345,19 @@ impl Github {
     }
 
     fn listing(&self, items: Vec<Value>, request: &Incoming) -> Reply {
+        self.listing_in(items, request, None)
+    }
+
+    /// A page of `items`, as an array or under `key` of an object with `total_count`, with a
+    /// `Link: <...>; rel="next"` header when more follow.
+    fn listing_in(&self, items: Vec<Value>, request: &Incoming, key: Option<&str>) -> Reply {
+        let total = items.len();
         let page = self.core.page(items, &request.query);
-        let mut reply = Reply::json(200, Value::Array(page.items));
+        let body = match key {
+            None => Value::Array(page.items),
+            Some(key) => json!({"total_count": total, key: page.items}),
+        };
+        let mut reply = Reply::json(200, body);
         if let Some(next) = page.next {
             let mut query: Vec<(String, String)> = request
                 .query
@@ -398,7 +411,11 @@ impl Github {
             ("GET", ["pulls"]) => {
                 let head = request.query.get("head").cloned();
                 let base = request.query.get("base").cloned();
-                let state = request.query.get("state").cloned().unwrap_or("open".to_owned());
+                let state = request
+                    .query
+                    .get("state")
+                    .cloned()
+                    .unwrap_or("open".to_owned());
                 let items = self
                     .pulls
                     .iter()
@@ -408,9 +425,8 @@ impl Github {
                         _ => true,
                     })
                     .filter(|p| {
-                        head.as_ref().is_none_or(|h| {
-                            *h == format!("{}:{}", self.owner, p.head)
-                        })
+                        head.as_ref()
+                            .is_none_or(|h| *h == format!("{}:{}", self.owner, p.head))
                     })
                     .filter(|p| base.as_ref().is_none_or(|b| *b == p.base))
                     .map(|p| self.pull_json(p, false))
@@ -419,7 +435,11 @@ impl Github {
             }
             ("POST", ["pulls"]) => {
                 let field = |name: &str| {
-                    request.body.get(name).and_then(Value::as_str).map(str::to_owned)
+                    request
+                        .body
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
                 };
                 let (Some(title), Some(head), Some(base)) =
                     (field("title"), field("head"), field("base"))
@@ -454,7 +474,11 @@ impl Github {
                     head,
                     base,
                     open: true,
-                    draft: request.body.get("draft").and_then(Value::as_bool).unwrap_or(false),
+                    draft: request
+                        .body
+                        .get("draft")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                     merged: false,
                     merged_head: None,
                     merge_commit_sha: None,
@@ -518,7 +542,10 @@ impl Github {
             ("GET", ["commits", reference, "status"]) => {
                 let sha = self.resolve(reference);
                 let latest = self.latest_statuses(&sha);
-                let state = if latest.iter().any(|s| s.state == "failure" || s.state == "error") {
+                let state = if latest
+                    .iter()
+                    .any(|s| s.state == "failure" || s.state == "error")
+                {
                     "failure"
                 } else if latest.is_empty() || latest.iter().any(|s| s.state == "pending") {
                     "pending"
@@ -551,15 +578,18 @@ impl Github {
                         })
                     })
                     .collect();
-                let page = self.core.page(runs, &request.query);
-                let total = page.items.len();
-                Reply::json(200, json!({"total_count": total, "check_runs": page.items}))
+                self.listing_in(runs, request, Some("check_runs"))
             }
             ("GET", ["actions", "jobs", id, "logs"]) => {
-                match self.checks.iter().find(|c| c.id.to_string() == *id && c.log.is_some()) {
+                match self
+                    .checks
+                    .iter()
+                    .find(|c| c.id.to_string() == *id && c.log.is_some())
+                {
                     // GitHub answers with a redirect to a short-lived download URL.
-                    Some(check) => Reply::text(302, "")
-                        .header("location", format!("/_fake/logs/{}", check.id)),
+                    Some(check) => {
+                        Reply::text(302, "").header("location", format!("/_fake/logs/{}", check.id))
+                    }
                     None => not_found(),
                 }
             }
@@ -669,7 +699,11 @@ impl World for Github {
         let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        value == format!("Bearer {}", self.core.token) || value == format!("token {}", self.core.token)
+        // git over HTTPS authenticates with Basic `x-access-token:<token>`.
+        let basic = crate::git::base64(format!("x-access-token:{}", self.core.token).as_bytes());
+        value == format!("Bearer {}", self.core.token)
+            || value == format!("token {}", self.core.token)
+            || value == format!("Basic {basic}")
     }
 
     fn unauthorized() -> Reply {

@@ -167,7 +167,9 @@ impl GitlabFake {
     }
 
     fn set_reviewer(world: &mut Gitlab, iid: u64, username: &str, state: &str) {
-        world.reviewers.retain(|(i, u, _)| !(*i == iid && u == username));
+        world
+            .reviewers
+            .retain(|(i, u, _)| !(*i == iid && u == username));
         world
             .reviewers
             .push((iid, username.to_owned(), state.to_owned()));
@@ -176,7 +178,11 @@ impl GitlabFake {
     /// `username` approves merge request `iid`.
     pub fn approve(&self, iid: u64, username: &str) {
         let mut world = lock(&self.world);
-        if !world.approvals.iter().any(|(i, u)| *i == iid && u == username) {
+        if !world
+            .approvals
+            .iter()
+            .any(|(i, u)| *i == iid && u == username)
+        {
             world.approvals.push((iid, username.to_owned()));
         }
         Self::set_reviewer(&mut world, iid, username, "approved");
@@ -185,15 +191,25 @@ impl GitlabFake {
     /// `username` withdraws an approval.
     pub fn unapprove(&self, iid: u64, username: &str) {
         let mut world = lock(&self.world);
-        world.approvals.retain(|(i, u)| !(*i == iid && u == username));
+        world
+            .approvals
+            .retain(|(i, u)| !(*i == iid && u == username));
         Self::set_reviewer(&mut world, iid, username, "unapproved");
     }
 
     /// `username` requests changes: a general note with `body` and inline notes
     /// `(path, line, text)`, each its own unresolved discussion.
-    pub fn request_changes(&self, iid: u64, username: &str, body: &str, inline: &[(&str, u64, &str)]) {
+    pub fn request_changes(
+        &self,
+        iid: u64,
+        username: &str,
+        body: &str,
+        inline: &[(&str, u64, &str)],
+    ) {
         let mut world = lock(&self.world);
-        world.approvals.retain(|(i, u)| !(*i == iid && u == username));
+        world
+            .approvals
+            .retain(|(i, u)| !(*i == iid && u == username));
         Self::set_reviewer(&mut world, iid, username, "requested_changes");
         let general = (!body.is_empty()).then(|| (None, body.to_owned()));
         let notes = general.into_iter().chain(
@@ -253,7 +269,9 @@ impl Gitlab {
     }
 
     fn head_sha(&self, mr: &MergeRequest) -> Option<String> {
-        mr.merged_head.clone().or_else(|| self.core.head(&mr.source))
+        mr.merged_head
+            .clone()
+            .or_else(|| self.core.head(&mr.source))
     }
 
     fn mr_json(&self, mr: &MergeRequest, detail: bool) -> Value {
@@ -347,18 +365,24 @@ impl Gitlab {
             }
             ("POST", ["merge_requests"]) => {
                 let field = |name: &str| {
-                    request.body.get(name).and_then(Value::as_str).map(str::to_owned)
+                    request
+                        .body
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
                 };
-                let (Some(source), Some(target), Some(title)) =
-                    (field("source_branch"), field("target_branch"), field("title"))
-                else {
-                    return Reply::json(400, json!({"error": "source_branch, target_branch, title are missing"}));
+                let (Some(source), Some(target), Some(title)) = (
+                    field("source_branch"),
+                    field("target_branch"),
+                    field("title"),
+                ) else {
+                    return Reply::json(
+                        400,
+                        json!({"error": "source_branch, target_branch, title are missing"}),
+                    );
                 };
                 if self.core.head(&source).is_none() {
-                    return Reply::json(
-                        422,
-                        json!({"message": ["Source branch does not exist"]}),
-                    );
+                    return Reply::json(422, json!({"message": ["Source branch does not exist"]}));
                 }
                 if let Some(existing) = self
                     .requests
@@ -399,7 +423,10 @@ impl Gitlab {
                 let Some(state) = request.body.get("state").and_then(Value::as_str) else {
                     return Reply::json(400, json!({"error": "state is missing"}));
                 };
-                if !matches!(state, "pending" | "running" | "success" | "failed" | "canceled" | "skipped") {
+                if !matches!(
+                    state,
+                    "pending" | "running" | "success" | "failed" | "canceled" | "skipped"
+                ) {
                     return Reply::json(400, json!({"error": "state does not have a valid value"}));
                 }
                 let name = request

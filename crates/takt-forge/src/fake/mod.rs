@@ -246,7 +246,9 @@ fn decode(segment: &str) -> String {
 type Shared<W> = Arc<Mutex<W>>;
 
 fn lock<W>(world: &Shared<W>) -> MutexGuard<'_, W> {
-    world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    world
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What a fake world must offer the generic request plumbing.
@@ -294,9 +296,7 @@ fn dispatch<W: World>(
         body: body_text.clone(),
         headers: headers
             .iter()
-            .filter(|(name, _)| {
-                !matches!(name.as_str(), "authorization" | "private-token")
-            })
+            .filter(|(name, _)| !matches!(name.as_str(), "authorization" | "private-token"))
             .map(|(name, value)| {
                 (
                     name.as_str().to_owned(),
