@@ -184,6 +184,40 @@ pub struct CommandConfig {
 pub enum ForgeKind {
     /// Merge locally into the base branch.
     Local,
+    /// Push the branch to GitHub and open a pull request (REST v3).
+    Github,
+    /// Push the branch to GitLab and open a merge request (REST v4).
+    Gitlab,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Local => "local",
+            ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
+        }
+    }
+}
+
+/// `publish.merge_method`: how an approved pull/merge request is merged on the forge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeMethod {
+    Merge,
+    /// The default: one task, one commit.
+    #[default]
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        }
+    }
 }
 
 /// `publish` (takt): what happens to an accepted change.
@@ -194,6 +228,25 @@ pub struct PublishConfig {
     pub auto_merge: bool,
     /// Prefix of the branches takt creates; default `takt/`.
     pub branch_prefix: String,
+    /// The forge's repository: `publish.repo` (GitHub `owner/name`) or `publish.project_path`
+    /// (GitLab `group/project`); `None` for `local`.
+    pub repo: Option<String>,
+    /// `publish.api_url`; `None`: the public service (`https://api.github.com`,
+    /// `https://gitlab.com/api/v4`).
+    pub api_url: Option<String>,
+    /// `publish.token` (`$VAR` only); for `github`/`gitlab` always set, default `$GITHUB_TOKEN`
+    /// / `$GITLAB_TOKEN`. The daemon's credential: it never reaches the agent's sandbox.
+    pub token: Option<SecretRef>,
+    /// `publish.remote`: the git push URL when it is not the forge's HTTPS clone URL.
+    pub remote: Option<String>,
+    /// `publish.merge_method`; default squash.
+    pub merge_method: MergeMethod,
+    /// `publish.max_ci_rounds`: how many times a red forge check sends the task back to the
+    /// agent before it fails; default 2.
+    pub max_ci_rounds: u32,
+    /// `publish.base_branch`: the branch requests merge into; default `workspace.base_branch`
+    /// (`None`: the repository's `HEAD` branch).
+    pub base_branch: Option<String>,
 }
 
 /// One item of `schedules`: a task created on a cron schedule.

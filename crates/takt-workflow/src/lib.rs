@@ -51,7 +51,7 @@ use std::path::Path;
 
 pub use config::{
     AgentConfig, BackendKind, BudgetConfig, BudgetLimit, BuiltinConfig, ClaudeConfig, CodexConfig,
-    CommandConfig, ForgeKind, GateConfig, HooksConfig, ModelConfig, ModelPriceConfig,
+    CommandConfig, ForgeKind, GateConfig, HooksConfig, MergeMethod, ModelConfig, ModelPriceConfig,
     ModelProvider, OnBlock, OnExhaust, PollingConfig, PublishConfig, RepoSource, ReviewConfig,
     ReviewerConfig, RiskConfig, SandboxConfig, SandboxMode, SandboxNetwork, ScheduleConfig,
     SecretRef, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,

@@ -11,7 +11,7 @@ pub(crate) const KINDS_WITH_DEFAULT_STATES: &[&str] = &["local", "linear", "memo
 /// `agent.backend` values.
 pub(crate) const BACKENDS: &[&str] = &["command", "codex", "claude", "builtin"];
 
-/// `publish.forge` values this crate knows; only `local` is available in this build.
+/// `publish.forge` values.
 pub(crate) const FORGES: &[&str] = &["local", "github", "gitlab"];
 
 /// Who defines a section, which decides what an unknown key in it means.
@@ -124,7 +124,19 @@ pub(crate) const COMMAND: SectionSpec = SectionSpec {
 pub(crate) const PUBLISH: SectionSpec = SectionSpec {
     name: "publish",
     owner: Owner::Takt,
-    keys: &["forge", "auto_merge", "branch_prefix"],
+    keys: &[
+        "forge",
+        "auto_merge",
+        "branch_prefix",
+        "repo",
+        "project_path",
+        "api_url",
+        "token",
+        "remote",
+        "merge_method",
+        "max_ci_rounds",
+        "base_branch",
+    ],
 };
 
 pub(crate) const MODEL: SectionSpec = SectionSpec {

@@ -139,7 +139,7 @@ pub(crate) fn validate(
     let agent = runtime::agent(agent, &mut report);
     let codex = runtime::codex(codex, &mut report);
     let command = takt::command(command, &mut report, agent.backend);
-    let publish = takt::publish(publish, &mut report);
+    let publish = takt::publish(publish, &mut report, env, workspace.base_branch.as_deref());
     let server = runtime::server(server, &mut report, env);
     let mut model = agents::model(model, &mut report, env);
     if let Some(scenarios) = model.scenarios.take() {

@@ -253,8 +253,23 @@ fn secret(
     example: &str,
 ) -> Option<SecretRef> {
     let raw = report.string(section, key)?;
-    let path = format!("server.{key}");
-    let Some(name) = env_reference(&raw).map(String::from) else {
+    secret_ref(section, report, env, key, &raw, example, "serve the API")
+}
+
+/// A secret named by `$VAR` (`raw`, the key's value): a literal is a problem (WORKFLOW.md lives
+/// in the repository the agents read); an unset variable is a warning saying what `takt run`
+/// will not do without it (`needed_for`).
+pub(super) fn secret_ref(
+    section: &Section<'_>,
+    report: &mut Report<'_>,
+    env: &dyn Env,
+    key: &str,
+    raw: &str,
+    example: &str,
+    needed_for: &str,
+) -> Option<SecretRef> {
+    let path = section.path(key);
+    let Some(name) = env_reference(raw).map(String::from) else {
         report.problem(
             path.clone(),
             section.get(key).map(|n| n.pos),
@@ -268,7 +283,7 @@ fn secret(
         report.warn(
             path.clone(),
             section.get(key).map(|n| n.pos),
-            format!("`{path}` names ${name}, which is not set; `takt run` will not serve the API without it"),
+            format!("`{path}` names ${name}, which is not set; `takt run` will not {needed_for} without it"),
             format!("export {name} before starting takt"),
         );
     }

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use takt_workflow::{
-    BackendKind, DEFAULT_ACTIVE_STATES, DEFAULT_TERMINAL_STATES, ForgeKind, Position, TRACKER_KINDS,
+    BackendKind, DEFAULT_ACTIVE_STATES, DEFAULT_TERMINAL_STATES, ForgeKind, MergeMethod, Position,
+    SecretRef, TRACKER_KINDS,
 };
 
-use super::{assert_error, load_err, load_ok};
+use super::{assert_error, env, load_err, load_ok, parse_with};
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
@@ -625,14 +626,13 @@ fn takt_publish_section() {
     .publish;
     assert!(set.auto_merge);
     assert_eq!(set.branch_prefix, "bots/takt-");
-    assert_error(
-        &load_err("---\npublish:\n  forge: github\n---\n"),
-        "invalid_workflow_config",
-        &[
-            "`publish.forge: github` is not available in this build yet",
-            "line 3, column 10",
-            "use `forge: local`",
-        ],
+    assert_eq!(
+        (
+            defaults.max_ci_rounds,
+            defaults.merge_method,
+            defaults.token
+        ),
+        (2, MergeMethod::Squash, None)
     );
     assert_error(
         &load_err("---\npublish:\n  forge: locl\n---\n"),
@@ -651,6 +651,157 @@ fn takt_publish_section() {
         &load_err("---\npublish:\n  branch_prefix: 'my branch/'\n---\n"),
         "invalid_workflow_config",
         &["`publish.branch_prefix` (\"my branch/\") contains ' '"],
+    );
+}
+
+#[test]
+fn publish_to_github_with_defaults() {
+    let env = env().with_var("GITHUB_TOKEN", "ghp_x");
+    let workflow = parse_with(
+        "---\nworkspace:\n  base_branch: develop\npublish:\n  forge: github\n  repo: acme/widgets\n---\n",
+        &env,
+    )
+    .unwrap();
+    let publish = workflow.publish;
+    assert_eq!(publish.forge, ForgeKind::Github);
+    assert_eq!(publish.repo.as_deref(), Some("acme/widgets"));
+    assert_eq!(publish.api_url, None);
+    assert_eq!(
+        publish.token,
+        Some(SecretRef {
+            var: "GITHUB_TOKEN".to_owned(),
+            value: Some("ghp_x".to_owned())
+        })
+    );
+    assert_eq!(publish.merge_method, MergeMethod::Squash);
+    assert_eq!(publish.max_ci_rounds, 2);
+    assert_eq!(publish.base_branch.as_deref(), Some("develop"));
+    assert!(workflow.warnings.is_empty(), "{:?}", workflow.warnings);
+}
+
+#[test]
+fn publish_to_gitlab_with_every_key() {
+    let env = env().with_var("FORGE_TOKEN", "glpat-x");
+    let publish = parse_with(
+        "---\npublish:\n  forge: gitlab\n  project_path: acme/tools/widgets\n  api_url: https://gitlab.example.com/api/v4/\n  token: $FORGE_TOKEN\n  remote: ssh://git@gitlab.example.com/acme/tools/widgets.git\n  merge_method: rebase\n  max_ci_rounds: 0\n  base_branch: release\n---\n",
+        &env,
+    )
+    .unwrap()
+    .publish;
+    assert_eq!(publish.forge, ForgeKind::Gitlab);
+    assert_eq!(publish.repo.as_deref(), Some("acme/tools/widgets"));
+    assert_eq!(
+        publish.api_url.as_deref(),
+        Some("https://gitlab.example.com/api/v4")
+    );
+    assert_eq!(
+        publish.token.as_ref().map(|t| t.var.as_str()),
+        Some("FORGE_TOKEN")
+    );
+    assert_eq!(
+        publish.token.and_then(|t| t.value).as_deref(),
+        Some("glpat-x")
+    );
+    assert_eq!(
+        publish.remote.as_deref(),
+        Some("ssh://git@gitlab.example.com/acme/tools/widgets.git")
+    );
+    assert_eq!(publish.merge_method, MergeMethod::Rebase);
+    assert_eq!(publish.max_ci_rounds, 0);
+    assert_eq!(publish.base_branch.as_deref(), Some("release"));
+}
+
+#[test]
+fn publish_forge_errors_name_the_key_and_the_fix() {
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`publish.repo` is required when `publish.forge` is `github`",
+            "add `repo: acme/widgets`",
+        ],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: gitlab\n  repo: a/b\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`publish.repo` is not a gitlab setting",
+            "`project_path: acme/tools/widgets`",
+            "`publish.project_path` is required when `publish.forge` is `gitlab`",
+        ],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n  repo: widgets\n---\n"),
+        "invalid_workflow_config",
+        &["`publish.repo` \"widgets\" is not `owner/name`", "line 4"],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n  repo: a/b\n  token: ghp_literal\n---\n"),
+        "invalid_workflow_config",
+        &[
+            "`publish.token` holds a literal value",
+            "token: $GITHUB_TOKEN",
+        ],
+    );
+    assert_error(
+        &load_err(
+            "---\npublish:\n  forge: github\n  repo: a/b\n  remote: https://me:pw@github.com/a/b.git\n---\n",
+        ),
+        "invalid_workflow_config",
+        &[
+            "`publish.remote` carries credentials",
+            "takt pushes with `publish.token`",
+        ],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n  repo: a/b\n  merge_method: fast\n---\n"),
+        "invalid_workflow_config",
+        &["`publish.merge_method` \"fast\" is not one of merge, squash, rebase"],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n  repo: a/b\n  max_ci_rounds: -1\n---\n"),
+        "invalid_workflow_config",
+        &["publish.max_ci_rounds"],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: github\n  repo: a/b\n  api_url: api.github.com\n---\n"),
+        "invalid_workflow_config",
+        &["`publish.api_url` \"api.github.com\" is not an http(s) URL"],
+    );
+    assert_error(
+        &load_err("---\npublish:\n  forge: gitlabb\n---\n"),
+        "invalid_workflow_config",
+        &["did you mean `gitlab`?"],
+    );
+}
+
+#[test]
+fn publish_forge_warnings() {
+    // The token's variable unset: the file loads, `takt run` will refuse to publish.
+    let workflow = load_ok("---\npublish:\n  forge: github\n  repo: a/b\n---\n");
+    assert_eq!(
+        workflow.publish.token.as_ref().map(|t| t.value.is_none()),
+        Some(true)
+    );
+    assert!(
+        workflow.warnings.iter().any(|w| w
+            .message
+            .contains("$GITHUB_TOKEN, the default `publish.token`, is not set")),
+        "{:?}",
+        workflow.warnings
+    );
+    let named =
+        load_ok("---\npublish:\n  forge: gitlab\n  project_path: g/p\n  token: $MISSING\n---\n");
+    assert!(named.warnings.iter().any(|w| w.message
+        == "`publish.token` names $MISSING, which is not set; `takt run` will not publish to the forge without it"));
+    // Forge keys under `forge: local` do nothing, and say so.
+    let local = load_ok("---\npublish:\n  repo: a/b\n---\n");
+    assert_eq!(local.publish.repo, None);
+    assert!(
+        local
+            .warnings
+            .iter()
+            .any(|w| w.message == "`publish.repo` is ignored because `publish.forge` is `local`")
     );
 }
 
