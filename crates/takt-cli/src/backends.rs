@@ -140,6 +140,13 @@ pub fn secret_env_names(workflow: &Workflow) -> Vec<String> {
     .map(String::from)
     .to_vec();
     names.extend(workflow.model.api_key_var.clone());
+    names.extend(
+        workflow
+            .publish
+            .token
+            .as_ref()
+            .map(|secret| secret.var.clone()),
+    );
     for value in workflow.tracker.provider.values() {
         if let Some(name) = value.as_str().and_then(takt_workflow::env_reference) {
             names.push(name.to_owned());

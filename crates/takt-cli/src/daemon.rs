@@ -77,6 +77,8 @@ pub struct Daemon {
     server: Option<crate::api::RunningServer>,
     /// The state changed since the API's snapshot was last published.
     snapshot_stale: bool,
+    /// The forge `publish.forge` names; `None` for local merges.
+    publisher: Option<crate::publish::Publisher>,
     _lock: StateLock,
 }
 
@@ -120,6 +122,18 @@ impl Daemon {
         let store = project.store().await?;
         let tracker = project.tracker(&store)?;
         let workspaces = Arc::new(project.workspaces()?);
+        let publisher = match crate::publish::Publisher::from_workflow(
+            &project.workflow,
+            &workspaces,
+        ) {
+            Ok(publisher) => publisher,
+            // An operator command applied without the daemon leaves forge work to it.
+            Err(error) if mode == Mode::Inline => {
+                warn!(error = %format!("{error:#}"), "no forge for this command; the daemon publishes");
+                None
+            }
+            Err(error) => return Err(error),
+        };
         let engine = Engine::load(store, project.policy()).await?;
         let watcher = if watch_file {
             Some(WorkflowWatcher::new(
@@ -156,6 +170,7 @@ impl Daemon {
             api: None,
             server: None,
             snapshot_stale: false,
+            publisher,
             _lock: lock,
         };
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
@@ -661,22 +676,80 @@ impl Daemon {
                     }));
                 }
             },
-            Command::Publish { task_id, .. } | Command::CheckPullRequest { task_id, .. } => {
-                // The policy only asks for these when `publish.forge` names a forge.
-                warn!(task_id = %task_id, "a forge command without a configured forge; ignored");
+            Command::Publish {
+                task_id,
+                branch,
+                commit,
+                pull_request,
+                ..
+            } => {
+                let (Some(publisher), Some(task)) = (
+                    self.publisher.clone(),
+                    self.engine.state.tasks.get(&task_id).cloned(),
+                ) else {
+                    return Ok(());
+                };
+                let events = self.events_tx.clone();
+                self.background.spawn(async move {
+                    let result = publisher
+                        .publish(&task, &branch, &commit, pull_request.as_ref())
+                        .await;
+                    if let Err(error) = &result {
+                        warn!(issue_identifier = %task.issue.identifier, %error, "publishing failed; trying again at the next poll");
+                    }
+                    let _ = events.send(Event::Published {
+                        task_id,
+                        commit,
+                        result,
+                    });
+                });
+            }
+            Command::CheckPullRequest { task_id, number } => {
+                let Some(publisher) = self.publisher.clone() else {
+                    return Ok(());
+                };
+                let published_at = self
+                    .engine
+                    .state
+                    .tasks
+                    .get(&task_id)
+                    .and_then(|task| task.published_at_ms);
+                let events = self.events_tx.clone();
+                self.background.spawn(async move {
+                    match publisher.check(number, published_at).await {
+                        Ok(review) => {
+                            let _ = events.send(Event::PullRequestChecked {
+                                task_id,
+                                number,
+                                review,
+                            });
+                        }
+                        // Read again at the next poll.
+                        Err(error) => warn!(task_id = %task_id, number, %error, "reading the pull request failed"),
+                    }
+                });
             }
             Command::Merge {
                 task_id,
                 identifier,
                 branch,
                 commit,
-                pull_request: _,
+                pull_request,
             } => {
+                let forge = match (pull_request, self.publisher.clone()) {
+                    (Some(number), Some(publisher)) => Some((number, publisher)),
+                    // The daemon publishes; an inline command leaves the merge to it.
+                    (Some(_), None) => return Ok(()),
+                    (None, _) => None,
+                };
                 self.merges_in_flight += 1;
                 let workspaces = self.workspaces.clone();
                 let events = self.events_tx.clone();
                 self.background.spawn(async move {
-                    let result = merge(&workspaces, &identifier, &branch, &commit).await;
+                    let result = match forge {
+                        Some((number, publisher)) => publisher.merge(number, &commit).await,
+                        None => merge(&workspaces, &identifier, &branch, &commit).await,
+                    };
                     info!(issue_identifier = %identifier, ?result, "merge finished");
                     let _ = events.send(Event::MergeFinished { task_id, result });
                 });

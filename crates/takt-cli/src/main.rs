@@ -13,6 +13,7 @@ mod engine;
 mod exit;
 mod models;
 mod project;
+mod publish;
 mod sandbox;
 mod verification;
 mod worker;

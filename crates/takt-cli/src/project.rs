@@ -172,7 +172,10 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         budget: budget_for(workflow),
         verification: verification_for(workflow),
         schedules: schedules_for(workflow),
-        publish: takt_core::PublishPolicy::default(),
+        publish: takt_core::PublishPolicy {
+            forge: workflow.publish.forge != takt_workflow::ForgeKind::Local,
+            max_ci_rounds: workflow.publish.max_ci_rounds,
+        },
     }
 }
 

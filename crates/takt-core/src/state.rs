@@ -110,6 +110,9 @@ pub struct Task {
     pub merged_at_ms: Option<Millis>,
     /// The change's pull request on the forge (`publish.forge`), kept across rounds.
     pub pull_request: Option<PullRequestRef>,
+    /// When the pull request was last published (its head pushed): reviews older than that
+    /// are about an earlier commit.
+    pub published_at_ms: Option<Millis>,
     /// Rounds whose pull request checks failed.
     pub ci_rounds: u32,
     /// The latest verification and what it came to.
@@ -206,6 +209,7 @@ impl Task {
             reviewer_blocks: 0,
             merged_at_ms: None,
             pull_request: None,
+            published_at_ms: None,
             ci_rounds: 0,
             verification: None,
             verify_outcome: None,
@@ -569,6 +573,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::MergeStarted { .. } => task.state = TaskState::Merging,
         Record::PullRequestOpened { pull_request, .. } => {
             task.pull_request = Some(pull_request.clone());
+            task.published_at_ms = Some(at);
             task.last_error = None;
         }
         Record::PublishFailed { error, .. } => {

@@ -1,0 +1,280 @@
+//! The shell side of `publish.forge: github | gitlab`: what the core's `Publish`,
+//! `CheckPullRequest` and forge `Merge` commands do, with the daemon's forge token (which no
+//! agent sandbox ever receives).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use takt_core::{FailedCheck, ForgeReview, ForgeReviewNote, ForgeVerdict, MergeResult, Task};
+use takt_forge::{
+    Attestation, CommitStatus, EvidenceSummary, Forge, ForgeError, ForgeSettings, MergeOutcome,
+    PullRequestSpec, PullRequestState, Secret, StatusState,
+};
+use takt_protocol::{Millis, PullRequestRef};
+use takt_workflow::{ForgeKind, Workflow};
+use takt_workspace::WorkspaceManager;
+use tracing::info;
+
+/// Publishes verified changes to the configured forge.
+#[derive(Clone)]
+pub struct Publisher {
+    forge: Arc<dyn Forge>,
+    workspaces: Arc<WorkspaceManager>,
+    base_branch: Option<String>,
+    /// `github:` / `gitlab:`, prefixed to forge logins so they never collide with takt's
+    /// operator names.
+    login_prefix: &'static str,
+}
+
+impl Publisher {
+    /// The publisher `publish.forge` asks for; `None` for `local`.
+    pub fn from_workflow(
+        workflow: &Workflow,
+        workspaces: &Arc<WorkspaceManager>,
+    ) -> Result<Option<Publisher>> {
+        let publish = &workflow.publish;
+        let kind = match publish.forge {
+            ForgeKind::Local => return Ok(None),
+            ForgeKind::Github => takt_forge::ForgeKind::Github,
+            ForgeKind::Gitlab => takt_forge::ForgeKind::Gitlab,
+        };
+        let token = publish
+            .token
+            .as_ref()
+            .and_then(|secret| secret.value.clone())
+            .filter(|value| !value.is_empty())
+            .with_context(|| {
+                let var = publish
+                    .token
+                    .as_ref()
+                    .map_or("the token variable", |secret| secret.var.as_str());
+                format!(
+                    "publish.forge is {} but ${var} is not set; export the forge token in the \
+                     daemon's environment (it never reaches an agent)",
+                    kind.as_str()
+                )
+            })?;
+        let repo = publish.repo.clone().with_context(|| {
+            format!("publish.forge is {} but names no repository", kind.as_str())
+        })?;
+        let mut settings = ForgeSettings::new(kind, repo, Secret::new(token));
+        if let Some(api_url) = &publish.api_url {
+            settings.api_url = api_url.clone();
+        }
+        settings.remote_url = publish.remote.clone();
+        settings.merge_method = match publish.merge_method {
+            takt_workflow::MergeMethod::Merge => takt_forge::MergeMethod::Merge,
+            takt_workflow::MergeMethod::Squash => takt_forge::MergeMethod::Squash,
+            takt_workflow::MergeMethod::Rebase => takt_forge::MergeMethod::Rebase,
+        };
+        let forge = takt_forge::build(settings).with_context(|| {
+            format!(
+                "publish.forge {} in {}",
+                kind.as_str(),
+                workflow.path.display()
+            )
+        })?;
+        Ok(Some(Publisher {
+            forge,
+            workspaces: workspaces.clone(),
+            base_branch: publish
+                .base_branch
+                .clone()
+                .or_else(|| workflow.workspace.base_branch.clone()),
+            login_prefix: match kind {
+                takt_forge::ForgeKind::Github => "github:",
+                takt_forge::ForgeKind::Gitlab => "gitlab:",
+            },
+        }))
+    }
+
+    async fn base_branch(&self) -> Result<String, String> {
+        match &self.base_branch {
+            Some(branch) => Ok(branch.clone()),
+            None => self
+                .workspaces
+                .sync_mirror()
+                .await
+                .map(|base| base.branch)
+                .map_err(|error| error.to_string()),
+        }
+    }
+
+    /// Pushes the task's branch at `commit`, opens or updates its pull request with the
+    /// evidence, and sets takt's commit status.
+    pub async fn publish(
+        &self,
+        task: &Task,
+        branch: &str,
+        commit: &str,
+        previous: Option<&PullRequestRef>,
+    ) -> Result<PullRequestRef, String> {
+        let text = |error: ForgeError| error.to_string();
+        let mirror = self.workspaces.settings().mirror_dir.clone();
+        self.forge
+            .push_branch(&mirror, commit, branch, previous.map(|pr| pr.head.as_str()))
+            .await
+            .map_err(text)?;
+        let base = self.base_branch().await?;
+        let body = self.body(task, commit).await;
+        let spec = PullRequestSpec {
+            branch: branch.to_owned(),
+            base,
+            title: format!("{}: {}", task.issue.identifier, task.issue.title),
+            body,
+            draft: false,
+        };
+        let pull_request = self.forge.ensure_pull_request(&spec).await.map_err(text)?;
+        let gates = task
+            .verification
+            .as_deref()
+            .map(|report| report.gates.len())
+            .unwrap_or(0);
+        let status = CommitStatus {
+            state: StatusState::Success,
+            description: format!("takt: {gates} gate(s) passed on a clean checkout"),
+            target_url: None,
+        };
+        self.forge.set_status(commit, &status).await.map_err(text)?;
+        info!(
+            issue_identifier = %task.issue.identifier,
+            number = pull_request.number,
+            created = pull_request.created,
+            "pull request published"
+        );
+        Ok(PullRequestRef {
+            number: pull_request.number,
+            url: pull_request.url,
+            head: commit.to_owned(),
+        })
+    }
+
+    async fn body(&self, task: &Task, commit: &str) -> String {
+        let Some(report) = task.verification.as_deref() else {
+            return format!("{}\n\n{}", takt_forge::marker(&task.id), task.issue.title);
+        };
+        let risk = task.risk.clone().unwrap_or(takt_protocol::RiskAssessment {
+            tier: takt_protocol::RiskTier::Review,
+            rules: Vec::new(),
+            approvals_required: task.approvals_required,
+        });
+        let note = self
+            .workspaces
+            .read_note(takt_verify::attest::NOTES_REF, commit)
+            .await
+            .ok()
+            .flatten();
+        let attestation = note.map(|note| Attestation {
+            notes_ref: takt_verify::attest::NOTES_REF.to_owned(),
+            commit: commit.to_owned(),
+            statement_sha256: format!("{:x}", Sha256::digest(note.as_bytes())),
+            url: None,
+        });
+        takt_forge::pull_request_body(&EvidenceSummary {
+            task_id: &task.id,
+            issue: task
+                .issue
+                .url
+                .as_deref()
+                .or(Some(task.issue.identifier.as_str())),
+            summary: None,
+            report,
+            risk: &risk,
+            attestation: attestation.as_ref(),
+            evidence_url: None,
+        })
+    }
+
+    /// Reads the pull request: reviews (change requests submitted before the head was
+    /// published count for an earlier commit), checks, and the logs of the red ones.
+    pub async fn check(
+        &self,
+        number: u64,
+        published_at_ms: Option<Millis>,
+    ) -> Result<ForgeReview, String> {
+        let state = self
+            .forge
+            .review_state(number)
+            .await
+            .map_err(|error| error.to_string())?;
+        let head = state.head_sha.clone();
+        let mut reviews: Vec<ForgeReviewNote> = state
+            .approvals
+            .iter()
+            .map(|login| ForgeReviewNote {
+                by: format!("{}{login}", self.login_prefix),
+                verdict: ForgeVerdict::Approved,
+                body: String::new(),
+                commit: None,
+            })
+            .collect();
+        for request in &state.changes_requested {
+            let submitted = request
+                .submitted_at
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.timestamp_millis());
+            let current = match (submitted, published_at_ms) {
+                (Some(submitted), Some(published)) => submitted >= published,
+                _ => true,
+            };
+            let mut body = request.body.trim().to_owned();
+            for comment in &request.comments {
+                let place = match (&comment.path, comment.line) {
+                    (Some(path), Some(line)) => format!("{path}:{line}: "),
+                    (Some(path), None) => format!("{path}: "),
+                    _ => String::new(),
+                };
+                body.push_str(&format!("\n- {place}{}", comment.body.trim()));
+            }
+            reviews.push(ForgeReviewNote {
+                by: format!("{}{}", self.login_prefix, request.author),
+                verdict: ForgeVerdict::ChangesRequested,
+                body,
+                commit: Some(if current { head.clone() } else { String::new() }),
+            });
+        }
+        let mut checks_failed = Vec::new();
+        for check in state.failed_checks() {
+            let log = match self.forge.check_log(check).await {
+                Ok(log) => log,
+                Err(error) => format!("(its log could not be read: {error})"),
+            };
+            checks_failed.push(FailedCheck {
+                name: check.name.clone(),
+                log,
+            });
+        }
+        Ok(ForgeReview {
+            head,
+            merged: state.state == PullRequestState::Merged,
+            closed: state.state == PullRequestState::Closed,
+            reviews,
+            checks_pending: u32::try_from(
+                state
+                    .checks
+                    .iter()
+                    .filter(|check| check.state == takt_forge::CheckState::Pending)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+            checks_failed,
+        })
+    }
+
+    /// Merges the pull request on the forge while its head is still `commit`.
+    pub async fn merge(&self, number: u64, commit: &str) -> MergeResult {
+        match self.forge.merge(number, commit).await {
+            Ok(MergeOutcome::Merged { sha } | MergeOutcome::AlreadyMerged { sha }) => {
+                MergeResult::Merged {
+                    sha: sha.unwrap_or_else(|| commit.to_owned()),
+                }
+            }
+            Err(ForgeError::Conflict(details)) => MergeResult::Conflict { details },
+            Err(error) => MergeResult::Failed {
+                error: error.to_string(),
+            },
+        }
+    }
+}
