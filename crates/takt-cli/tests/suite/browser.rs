@@ -152,6 +152,13 @@ fn browser_approving_from_the_task_page_merges_the_task() {
 
     // Back on the task page, logged in.
     let approve = browser.wait_for("#approve", STEP);
+    // The change is shown as a coloured diff, read from the repository mirror.
+    let added = browser.wait_for("pre.diff span.add", STEP);
+    assert!(
+        browser.text(&added).contains("TAKT-1 attempt 1"),
+        "{}",
+        browser.source()
+    );
     let by = browser.wait_for(r#"#actions input[name="by"]"#, STEP);
     browser.clear(&by);
     browser.type_text(&by, "reviewer-ann");
