@@ -2,7 +2,9 @@
 //! Reads come from a snapshot the daemon publishes after its steps and from the store;
 //! commands go into the daemon loop (the only journal writer) and are answered once journaled.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use takt_core::OperatorCommand;
@@ -53,7 +55,14 @@ pub struct ApiPort {
     requests: mpsc::UnboundedSender<ApiRequest>,
     store: Store,
     tracker: LocalTracker,
+    /// The repository mirror, where task commits live: the dashboard's diffs come from it.
+    mirror: PathBuf,
 }
+
+/// Longest diff handed to the dashboard; a bigger one is cut (the page says so).
+const MAX_DIFF_BYTES: usize = 1 << 20;
+/// How long `git diff` may take before the page goes without the diff.
+const DIFF_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connected pair: the port for the server, the channels for the daemon. `entries` is the
 /// engine's journal broadcast.
@@ -61,6 +70,7 @@ pub fn connect(
     store: Store,
     tracker: LocalTracker,
     entries: broadcast::Sender<JournalEntry>,
+    mirror: PathBuf,
 ) -> (ApiPort, ApiChannels) {
     let (snapshots_tx, snapshots_rx) = watch::channel(None);
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
@@ -71,6 +81,7 @@ pub fn connect(
             requests: requests_tx,
             store,
             tracker,
+            mirror,
         },
         ApiChannels {
             snapshots: snapshots_tx,
@@ -87,8 +98,55 @@ fn gone() -> PortError {
     PortError::Unavailable("the daemon is shutting down".into())
 }
 
+/// A revision as verification reports it: a full or abbreviated hex object name, so it can never
+/// be read by git as an option.
+fn is_object_name(revision: &str) -> bool {
+    (4..=64).contains(&revision.len()) && revision.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
 #[async_trait]
 impl DaemonPort for ApiPort {
+    async fn diff(&self, task_id: &str) -> Result<Option<String>, PortError> {
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(None);
+        };
+        let Some(report) = snapshot
+            .state
+            .tasks
+            .get(task_id)
+            .and_then(|task| task.verification.as_deref())
+        else {
+            return Ok(None);
+        };
+        if !is_object_name(&report.base) || !is_object_name(&report.commit) {
+            return Ok(None);
+        }
+        let range = format!("{}..{}", report.base, report.commit);
+        let run = tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.mirror)
+            .args(["diff", "--no-color", "--no-ext-diff", &range, "--"])
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(DIFF_TIMEOUT, run)
+            .await
+            .map_err(|_| PortError::Internal(format!("git diff {range} took over 10 s")))?
+            .map_err(|error| PortError::Internal(format!("git diff {range}: {error}")))?;
+        if !output.status.success() {
+            // The commits may be gone from the mirror (cleaned up); the page lists the files.
+            return Ok(None);
+        }
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.len() > MAX_DIFF_BYTES {
+            let mut cut = MAX_DIFF_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        Ok(Some(text))
+    }
+
     fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.snapshots.borrow().clone()
     }

@@ -237,6 +237,7 @@ impl Daemon {
             self.engine.store.clone(),
             tracker,
             self.engine.journaled.clone(),
+            self.workspaces.settings().mirror_dir.clone(),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(takt_server::serve(

@@ -14,6 +14,11 @@
 //!   token) in `routes::hooks`. Neither credential is something a browser page can forge, so
 //!   the origin check is not needed there either.
 //!
+//! - The web dashboard (`crate::web`): a browser cannot send the bearer header, so a valid
+//!   session cookie (set by `/login`, see `web::session`) stands in for it on reads anywhere
+//!   and on the dashboard's own form posts, which also check a CSRF field. `/login` and
+//!   `/assets/` are open. An unauthorized page view is redirected to `/login`.
+//!
 //! Tokens are compared as sha256 digests with a comparison that takes the same time wherever
 //! they differ, so neither the token's content nor its length leaks through timing.
 
@@ -26,6 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::routes::hooks;
+use crate::web;
 
 /// The sha256 of the configured token.
 #[derive(Clone)]
@@ -34,6 +40,11 @@ pub struct TokenDigest([u8; 32]);
 impl TokenDigest {
     pub fn of(token: &str) -> TokenDigest {
         TokenDigest(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The digest itself: the key the dashboard's session and CSRF values are derived with.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// Whether `presented` is the token, in time independent of where they differ.
@@ -51,19 +62,33 @@ impl TokenDigest {
 /// The middleware in front of every route.
 pub async fn authorize(State(app): State<App>, request: Request, next: Next) -> Response {
     // The router matches paths exactly, so this is the same test that routes to a hook.
-    if hooks::is_hook_path(request.uri().path()) {
+    let path = request.uri().path();
+    if hooks::is_hook_path(path) || web::is_open_path(path) {
         return next.run(request).await;
     }
+    let method = request.method();
+    // A session cookie stands in for the token on reads, and on state changes only where the
+    // handler checks a CSRF field too (the dashboard's forms), never on the JSON API's.
+    let cookie_counts = (!changes_state(method) || web::is_form_path(path))
+        && web::session::has_session(request.headers(), app.token.as_ref());
     let allowed = check(
-        request.method(),
+        method,
         request.headers(),
         app.token.as_ref(),
         app.reads_need_token,
+        cookie_counts,
     );
     match allowed {
         Ok(()) => next.run(request).await,
+        Err(error) if error.code == "unauthorized" && web::is_page_path(path) => {
+            web::login_redirect(request.uri())
+        }
         Err(error) => error.into_response(),
     }
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Whether a request may go on: the rules of this module as one decision.
@@ -72,11 +97,12 @@ fn check(
     headers: &HeaderMap,
     token: Option<&TokenDigest>,
     reads_need_token: bool,
+    session_cookie: bool,
 ) -> Result<(), ApiError> {
-    let changes_state = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let changes_state = changes_state(method);
     match token {
         Some(token) if changes_state || reads_need_token => {
-            if bearer(headers).is_some_and(|presented| token.matches(presented)) {
+            if session_cookie || bearer(headers).is_some_and(|presented| token.matches(presented)) {
                 Ok(())
             } else {
                 Err(ApiError::unauthorized())
@@ -154,44 +180,70 @@ mod tests {
         let none = HeaderMap::new();
         let right = with_bearer("Bearer t0ken");
         let wrong = with_bearer("Bearer nope");
-        assert_eq!(check(&Method::GET, &none, Some(&token), false), Ok(()));
-        assert_eq!(check(&Method::HEAD, &none, Some(&token), false), Ok(()));
+        assert_eq!(
+            check(&Method::GET, &none, Some(&token), false, false),
+            Ok(())
+        );
+        assert_eq!(
+            check(&Method::HEAD, &none, Some(&token), false, false),
+            Ok(())
+        );
         for method in [Method::POST, Method::DELETE, Method::PUT, Method::PATCH] {
             for headers in [&none, &wrong] {
-                let denied = check(&method, headers, Some(&token), false);
+                let denied = check(&method, headers, Some(&token), false, false);
                 assert_eq!(denied.map_err(|error| error.code), Err("unauthorized"));
             }
-            assert_eq!(check(&method, &right, Some(&token), false), Ok(()));
+            assert_eq!(check(&method, &right, Some(&token), false, false), Ok(()));
         }
     }
 
     #[test]
     fn beyond_loopback_reads_need_the_token_too() {
         let token = TokenDigest::of("t0ken");
-        let denied = check(&Method::GET, &HeaderMap::new(), Some(&token), true);
+        let denied = check(&Method::GET, &HeaderMap::new(), Some(&token), true, false);
         assert_eq!(denied.map_err(|error| error.code), Err("unauthorized"));
         let wrong = check(
             &Method::GET,
             &with_bearer("Bearer t0ke"),
             Some(&token),
             true,
+            false,
         );
         assert_eq!(wrong.map_err(|error| error.code), Err("unauthorized"));
         let right = with_bearer("Bearer t0ken");
-        assert_eq!(check(&Method::GET, &right, Some(&token), true), Ok(()));
-        assert_eq!(check(&Method::POST, &right, Some(&token), true), Ok(()));
+        assert_eq!(
+            check(&Method::GET, &right, Some(&token), true, false),
+            Ok(())
+        );
+        assert_eq!(
+            check(&Method::POST, &right, Some(&token), true, false),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_session_cookie_the_caller_vouched_for_stands_in_for_the_token() {
+        let token = TokenDigest::of("t0ken");
+        let none = HeaderMap::new();
+        assert_eq!(
+            check(&Method::POST, &none, Some(&token), true, true),
+            Ok(())
+        );
+        assert_eq!(check(&Method::GET, &none, Some(&token), true, true), Ok(()));
+        let denied = check(&Method::POST, &none, Some(&token), true, false);
+        assert_eq!(denied.map_err(|error| error.code), Err("unauthorized"));
     }
 
     #[test]
     fn without_a_token_only_foreign_pages_are_stopped() {
         let mut headers = HeaderMap::new();
-        assert_eq!(check(&Method::POST, &headers, None, false), Ok(()));
+        assert_eq!(check(&Method::POST, &headers, None, false, false), Ok(()));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert_eq!(check(&Method::GET, &headers, None, false), Ok(()));
-        let denied = check(&Method::POST, &headers, None, false);
+        assert_eq!(check(&Method::GET, &headers, None, false, false), Ok(()));
+        let denied = check(&Method::POST, &headers, None, false, false);
         assert_eq!(denied.map_err(|error| error.code), Err("forbidden_origin"));
     }
 

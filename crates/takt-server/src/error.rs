@@ -53,7 +53,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     /// Stable snake_case code: `not_found`, `method_not_allowed`, `issue_not_found`,
     /// `task_not_found`, `not_verified`, `artifact_not_found`, `invalid_request`,
-    /// `unauthorized`, `forbidden_origin`, `refused`, `duplicate_delivery`, `snapshot_unavailable`,
+    /// `unauthorized`, `forbidden_origin`, `forbidden_csrf`, `refused`, `duplicate_delivery`, `snapshot_unavailable`,
     /// `orchestrator_unavailable`, `orchestrator_timeout`, `internal_error`.
     pub code: String,
     /// What went wrong, for a person.
@@ -162,6 +162,16 @@ impl ApiError {
             "forbidden_origin",
             "a page from another origin may not change state here; configure an API token to \
              allow cross-origin clients",
+        )
+    }
+
+    /// A dashboard form without this server's CSRF value: not made by one of its pages.
+    pub fn forbidden_csrf() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_csrf",
+            "this form did not come from the dashboard (its CSRF field is missing or stale); \
+             reload the page and try again",
         )
     }
 

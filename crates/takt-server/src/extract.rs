@@ -57,15 +57,19 @@ pub fn operator(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get(OPERATOR_HEADER) else {
         return Ok(DEFAULT_OPERATOR.to_owned());
     };
-    let name = value
-        .to_str()
-        .ok()
+    operator_name(value.to_str().ok())
+}
+
+/// An operator name as given (a header, a form field): trimmed, not blank, at most 100
+/// characters; refused otherwise.
+pub fn operator_name(given: Option<&str>) -> Result<String, ApiError> {
+    let name = given
         .map(str::trim)
         .filter(|name| !name.is_empty() && name.chars().count() <= MAX_OPERATOR_CHARS)
         .ok_or_else(|| {
             ApiError::invalid(format!(
-                "{OPERATOR_HEADER} must be a visible name of at most {MAX_OPERATOR_CHARS} \
-                 characters"
+                "the operator ({OPERATOR_HEADER}, or a form's `by`) must be a visible name of \
+                 at most {MAX_OPERATOR_CHARS} characters"
             ))
         })?;
     Ok(name.to_owned())

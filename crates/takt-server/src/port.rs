@@ -234,6 +234,16 @@ pub trait DaemonPort: Send + Sync + 'static {
     /// Every journal entry about one task (by id, never by identifier), oldest first.
     async fn task_journal(&self, task_id: &str) -> Result<Vec<JournalEntry>, PortError>;
 
+    /// The unified diff of the task's latest verified change against its base, for the
+    /// dashboard's task page. `Ok(None)` when there is none to show (no change yet, or the
+    /// daemon cannot produce it): the page lists the changed files from the verification
+    /// report instead. The default answers `None`, so ports that do not serve the dashboard
+    /// need nothing.
+    async fn diff(&self, task_id: &str) -> Result<Option<String>, PortError> {
+        let _ = task_id;
+        Ok(None)
+    }
+
     /// The content-addressed artifact with this sha256 (lowercase hex, already validated):
     /// gate output, transcripts. `Ok(None)` when it is not stored.
     async fn artifact(&self, sha256: &str) -> Result<Option<Vec<u8>>, PortError>;

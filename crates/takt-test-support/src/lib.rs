@@ -9,6 +9,8 @@
 //! Every helper panics with a message that says what it was doing: this crate only runs inside
 //! tests, where a panic is the way to fail.
 
+pub mod webdriver;
+
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 mod api;
 mod backends;
 mod bad_input;
+mod browser;
 mod crash;
 mod lifecycle;
 mod reconcile;

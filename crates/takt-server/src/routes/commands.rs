@@ -213,9 +213,19 @@ async fn run(
     reference: &str,
     command: impl FnOnce(String) -> OperatorCommand,
 ) -> Result<Json<CommandDone>, ApiError> {
+    let task = submit_command(app, reference, command).await?;
+    Ok(Json(CommandDone { ok: true, task }))
+}
+
+/// The path every operator command takes, from the JSON API and the dashboard's forms alike:
+/// resolve the task, submit the command built for its id, return the task afterwards.
+pub async fn submit_command(
+    app: &App,
+    reference: &str,
+    command: impl FnOnce(String) -> OperatorCommand,
+) -> Result<TaskSummary, ApiError> {
     let task_id = find_task(&*app.snapshot()?, reference)?.id.clone();
     app.ask(app.daemon.submit(command(task_id.clone()))).await?;
     let snapshot = app.snapshot()?;
-    let task = find_task(&snapshot, &task_id)?.summary();
-    Ok(Json(CommandDone { ok: true, task }))
+    Ok(find_task(&snapshot, &task_id)?.summary())
 }

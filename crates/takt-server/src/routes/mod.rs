@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::{auth, metrics, sse};
+use crate::{auth, metrics, sse, web};
 
 /// Builds the whole API over `app`.
 pub fn router(app: App) -> Router {
@@ -52,6 +52,7 @@ pub fn router(app: App) -> Router {
             hooks::GENERIC_PATH,
             post(hooks::generic).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
         )
+        .merge(web::routes())
         // After the routes: it applies to the routes that exist.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

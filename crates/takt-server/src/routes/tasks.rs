@@ -85,7 +85,7 @@ fn wanted_states(query: &str) -> Result<Vec<TaskState>, ApiError> {
 }
 
 /// `TAKT-10` after `TAKT-9`.
-fn natural_key(identifier: &str) -> (String, u64, String) {
+pub fn natural_key(identifier: &str) -> (String, u64, String) {
     match identifier.rsplit_once('-') {
         Some((prefix, number)) => (
             prefix.to_ascii_lowercase(),

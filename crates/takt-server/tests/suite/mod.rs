@@ -11,6 +11,7 @@ mod routing;
 mod sse;
 mod symphony;
 mod tasks;
+mod web;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
