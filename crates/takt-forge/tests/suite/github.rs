@@ -406,3 +406,41 @@ async fn a_forge_that_echoes_the_token_does_not_leak_it_into_errors() {
     assert_no_token("the error", &format!("{error} {error:?}"));
     assert!(error.to_string().contains("boom for Bearer ***"), "{error}");
 }
+
+#[tokio::test]
+async fn checks_of_other_apps_give_their_summary_as_the_log() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("h.txt", "h\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t7", None)
+        .await
+        .unwrap();
+    let pr = forge
+        .ensure_pull_request(&spec("takt/t7", "H", "h"))
+        .await
+        .unwrap();
+    fake.add_app_check(
+        &commit,
+        "circleci: build",
+        "circleci-checks",
+        Some("timed_out"),
+        "step 3 hung",
+    );
+    let state = forge.review_state(pr.number).await.unwrap();
+    let failed = state.failed_checks();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].state, CheckState::Cancelled);
+    assert_eq!(
+        failed[0].source,
+        CheckSource::GithubCheckRun { actions: false }
+    );
+    let log = forge.check_log(failed[0]).await.unwrap();
+    assert!(log.contains("step 3 hung"), "{log}");
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/actions/jobs/"))
+    );
+}
