@@ -15,6 +15,9 @@
 //! - [`Forge::check_log`] fetches the tail of a failed check's log (feedback for the agent);
 //! - [`Forge::merge`] merges only the head that was verified.
 //!
+//! [`github_notice`] and [`gitlab_notice`] read webhook deliveries, so a review or a finished
+//! check can trigger [`Forge::review_state`] at once.
+//!
 //! The `fake` feature adds in-process GitHub and GitLab servers ([`fake`]) that follow the
 //! documented request and response shapes, for tests.
 
@@ -25,6 +28,7 @@ mod github;
 mod gitlab;
 mod http;
 mod settings;
+mod webhook;
 
 #[cfg(feature = "fake")]
 pub mod fake;
@@ -42,6 +46,7 @@ pub use git::PushOutcome;
 pub use settings::{
     DEFAULT_STATUS_CONTEXT, ForgeKind, ForgeSettings, MergeMethod, Secret, web_root,
 };
+pub use webhook::{ForgeNotice, NoticeKind, github_notice, gitlab_notice};
 
 /// The longest description a commit status takes (GitHub's limit; GitLab's is larger).
 pub const STATUS_DESCRIPTION_MAX: usize = 140;

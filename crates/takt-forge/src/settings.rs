@@ -180,6 +180,54 @@ impl ForgeSettings {
     }
 }
 
+impl ForgeSettings {
+    /// The settings `publish:` in WORKFLOW.md describes: `Ok(None)` for `forge: local`;
+    /// [`ForgeError::Config`] when the token's variable is unset or the repository is missing
+    /// (the workflow's validation already reported both).
+    pub fn from_publish(
+        publish: &takt_workflow::PublishConfig,
+    ) -> Result<Option<ForgeSettings>, ForgeError> {
+        let kind = match publish.forge {
+            takt_workflow::ForgeKind::Local => return Ok(None),
+            takt_workflow::ForgeKind::Github => ForgeKind::Github,
+            takt_workflow::ForgeKind::Gitlab => ForgeKind::Gitlab,
+        };
+        let Some(repo) = publish.repo.clone() else {
+            return Err(ForgeError::Config(format!(
+                "`publish.forge` is `{}` but no repository is named",
+                kind.as_str()
+            )));
+        };
+        let token = match &publish.token {
+            Some(secret) => match &secret.value {
+                Some(value) => Secret::new(value.clone()),
+                None => {
+                    return Err(ForgeError::Config(format!(
+                        "${} (`publish.token`) is not set; export it before starting takt",
+                        secret.var
+                    )));
+                }
+            },
+            None => {
+                return Err(ForgeError::Config(
+                    "`publish.token` names no variable".to_owned(),
+                ));
+            }
+        };
+        let mut settings = ForgeSettings::new(kind, repo, token);
+        if let Some(api_url) = &publish.api_url {
+            settings.api_url = api_url.clone();
+        }
+        settings.remote_url = publish.remote.clone();
+        settings.merge_method = match publish.merge_method {
+            takt_workflow::MergeMethod::Merge => MergeMethod::Merge,
+            takt_workflow::MergeMethod::Squash => MergeMethod::Squash,
+            takt_workflow::MergeMethod::Rebase => MergeMethod::Rebase,
+        };
+        settings.validated().map(Some)
+    }
+}
+
 /// The web root of a forge from its API root: `https://api.github.com` -> `https://github.com`,
 /// `https://ghe/api/v3` -> `https://ghe`, `https://gitlab.com/api/v4` -> `https://gitlab.com`.
 pub fn web_root(kind: ForgeKind, api_url: &str) -> String {

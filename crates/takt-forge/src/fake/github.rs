@@ -65,6 +65,7 @@ struct CheckRun {
     conclusion: Option<String>,
     summary: String,
     log: Option<String>,
+    app: String,
 }
 
 struct Github {
@@ -265,6 +266,31 @@ impl GithubFake {
             conclusion: conclusion.map(str::to_owned),
             summary: format!("{name}: {}", conclusion.unwrap_or("in progress")),
             log: Some(log.to_owned()),
+            app: "github-actions".to_owned(),
+        });
+        id
+    }
+
+    /// A check run of another GitHub App (`app` its slug): no job log, only its output
+    /// `summary`. Returns the check run id.
+    pub fn add_app_check(
+        &self,
+        sha: &str,
+        name: &str,
+        app: &str,
+        conclusion: Option<&str>,
+        summary: &str,
+    ) -> u64 {
+        let mut world = lock(&self.world);
+        let id = world.core.id();
+        world.checks.push(CheckRun {
+            id,
+            sha: sha.to_owned(),
+            name: name.to_owned(),
+            conclusion: conclusion.map(str::to_owned),
+            summary: summary.to_owned(),
+            log: None,
+            app: app.to_owned(),
         });
         id
     }
@@ -574,7 +600,7 @@ impl Github {
                             "html_url": format!("{}/actions/runs/1/job/{}", self.base_url(), c.id),
                             "details_url": format!("{}/actions/runs/1/job/{}", self.base_url(), c.id),
                             "output": {"title": c.name, "summary": c.summary, "text": Value::Null},
-                            "app": {"slug": "github-actions"},
+                            "app": {"slug": c.app},
                         })
                     })
                     .collect();

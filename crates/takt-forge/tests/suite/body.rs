@@ -172,3 +172,39 @@ fn a_body_without_gates_or_attestation_says_so() {
     assert!(body.contains("No gate ran."));
     assert!(body.contains("Not attested yet."));
 }
+
+#[test]
+fn settings_come_from_the_publish_section() {
+    use takt_forge::{ForgeKind, ForgeSettings, MergeMethod};
+    let env = takt_workflow::MapEnv::new().with_var("GL", "glpat-abc");
+    let workflow = takt_workflow::parse(
+        "---\npublish:\n  forge: gitlab\n  project_path: g/p\n  token: $GL\n  api_url: https://gl.example/api/v4\n  merge_method: merge\n---\n",
+        std::path::Path::new("/repo/WORKFLOW.md"),
+        &env,
+    )
+    .unwrap();
+    let settings = ForgeSettings::from_publish(&workflow.publish)
+        .unwrap()
+        .unwrap();
+    assert_eq!(settings.kind, ForgeKind::Gitlab);
+    assert_eq!(settings.repo, "g/p");
+    assert_eq!(settings.token.expose(), "glpat-abc");
+    assert_eq!(settings.merge_method, MergeMethod::Merge);
+    assert_eq!(settings.push_url(), "https://gl.example/g/p.git");
+    assert!(!format!("{settings:?}").contains("glpat-abc"));
+
+    let local = takt_workflow::parse("", std::path::Path::new("/repo/WORKFLOW.md"), &env).unwrap();
+    assert!(
+        ForgeSettings::from_publish(&local.publish)
+            .unwrap()
+            .is_none()
+    );
+    let unset = takt_workflow::parse(
+        "---\npublish:\n  forge: github\n  repo: a/b\n  token: $NOPE\n---\n",
+        std::path::Path::new("/repo/WORKFLOW.md"),
+        &env,
+    )
+    .unwrap();
+    let error = ForgeSettings::from_publish(&unset.publish).unwrap_err();
+    assert!(error.to_string().contains("$NOPE"), "{error}");
+}

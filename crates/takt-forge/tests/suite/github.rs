@@ -356,3 +356,91 @@ async fn rate_limits_and_bad_credentials_map_to_their_errors_without_the_token()
     }
     assert!(fake.requests().iter().any(|r| !r.authorized));
 }
+
+#[tokio::test]
+async fn a_create_that_races_an_existing_request_uses_it() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("g.txt", "g\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t6", None)
+        .await
+        .unwrap();
+    let first = forge
+        .ensure_pull_request(&spec("takt/t6", "G", "g"))
+        .await
+        .unwrap();
+    // The next listing is stale (the request was opened after it was computed): the create
+    // answers 422 "already exists", and the client takes the existing request.
+    fake.fail_next(200, &[("content-type", "application/json")], "[]");
+    let again = forge
+        .ensure_pull_request(&spec("takt/t6", "G", "g2"))
+        .await
+        .unwrap();
+    assert_eq!(again.number, first.number);
+    assert!(!again.created && again.updated);
+    assert_eq!(fake.pulls().len(), 1);
+    assert_eq!(fake.pulls()[0].body, "g2");
+    let creates = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/repos/acme/widgets/pulls")
+        .count();
+    assert_eq!(creates, 2, "the second create was refused as a duplicate");
+}
+
+#[tokio::test]
+async fn a_forge_that_echoes_the_token_does_not_leak_it_into_errors() {
+    let (_world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    fake.fail_next(
+        500,
+        &[],
+        &format!(r#"{{"message":"boom for Bearer {TOKEN}"}}"#),
+    );
+    let error = forge.review_state(1).await.unwrap_err();
+    assert!(
+        matches!(error, ForgeError::Status { status: 500, .. }),
+        "{error:?}"
+    );
+    assert_no_token("the error", &format!("{error} {error:?}"));
+    assert!(error.to_string().contains("boom for Bearer ***"), "{error}");
+}
+
+#[tokio::test]
+async fn checks_of_other_apps_give_their_summary_as_the_log() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("h.txt", "h\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t7", None)
+        .await
+        .unwrap();
+    let pr = forge
+        .ensure_pull_request(&spec("takt/t7", "H", "h"))
+        .await
+        .unwrap();
+    fake.add_app_check(
+        &commit,
+        "circleci: build",
+        "circleci-checks",
+        Some("timed_out"),
+        "step 3 hung",
+    );
+    let state = forge.review_state(pr.number).await.unwrap();
+    let failed = state.failed_checks();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].state, CheckState::Cancelled);
+    assert_eq!(
+        failed[0].source,
+        CheckSource::GithubCheckRun { actions: false }
+    );
+    let log = forge.check_log(failed[0]).await.unwrap();
+    assert!(log.contains("step 3 hung"), "{log}");
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/actions/jobs/"))
+    );
+}

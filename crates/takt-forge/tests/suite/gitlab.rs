@@ -240,3 +240,43 @@ async fn rate_limits_and_bad_tokens() {
         );
     }
 }
+
+#[tokio::test]
+async fn crash_resume_and_a_racing_create_end_with_one_merge_request() {
+    let (world, fake) = setup().await;
+    let commit = world.commit("f.txt", "f\n");
+    build(fake.settings(TOKEN))
+        .unwrap()
+        .push_branch(&world.git_dir(), &commit, "takt/t5", None)
+        .await
+        .unwrap();
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    assert_eq!(
+        forge
+            .push_branch(&world.git_dir(), &commit, "takt/t5", None)
+            .await
+            .unwrap(),
+        takt_forge::PushOutcome::AlreadyThere
+    );
+    let first = forge
+        .ensure_pull_request(&spec("takt/t5", "F", "f"))
+        .await
+        .unwrap();
+    assert!(first.created);
+    // A stale listing: the create answers 409 and the client takes the existing request.
+    fake.fail_next(200, &[("content-type", "application/json")], "[]");
+    let again = build(fake.settings(TOKEN))
+        .unwrap()
+        .ensure_pull_request(&spec("takt/t5", "F", "f"))
+        .await
+        .unwrap();
+    assert_eq!(again.number, first.number);
+    assert!(!again.created);
+    assert_eq!(fake.merge_requests().len(), 1);
+    let creates = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/merge_requests"))
+        .count();
+    assert_eq!(creates, 2, "the second create was refused as a duplicate");
+}
