@@ -9,10 +9,10 @@ use sha2::{Digest, Sha256};
 use takt_core::{FailedCheck, ForgeReview, ForgeReviewNote, ForgeVerdict, MergeResult, Task};
 use takt_forge::{
     Attestation, CommitStatus, EvidenceSummary, Forge, ForgeError, ForgeSettings, MergeOutcome,
-    PullRequestSpec, PullRequestState, Secret, StatusState,
+    PullRequestSpec, PullRequestState, StatusState,
 };
 use takt_protocol::{Millis, PullRequestRef};
-use takt_workflow::{ForgeKind, Workflow};
+use takt_workflow::Workflow;
 use takt_workspace::WorkspaceManager;
 use tracing::info;
 
@@ -34,47 +34,17 @@ impl Publisher {
         workspaces: &Arc<WorkspaceManager>,
     ) -> Result<Option<Publisher>> {
         let publish = &workflow.publish;
-        let kind = match publish.forge {
-            ForgeKind::Local => return Ok(None),
-            ForgeKind::Github => takt_forge::ForgeKind::Github,
-            ForgeKind::Gitlab => takt_forge::ForgeKind::Gitlab,
+        let Some(settings) = ForgeSettings::from_publish(publish)
+            .with_context(|| format!("publish.forge in {}", workflow.path.display()))?
+        else {
+            return Ok(None);
         };
-        let token = publish
-            .token
-            .as_ref()
-            .and_then(|secret| secret.value.clone())
-            .filter(|value| !value.is_empty())
-            .with_context(|| {
-                let var = publish
-                    .token
-                    .as_ref()
-                    .map_or("the token variable", |secret| secret.var.as_str());
-                format!(
-                    "publish.forge is {} but ${var} is not set; export the forge token in the \
-                     daemon's environment (it never reaches an agent)",
-                    kind.as_str()
-                )
-            })?;
-        let repo = publish.repo.clone().with_context(|| {
-            format!("publish.forge is {} but names no repository", kind.as_str())
-        })?;
-        let mut settings = ForgeSettings::new(kind, repo, Secret::new(token));
-        if let Some(api_url) = &publish.api_url {
-            settings.api_url = api_url.clone();
-        }
-        settings.remote_url = publish.remote.clone();
-        settings.merge_method = match publish.merge_method {
-            takt_workflow::MergeMethod::Merge => takt_forge::MergeMethod::Merge,
-            takt_workflow::MergeMethod::Squash => takt_forge::MergeMethod::Squash,
-            takt_workflow::MergeMethod::Rebase => takt_forge::MergeMethod::Rebase,
+        let login_prefix = match settings.kind {
+            takt_forge::ForgeKind::Github => "github:",
+            takt_forge::ForgeKind::Gitlab => "gitlab:",
         };
-        let forge = takt_forge::build(settings).with_context(|| {
-            format!(
-                "publish.forge {} in {}",
-                kind.as_str(),
-                workflow.path.display()
-            )
-        })?;
+        let forge = takt_forge::build(settings)
+            .with_context(|| format!("publish.forge in {}", workflow.path.display()))?;
         Ok(Some(Publisher {
             forge,
             workspaces: workspaces.clone(),
@@ -82,10 +52,7 @@ impl Publisher {
                 .base_branch
                 .clone()
                 .or_else(|| workflow.workspace.base_branch.clone()),
-            login_prefix: match kind {
-                takt_forge::ForgeKind::Github => "github:",
-                takt_forge::ForgeKind::Gitlab => "gitlab:",
-            },
+            login_prefix,
         }))
     }
 

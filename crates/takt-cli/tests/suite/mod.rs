@@ -7,6 +7,7 @@ mod backends;
 mod bad_input;
 mod browser;
 mod crash;
+mod forge;
 mod lifecycle;
 mod reconcile;
 mod sandbox;

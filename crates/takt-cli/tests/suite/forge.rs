@@ -1,0 +1,261 @@
+//! Publishing to a forge end to end: `takt run` against the fake GitHub (REST v3 as
+//! documented), pushing to a real bare repository. A verified change becomes one pull request
+//! carrying its evidence; it merges on the forge once approved there with green checks; a red
+//! check sends it back to the agent with the log and the next round updates the same pull
+//! request; a publish that broke off after the push is finished at the next poll, never
+//! duplicated; the forge token never reaches the agent.
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::Duration;
+
+use serde_json::Value;
+use takt_forge::fake::GithubFake;
+use takt_test_support::{git, wait_until};
+
+use super::Factory;
+
+const TOKEN: &str = "ghp_e2e_forge_token_0123456789";
+const TOKEN_VAR: &str = "TAKT_E2E_FORGE_TOKEN";
+const REPO: &str = "acme/widgets";
+
+struct Forge {
+    f: Factory,
+    fake: GithubFake,
+    daemon: Option<Child>,
+    log: PathBuf,
+    // Last: the fake's server runs on it until the test ends.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Forge {
+    fn start(label: &str) -> Forge {
+        let f = Factory::bare(label);
+        let remote = f.repo.root().join("remote.git");
+        git(f.repo.root(), &["init", "--quiet", "--bare", "remote.git"]);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fake = runtime.block_on(GithubFake::start(&remote, REPO, TOKEN));
+        // The agent records its prompt and environment, then changes a file.
+        let log = f.log_dir();
+        let command = f.agent_command(&format!(
+            "set -e\nLOG={log}\nmkdir -p \"$LOG\"\nrun=${{TAKT_RUN_ID##*#}}\n\
+             cp \"$TAKT_PROMPT_FILE\" \"$LOG/prompt-$TAKT_ISSUE_IDENTIFIER-$run.md\"\n\
+             env > \"$LOG/env-$TAKT_ISSUE_IDENTIFIER-$run\"\n\
+             mkdir -p changes\n\
+             echo \"$TAKT_ISSUE_IDENTIFIER round $run\" >> \"changes/$TAKT_ISSUE_IDENTIFIER.txt\"\n",
+            log = log.display()
+        ));
+        let mut workflow = takt_test_support::WorkflowFile::new(command);
+        workflow.max_attempts = 4;
+        let text = f.sandboxed(&workflow).render().replacen(
+            "  forge: local\n",
+            &format!(
+                "  forge: github\n  repo: {REPO}\n  api_url: {}\n  remote: {}\n  token: ${TOKEN_VAR}\n  \
+                 max_ci_rounds: 1\n",
+                fake.api_url(),
+                remote.display()
+            ),
+            1,
+        );
+        std::fs::write(f.repo.workflow_path(), text).unwrap();
+        f.repo.git(&["add", "-A"]);
+        f.repo.git(&["commit", "--quiet", "-m", "workflow"]);
+        let base = f.repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]);
+        f.repo.git(&[
+            "push",
+            "--quiet",
+            &remote.display().to_string(),
+            &format!("HEAD:refs/heads/{}", base.trim()),
+        ]);
+        let log = f.repo.root().join("daemon.log");
+        let mut forge = Forge {
+            f,
+            fake,
+            daemon: None,
+            log,
+            _runtime: runtime,
+        };
+        forge.run_daemon();
+        forge
+    }
+
+    fn run_daemon(&mut self) {
+        let mut command = self.f.takt.command(&["run"]);
+        command.env(TOKEN_VAR, TOKEN);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        command.stdout(out.try_clone().unwrap()).stderr(out);
+        self.daemon = Some(command.spawn().unwrap());
+    }
+
+    fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait(&self, what: &str, until: impl Fn() -> bool) {
+        wait_until(what, Duration::from_secs(90), until, || {
+            format!(
+                "{}\npulls: {:?}\nstates: {:?}",
+                self.daemon_log(),
+                self.fake.pulls(),
+                self.f.states()
+            )
+        });
+    }
+
+    fn task(&self, identifier: &str) -> Value {
+        let out = self.f.takt.ok(&["task", "show", identifier, "--json"]);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// The commit the pull request's branch points at on the remote.
+    fn head(&self, branch: &str) -> String {
+        git(
+            &self.f.repo.root().join("remote.git"),
+            &["rev-parse", &format!("refs/heads/{branch}")],
+        )
+        .trim()
+        .to_owned()
+    }
+
+    fn add_task(&self, title: &str) -> String {
+        let out = self.f.takt.ok(&["task", "add", "--title", title, "--json"]);
+        let issue: Value = serde_json::from_str(&out.stdout).unwrap();
+        issue["identifier"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Forge {
+    fn drop(&mut self) {
+        self.kill_daemon();
+    }
+}
+
+#[test]
+fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_and_green() {
+    let w = Forge::start("forge-merge");
+    let id = w.add_task("Add a greeting");
+    w.wait("the pull request", || w.fake.pulls().len() == 1);
+    w.wait("the task to await review", || {
+        w.task(&id)["state"] == "awaiting_review" && w.task(&id)["pull_request"].is_object()
+    });
+    let pull = &w.fake.pulls()[0];
+    let branch = pull.head.clone();
+    assert_eq!(branch, format!("takt/{id}"));
+    assert!(
+        pull.title.starts_with(&format!("{id}: Add a greeting")),
+        "{pull:?}"
+    );
+    assert!(
+        pull.body.contains(&takt_forge::marker(&w.task(&id)["id"].as_str().unwrap())),
+        "{}",
+        pull.body
+    );
+    assert!(pull.body.to_lowercase().contains("review"), "the risk tier: {}", pull.body);
+    let head = w.head(&branch);
+    assert_eq!(w.task(&id)["pull_request"]["head"], head.as_str());
+    assert!(
+        w.fake
+            .statuses(&head)
+            .iter()
+            .any(|(context, state, _)| context == "takt/verify" && state == "success"),
+        "{:?}",
+        w.fake.statuses(&head)
+    );
+
+    // Green checks alone do not merge a review-tier change; an approval on the forge does.
+    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(w.task(&id)["state"], "awaiting_review");
+    w.fake.approve(pull.number, "bob");
+    w.wait("the merge on the forge", || w.task(&id)["state"] == "done");
+    let pulls = w.fake.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert!(pulls[0].merged, "{pulls:?}");
+    assert_eq!(pulls[0].merge_method.as_deref(), Some("squash"));
+    assert!(
+        w.task(&id)["approvals"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("github:bob"))
+    );
+
+    // The forge token went to the forge only, never into the agent's environment or takt's
+    // journal.
+    let env = std::fs::read_to_string(w.f.log_dir().join(format!("env-{id}-1"))).unwrap();
+    assert!(!env.contains(TOKEN), "the agent saw the forge token");
+    assert!(!env.contains(TOKEN_VAR));
+    let journal = w.f.takt.ok(&["task", "events", &id, "--json"]).stdout;
+    assert!(!journal.contains(TOKEN));
+    assert!(w.fake.requests().iter().all(|request| request.authorized));
+}
+
+#[test]
+fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the_same_pull_request()
+ {
+    let w = Forge::start("forge-red-check");
+    let id = w.add_task("Fix the parser");
+    w.wait("the pull request", || w.fake.pulls().len() == 1);
+    let number = w.fake.pulls()[0].number;
+    let branch = w.fake.pulls()[0].head.clone();
+    let first = w.head(&branch);
+    w.fake.add_check(
+        &first,
+        "ci/test",
+        Some("failure"),
+        "running 3 tests\nassertion failed: parse(\"1+1\") == 2\n",
+    );
+    w.wait("the second round's prompt", || !w.f.prompt(&id, 2).is_empty());
+    let prompt = w.f.prompt(&id, 2);
+    assert!(prompt.contains("Check `ci/test` failed"), "{prompt}");
+    assert!(prompt.contains("assertion failed: parse"), "{prompt}");
+
+    w.wait("the pull request to move to the second round's commit", || {
+        w.head(&branch) != first && w.task(&id)["state"] == "awaiting_review"
+    });
+    let second = w.head(&branch);
+    w.fake.add_check(&second, "ci/test", Some("success"), "ok");
+    w.fake.approve(number, "carol");
+    w.wait("the merge", || w.task(&id)["state"] == "done");
+    let pulls = w.fake.pulls();
+    assert_eq!(pulls.len(), 1, "one pull request across rounds: {pulls:?}");
+    assert!(pulls[0].merged);
+}
+
+#[test]
+fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill() {
+    let mut w = Forge::start("forge-crash");
+    // The push succeeds; the forge then answers 502 to the next API call (finding the pull
+    // request), so the first publish breaks off between push and pull request.
+    w.fake.fail_next(502, &[], "{\"message\": \"Server Error\"}");
+    let id = w.add_task("Survive a crash");
+    w.wait("the pull request after the retry", || w.fake.pulls().len() == 1);
+    assert!(
+        w.daemon_log().contains("publishing failed"),
+        "{}",
+        w.daemon_log()
+    );
+    // kill -9 and start again: the restarted daemon finds the pull request, it opens none.
+    w.kill_daemon();
+    w.run_daemon();
+    let number = w.fake.pulls()[0].number;
+    let head = w.head(&format!("takt/{id}"));
+    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
+    w.fake.approve(number, "dave");
+    w.wait("the merge after the restart", || w.task(&id)["state"] == "done");
+    assert_eq!(w.fake.pulls().len(), 1, "{:?}", w.fake.pulls());
+}
