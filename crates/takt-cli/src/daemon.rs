@@ -1058,7 +1058,26 @@ impl Daemon {
                 if workflow.tracker.kind != self.workflow.tracker.kind {
                     warn!("tracker.kind changed; restart takt to switch trackers");
                 }
-                self.engine.policy = policy_for(&workflow);
+                let mut policy = policy_for(&workflow);
+                let forge_changed = (
+                    workflow.publish.forge,
+                    &workflow.publish.repo,
+                    &workflow.publish.api_url,
+                    &workflow.publish.token,
+                    &workflow.publish.remote,
+                ) != (
+                    self.workflow.publish.forge,
+                    &self.workflow.publish.repo,
+                    &self.workflow.publish.api_url,
+                    &self.workflow.publish.token,
+                    &self.workflow.publish.remote,
+                );
+                if forge_changed {
+                    warn!("publish.forge settings changed; restart takt to publish elsewhere");
+                    // Until then changes keep going where the running daemon can take them.
+                    policy.publish.forge = self.publisher.is_some();
+                }
+                self.engine.policy = policy;
                 if let Some(models) = &self.models {
                     models.reload(&workflow);
                 }

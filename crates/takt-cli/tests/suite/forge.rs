@@ -161,11 +161,16 @@ fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_
         "{pull:?}"
     );
     assert!(
-        pull.body.contains(&takt_forge::marker(&w.task(&id)["id"].as_str().unwrap())),
+        pull.body
+            .contains(&takt_forge::marker(&w.task(&id)["id"].as_str().unwrap())),
         "{}",
         pull.body
     );
-    assert!(pull.body.to_lowercase().contains("review"), "the risk tier: {}", pull.body);
+    assert!(
+        pull.body.to_lowercase().contains("review"),
+        "the risk tier: {}",
+        pull.body
+    );
     let head = w.head(&branch);
     assert_eq!(w.task(&id)["pull_request"]["head"], head.as_str());
     assert!(
@@ -206,7 +211,7 @@ fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_
 
 #[test]
 fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the_same_pull_request()
- {
+{
     let w = Forge::start("forge-red-check");
     let id = w.add_task("Fix the parser");
     w.wait("the pull request", || w.fake.pulls().len() == 1);
@@ -219,14 +224,17 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
         Some("failure"),
         "running 3 tests\nassertion failed: parse(\"1+1\") == 2\n",
     );
-    w.wait("the second round's prompt", || !w.f.prompt(&id, 2).is_empty());
+    w.wait("the second round's prompt", || {
+        !w.f.prompt(&id, 2).is_empty()
+    });
     let prompt = w.f.prompt(&id, 2);
     assert!(prompt.contains("Check `ci/test` failed"), "{prompt}");
     assert!(prompt.contains("assertion failed: parse"), "{prompt}");
 
-    w.wait("the pull request to move to the second round's commit", || {
-        w.head(&branch) != first && w.task(&id)["state"] == "awaiting_review"
-    });
+    w.wait(
+        "the pull request to move to the second round's commit",
+        || w.head(&branch) != first && w.task(&id)["state"] == "awaiting_review",
+    );
     let second = w.head(&branch);
     w.fake.add_check(&second, "ci/test", Some("success"), "ok");
     w.fake.approve(number, "carol");
@@ -241,9 +249,12 @@ fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill()
     let mut w = Forge::start("forge-crash");
     // The push succeeds; the forge then answers 502 to the next API call (finding the pull
     // request), so the first publish breaks off between push and pull request.
-    w.fake.fail_next(502, &[], "{\"message\": \"Server Error\"}");
+    w.fake
+        .fail_next(502, &[], "{\"message\": \"Server Error\"}");
     let id = w.add_task("Survive a crash");
-    w.wait("the pull request after the retry", || w.fake.pulls().len() == 1);
+    w.wait("the pull request after the retry", || {
+        w.fake.pulls().len() == 1
+    });
     assert!(
         w.daemon_log().contains("publishing failed"),
         "{}",
@@ -256,6 +267,8 @@ fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill()
     let head = w.head(&format!("takt/{id}"));
     w.fake.add_check(&head, "ci/test", Some("success"), "ok");
     w.fake.approve(number, "dave");
-    w.wait("the merge after the restart", || w.task(&id)["state"] == "done");
+    w.wait("the merge after the restart", || {
+        w.task(&id)["state"] == "done"
+    });
     assert_eq!(w.fake.pulls().len(), 1, "{:?}", w.fake.pulls());
 }
