@@ -79,6 +79,8 @@ pub struct Daemon {
     snapshot_stale: bool,
     /// The forge `publish.forge` names; `None` for local merges.
     publisher: Option<crate::publish::Publisher>,
+    /// takt's comments on the source issues, written in order by one background task.
+    writeback: Option<mpsc::UnboundedSender<(takt_protocol::Issue, String)>>,
     _lock: StateLock,
 }
 
@@ -171,8 +173,12 @@ impl Daemon {
             server: None,
             snapshot_stale: false,
             publisher,
+            writeback: None,
             _lock: lock,
         };
+        if mode != Mode::Inline && daemon.tracker.kind() != "local" {
+            daemon.writeback = Some(spawn_writeback(daemon.tracker.clone()));
+        }
         if mode != Mode::Inline && crate::models::needs_model(&daemon.workflow) {
             daemon.models =
                 Some(ModelEndpoint::start(&daemon.workflow, &daemon.engine.state).await?);
@@ -923,6 +929,7 @@ impl Daemon {
     /// once per verification or merge) so the note and the merge it describes are ordered and
     /// never lost to a shutdown.
     async fn attest_after(&self, records: &[takt_core::Record]) {
+        self.write_back(records);
         for record in records {
             let (task_id, publish) = match record {
                 takt_core::Record::Verified { task_id, .. } => (task_id, false),
@@ -947,6 +954,23 @@ impl Daemon {
                 publish,
             )
             .await;
+        }
+    }
+
+    /// Queues takt's comment on the source issue of every task a record moved somewhere its
+    /// readers care about.
+    fn write_back(&self, records: &[takt_core::Record]) {
+        let Some(writeback) = &self.writeback else {
+            return;
+        };
+        for record in records.iter().filter(|r| crate::writeback::is_milestone(r)) {
+            if let Some(task) = record
+                .task_id()
+                .and_then(|id| self.engine.state.tasks.get(id))
+            {
+                let _ =
+                    writeback.send((task.issue.clone(), crate::writeback::status_comment(task)));
+            }
         }
     }
 
@@ -1342,4 +1366,23 @@ async fn next_api_request(
         Some(api) => api.requests.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The task that writes takt's issue comments, one after the other (so a later status never
+/// loses to an earlier one); it ends when the daemon drops the sender.
+fn spawn_writeback(
+    tracker: Arc<dyn Tracker>,
+) -> mpsc::UnboundedSender<(takt_protocol::Issue, String)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(takt_protocol::Issue, String)>();
+    tokio::spawn(async move {
+        while let Some((issue, body)) = rx.recv().await {
+            if let Err(error) = tracker
+                .upsert_comment(&issue, crate::writeback::MARKER, &body)
+                .await
+            {
+                warn!(issue_identifier = %issue.identifier, %error, "commenting on the issue failed");
+            }
+        }
+    });
+    tx
 }

@@ -17,6 +17,7 @@ mod publish;
 mod sandbox;
 mod verification;
 mod worker;
+mod writeback;
 
 use clap::Parser;
 

@@ -73,6 +73,19 @@ pub trait Tracker: Send + Sync {
     /// Moves the issue to `state` (takt's write-back; trackers that do not support it return
     /// `Ok(())` and log).
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError>;
+
+    /// Writes takt's comment on the issue, editing the one it wrote before (found by `marker`,
+    /// a hidden string in the body) instead of adding another. Trackers without comments (the
+    /// local one: its journal is the record) do nothing.
+    async fn upsert_comment(
+        &self,
+        issue: &Issue,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), TrackerError> {
+        let _ = (issue, marker, body);
+        Ok(())
+    }
 }
 
 /// Errors of an agent backend.
