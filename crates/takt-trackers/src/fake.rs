@@ -1047,9 +1047,7 @@ fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
         .collect();
     let end = after + page.len();
     let has_next = end < total;
-    let end_cursor = if missing_cursor && has_next {
-        Value::Null
-    } else if page.is_empty() {
+    let end_cursor = if (missing_cursor && has_next) || page.is_empty() {
         Value::Null
     } else {
         json!(format!("cursor:{end}"))
