@@ -61,6 +61,8 @@ pub struct Http {
     /// Removed from any text that came back, in case a provider echoes it.
     secret: String,
     etags: Mutex<HashMap<String, (String, Answer)>>,
+    /// No request is sent before this instant: the provider asked us to wait.
+    hold_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -101,6 +103,7 @@ impl Http {
             auth,
             secret: secret.to_owned(),
             etags: Mutex::new(HashMap::new()),
+            hold_until: Mutex::new(None),
         })
     }
 
@@ -120,15 +123,44 @@ impl Http {
     ) -> Result<Answer, TrackerError> {
         let answer = self.exchange(method, url, body, conditional).await?;
         if !answer.not_modified {
-            check_status(
+            let checked = check_status(
                 self.provider,
                 answer.status,
                 &answer.headers,
                 &answer.body,
                 &self.secret,
-            )?;
+            );
+            if let Err(TrackerError::RateLimited {
+                retry_after_ms: Some(ms),
+            }) = &checked
+            {
+                self.hold_off(*ms);
+            }
+            checked?;
         }
         Ok(answer)
+    }
+
+    /// Honours a provider's "retry after": until `ms` from now, requests fail with
+    /// `tracker_rate_limited` (and the remaining delay) without being sent, so polling does not
+    /// prolong a rate limit.
+    pub fn hold_off(&self, ms: u64) {
+        if let Ok(mut hold) = self.hold_until.lock() {
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            *hold = Some(hold.map_or(until, |current| current.max(until)));
+        }
+    }
+
+    /// The remaining hold-off, if any.
+    fn held(&self) -> Option<u64> {
+        let hold = self.hold_until.lock().ok()?;
+        let until = (*hold)?;
+        let remaining = until.checked_duration_since(std::time::Instant::now())?;
+        Some(
+            u64::try_from(remaining.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        )
     }
 
     /// Sends a request and returns whatever status came back; only transport failures are
@@ -141,6 +173,16 @@ impl Http {
         conditional: bool,
     ) -> Result<Answer, TrackerError> {
         let provider = self.provider;
+        if let Some(remaining) = self.held() {
+            tracing::debug!(
+                provider,
+                remaining_ms = remaining,
+                "tracker request held back"
+            );
+            return Err(TrackerError::RateLimited {
+                retry_after_ms: Some(remaining),
+            });
+        }
         let mut request = self.client.request(method.clone(), url);
         for (name, value) in &self.auth {
             request = request.header(name.clone(), value.clone());

@@ -209,6 +209,9 @@ impl LinearTracker {
         });
         if answer.status == 429 || rate_limited {
             let retry_after_ms = retry_after_ms(&answer.headers, Utc::now());
+            if let Some(ms) = retry_after_ms {
+                self.http.hold_off(ms);
+            }
             tracing::warn!(provider = KIND, ?retry_after_ms, "linear rate limited");
             return Err(TrackerError::RateLimited { retry_after_ms });
         }

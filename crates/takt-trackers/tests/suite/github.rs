@@ -161,8 +161,6 @@ async fn by_id_omits_missing_items_and_fails_on_malformed_ones() {
 
 #[tokio::test]
 async fn rate_limits_become_tracker_rate_limited_with_the_providers_delay() {
-    let (fake, tracker) = setup(json!({})).await;
-    fake.seed(1);
     let open = states(&["open"]);
     let cases = [
         (
@@ -187,6 +185,8 @@ async fn rate_limits_become_tracker_rate_limited_with_the_providers_delay() {
         ),
     ];
     for (failure, low, high) in cases {
+        let (fake, tracker) = setup(json!({})).await;
+        fake.seed(1);
         fake.fail_next(failure.clone());
         match tracker.fetch_issues_by_states(&open).await {
             Err(
@@ -199,14 +199,32 @@ async fn rate_limits_become_tracker_rate_limited_with_the_providers_delay() {
             }
             other => panic!("{failure:?}: {other:?}"),
         }
+        // The delay is honoured: until it passes, polls fail without a request.
+        for _ in 0..2 {
+            match tracker.fetch_issues_by_ids(&states(&["1"])).await {
+                Err(TrackerError::RateLimited {
+                    retry_after_ms: Some(ms),
+                }) => assert!(ms <= high && ms > 0, "{ms}"),
+                other => panic!("{failure:?}: {other:?}"),
+            }
+        }
+        assert_eq!(fake.requests().len(), 1, "{failure:?}: held back");
     }
-    // Afterwards the poll goes through.
+}
+
+#[tokio::test]
+async fn a_server_error_does_not_hold_back_the_next_poll() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(1);
+    fake.fail_next(Failure::ServerError);
     assert!(
         tracker
-            .fetch_issues_by_states(&open)
+            .fetch_issues_by_states(&states(&["open"]))
             .await
-            .is_ok_and(|v| v.len() == 1)
+            .is_err()
     );
+    let issues = tracker.fetch_issues_by_states(&states(&["open"])).await;
+    assert!(issues.is_ok_and(|v| v.len() == 1));
 }
 
 #[tokio::test]
@@ -369,6 +387,9 @@ async fn secrets_never_reach_logs_or_errors() {
             .await
             .is_ok()
     );
+    if let Err(error) = tracker.fetch_issues_by_ids(&states(&["500"])).await {
+        errors.push(format!("{error} {error:?}"));
+    }
     for failure in [
         Failure::Unauthorized,
         Failure::ServerError,
@@ -380,9 +401,6 @@ async fn secrets_never_reach_logs_or_errors() {
         if let Err(error) = tracker.fetch_issues_by_ids(&states(&["1"])).await {
             errors.push(format!("{error} {error:?}"));
         }
-    }
-    if let Err(error) = tracker.fetch_issues_by_ids(&states(&["500"])).await {
-        errors.push(format!("{error} {error:?}"));
     }
     assert_eq!(errors.len(), 4);
     let logs = captured.text();

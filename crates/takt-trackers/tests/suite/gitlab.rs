@@ -98,17 +98,6 @@ async fn by_id_batches_iids_omits_missing_and_fails_on_malformed() {
 async fn rate_limits_and_auth_errors_map_to_their_categories() {
     let (fake, tracker) = setup(json!({})).await;
     fake.seed(1);
-    fake.fail_next(Failure::TooManyRequests { retry_after_s: 12 });
-    let limited = tracker.fetch_issues_by_states(&states(&["opened"])).await;
-    assert!(
-        matches!(
-            limited,
-            Err(TrackerError::RateLimited {
-                retry_after_ms: Some(12_000)
-            })
-        ),
-        "{limited:?}"
-    );
     fake.fail_next(Failure::Unauthorized);
     match tracker.fetch_issues_by_states(&states(&["opened"])).await {
         Err(TrackerError::Status {
@@ -125,6 +114,25 @@ async fn rate_limits_and_auth_errors_map_to_their_categories() {
         matches!(server, Err(TrackerError::Status { status: 500, .. })),
         "{server:?}"
     );
+    fake.fail_next(Failure::TooManyRequests { retry_after_s: 12 });
+    let limited = tracker.fetch_issues_by_states(&states(&["opened"])).await;
+    assert!(
+        matches!(
+            limited,
+            Err(TrackerError::RateLimited {
+                retry_after_ms: Some(12_000)
+            })
+        ),
+        "{limited:?}"
+    );
+    // Honoured: the next poll is held back without a request.
+    let requests = fake.requests().len();
+    let held = tracker.fetch_issues_by_states(&states(&["opened"])).await;
+    assert!(
+        matches!(held, Err(TrackerError::RateLimited { .. })),
+        "{held:?}"
+    );
+    assert_eq!(fake.requests().len(), requests);
 }
 
 #[tokio::test]

@@ -164,23 +164,6 @@ async fn error_forms_map_onto_the_categories() {
         }
         other => panic!("{other:?}"),
     }
-    fake.fail_next(Failure::GraphqlRateLimited { reset_in_ms: 4_000 });
-    match tracker.fetch_issues_by_states(&active).await {
-        Err(TrackerError::RateLimited {
-            retry_after_ms: Some(ms),
-        }) => {
-            assert!((2_000..=4_000).contains(&ms), "{ms}");
-        }
-        other => panic!("{other:?}"),
-    }
-    fake.fail_next(Failure::TooManyRequests { retry_after_s: 3 });
-    let limited = tracker.fetch_issues_by_states(&active).await;
-    assert!(matches!(
-        limited,
-        Err(TrackerError::RateLimited {
-            retry_after_ms: Some(3_000)
-        })
-    ));
     fake.fail_next(Failure::MissingEndCursor);
     match tracker.fetch_issues_by_states(&active).await {
         Err(error @ TrackerError::Pagination(_)) => {
@@ -194,6 +177,32 @@ async fn error_forms_map_onto_the_categories() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(issues.len(), 60);
+    fake.fail_next(Failure::GraphqlRateLimited { reset_in_ms: 4_000 });
+    match tracker.fetch_issues_by_states(&active).await {
+        Err(TrackerError::RateLimited {
+            retry_after_ms: Some(ms),
+        }) => {
+            assert!((2_000..=4_000).contains(&ms), "{ms}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A fresh adapter: the first one now holds back for the delay it was given.
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(1);
+    fake.fail_next(Failure::TooManyRequests { retry_after_s: 3 });
+    let limited = tracker.fetch_issues_by_states(&active).await;
+    assert!(matches!(
+        limited,
+        Err(TrackerError::RateLimited {
+            retry_after_ms: Some(3_000)
+        })
+    ));
+    let held = tracker.fetch_issues_by_states(&active).await;
+    assert!(
+        matches!(held, Err(TrackerError::RateLimited { .. })),
+        "{held:?}"
+    );
+    assert_eq!(fake.requests().len(), 1, "held back without a request");
 }
 
 #[tokio::test]
