@@ -38,7 +38,7 @@ use takt_protocol::{Issue, normalize_label, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 
 use crate::http::{Answer, Http, check_base_url};
-use crate::sync::{Listing, Source, SyncCache, checked_time, server_time};
+use crate::sync::{Delta, Listing, Source, SyncCache, checked_time, parse_time, server_time};
 
 const KIND: &str = "github";
 const PER_PAGE: u32 = 100;
@@ -133,14 +133,11 @@ impl GithubTracker {
     }
 
     /// Follows `Link: rel="next"` from `first`; keeps the provider's order.
-    async fn list_pages(
-        &self,
-        first: String,
-        conditional: bool,
-    ) -> Result<(Vec<Issue>, Option<DateTime<Utc>>), TrackerError> {
+    async fn list_pages(&self, first: String, conditional: bool) -> Result<Pages, TrackerError> {
         let mut issues = Vec::new();
         let mut next = Some(first);
         let mut started = None;
+        let mut newest_seen: Option<DateTime<Utc>> = None;
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
@@ -155,6 +152,11 @@ impl GithubTracker {
             }
             let items = page_items(&answer)?;
             for item in &items {
+                let updated = item
+                    .get("updated_at")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time);
+                newest_seen = newest_seen.max(updated);
                 match self.normalize(item) {
                     Ok(Some(issue)) => issues.push(issue),
                     Ok(None) => {}
@@ -165,7 +167,11 @@ impl GithubTracker {
             }
             next = next_link(&answer);
         }
-        Ok((issues, started))
+        Ok(Pages {
+            issues,
+            started,
+            newest_seen,
+        })
     }
 
     /// An issue, `None` for a pull request, `Err` for a malformed record.
@@ -260,6 +266,15 @@ impl GithubTracker {
     }
 }
 
+/// What a paged listing returned.
+struct Pages {
+    issues: Vec<Issue>,
+    /// The provider's clock at the first page.
+    started: Option<DateTime<Utc>>,
+    /// The newest `updated_at` of any item, pull requests and malformed records included.
+    newest_seen: Option<DateTime<Utc>>,
+}
+
 /// The takt state of an issue.
 fn state_of(open: bool, labels: &[String], state_labels: &[(String, String)]) -> String {
     if !open {
@@ -319,20 +334,23 @@ impl Source for GithubTracker {
                 server_time: None,
             });
         };
-        let (issues, server_time) = self
+        let pages = self
             .list_pages(self.issues_url(api_state, None)?, false)
             .await?;
         Ok(Listing {
-            issues,
-            server_time,
+            issues: pages.issues,
+            server_time: pages.started,
         })
     }
 
-    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Vec<Issue>, TrackerError> {
-        let (issues, _) = self
+    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Delta, TrackerError> {
+        let pages = self
             .list_pages(self.issues_url("all", Some(since))?, true)
             .await?;
-        Ok(issues)
+        Ok(Delta {
+            issues: pages.issues,
+            newest_seen: pages.newest_seen,
+        })
     }
 }
 

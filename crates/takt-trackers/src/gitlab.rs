@@ -37,7 +37,7 @@ use takt_workflow::{Env, TrackerConfig};
 
 use crate::github::{kind_of, next_link};
 use crate::http::{Answer, Http, check_base_url};
-use crate::sync::{Listing, Source, SyncCache, checked_time, server_time};
+use crate::sync::{Delta, Listing, Source, SyncCache, checked_time, server_time};
 
 const KIND: &str = "gitlab";
 const PER_PAGE: usize = 100;
@@ -322,14 +322,17 @@ impl Source for GitlabTracker {
         })
     }
 
-    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Vec<Issue>, TrackerError> {
+    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Delta, TrackerError> {
         let mut query = self.list_query(None);
         query.push((
             "updated_after",
             since.to_rfc3339_opts(SecondsFormat::Millis, true),
         ));
         let (issues, _) = self.list_pages(self.url(&query)?, false).await?;
-        Ok(issues)
+        Ok(Delta {
+            issues,
+            newest_seen: None,
+        })
     }
 }
 

@@ -45,7 +45,7 @@ use takt_workflow::{Env, TrackerConfig};
 use tokio::sync::OnceCell;
 
 use crate::http::{Answer, Http, check_base_url, retry_after_ms};
-use crate::sync::{Listing, Source, SyncCache, checked_time, server_time};
+use crate::sync::{Delta, Listing, Source, SyncCache, checked_time, server_time};
 
 const KIND: &str = "linear";
 /// Page size and relation page size, and the by-id batch size.
@@ -260,6 +260,7 @@ impl LinearTracker {
         strict: bool,
     ) -> Result<(Vec<Issue>, Option<DateTime<Utc>>), TrackerError> {
         let assignee = self.assignee_id().await?;
+        let pageable = query.contains("$after");
         let mut issues = Vec::new();
         let mut after: Option<String> = None;
         let mut started = None;
@@ -267,7 +268,9 @@ impl LinearTracker {
             let mut variables = variables.clone();
             variables["first"] = json!(PAGE_SIZE);
             variables["relationFirst"] = json!(PAGE_SIZE);
-            variables["after"] = json!(after);
+            if pageable {
+                variables["after"] = json!(after);
+            }
             let (data, answer) = self.graphql(query, variables).await?;
             if started.is_none() {
                 started = server_time(&answer.headers);
@@ -303,7 +306,8 @@ impl LinearTracker {
                 .get("hasNextPage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            if !has_next {
+            // The by-id query takes no cursor: a batch is never larger than a page.
+            if !has_next || !pageable {
                 return Ok((issues, started));
             }
             let cursor = page_info
@@ -459,7 +463,7 @@ impl Source for LinearTracker {
         })
     }
 
-    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Vec<Issue>, TrackerError> {
+    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Delta, TrackerError> {
         let (issues, _) = self
             .paged(
                 &updated_query(),
@@ -470,7 +474,10 @@ impl Source for LinearTracker {
                 false,
             )
             .await?;
-        Ok(issues)
+        Ok(Delta {
+            issues,
+            newest_seen: None,
+        })
     }
 
     fn refresh_derived(&self, issue: &mut Issue, changed: &HashMap<String, String>) {

@@ -31,6 +31,14 @@ pub struct Listing {
     pub server_time: Option<DateTime<Utc>>,
 }
 
+/// Issues updated since a cursor, and the newest `updated_at` among every item the provider
+/// returned, including items that are not issues here (GitHub pull requests) or were dropped as
+/// malformed, so that they do not hold the cursor back.
+pub struct Delta {
+    pub issues: Vec<Issue>,
+    pub newest_seen: Option<DateTime<Utc>>,
+}
+
 /// What a provider offers the sync engine.
 #[async_trait]
 pub trait Source: Send + Sync {
@@ -39,7 +47,7 @@ pub trait Source: Send + Sync {
     async fn list(&self, states: &[String]) -> Result<Listing, TrackerError>;
 
     /// Every issue in scope, in any state, updated at or after `since`.
-    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Vec<Issue>, TrackerError>;
+    async fn list_updated_since(&self, since: DateTime<Utc>) -> Result<Delta, TrackerError>;
 
     /// Recomputes fields that depend on other issues (blocker states, dispatchability) after a
     /// merge changed `changed` (id → current state).
@@ -126,7 +134,10 @@ impl SyncCache {
         let Some(since) = snapshot.cursor else {
             return Ok(snapshot.issues.clone());
         };
-        let delta = match source.list_updated_since(since).await {
+        let Delta {
+            issues: delta,
+            newest_seen,
+        } = match source.list_updated_since(since).await {
             Ok(delta) => delta,
             Err(error) => {
                 if matches!(error, TrackerError::Pagination(_)) {
@@ -136,7 +147,7 @@ impl SyncCache {
             }
         };
         snapshot.polls_since_full += 1;
-        if let Some(newest) = newest_update(&delta) {
+        if let Some(newest) = newest_update(&delta).max(newest_seen) {
             snapshot.cursor = Some(snapshot.cursor.map_or(newest, |c| c.max(newest)));
         }
         let changed: HashMap<String, String> = delta

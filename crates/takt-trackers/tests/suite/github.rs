@@ -415,3 +415,40 @@ async fn secrets_never_reach_logs_or_errors() {
     }
     assert_token_sent_and_contained(&fake.requests());
 }
+
+#[tokio::test]
+async fn pull_request_updates_advance_the_incremental_cursor() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(5);
+    let open = states(&["open"]);
+    let since = |request: &takt_trackers::fake::Recorded| {
+        request
+            .query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == "since")
+            .map(|(_, v)| v)
+    };
+    assert!(tracker.fetch_issues_by_states(&open).await.is_ok());
+    fake.add(FakeIssue {
+        pull_request: true,
+        ..FakeIssue::new(6, "open")
+    });
+    fake.update(6, |_| {});
+    let issues = tracker
+        .fetch_issues_by_states(&open)
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        ids(&issues),
+        ["1", "2", "3", "4", "5"],
+        "pull requests are never issues"
+    );
+    assert!(tracker.fetch_issues_by_states(&open).await.is_ok());
+    let requests = fake.requests();
+    let (first, second) = (since(&requests[1]), since(&requests[2]));
+    assert!(first.is_some() && second.is_some());
+    assert!(
+        second > first,
+        "the cursor moved past the pull request: {first:?} -> {second:?}"
+    );
+}

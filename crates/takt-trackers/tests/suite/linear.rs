@@ -107,6 +107,10 @@ async fn by_id_batches_of_50_keep_request_order_and_omit_the_invisible() {
     );
     assert!(requests[0].body.contains("$ids: [ID!]!"));
     assert!(requests[0].body.contains("SymphonyLinearIssuesById"));
+    assert!(
+        requests[0].variables().get("after").is_none(),
+        "the by-id query has no cursor"
+    );
 
     fake.update(3, |issue| issue.malformed = true);
     match tracker.fetch_issues_by_ids(&[lin(2), lin(3)]).await {
