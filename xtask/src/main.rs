@@ -10,7 +10,7 @@ mod bench;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|webhook|all]... [--no-write]
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|webhook|trackers|all]... [--no-write]
 
   dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
               cargo build --release -p takt-cli)
@@ -23,6 +23,7 @@ usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|san
               target/release/takt)
   api         the HTTP API: GET /api/v1/state over 1,000 tasks, SSE fan-out to 100 subscribers
   webhook     latency from a webhook delivery to the agent's start (needs target/release/takt)
+  trackers    requests and time per poll of the linear/github/gitlab adapters, 10,000-issue fakes
   all         every scenario (the default)
 
   --no-write  print the results without rewriting docs/BENCHMARKS.md";

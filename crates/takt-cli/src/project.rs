@@ -66,9 +66,17 @@ impl Project {
     pub fn tracker(&self, store: &Store) -> Result<Arc<dyn Tracker>> {
         match self.workflow.tracker.kind.as_str() {
             "local" => Ok(Arc::new(self.local_tracker(store)?)),
+            kind if takt_trackers::KINDS.contains(&kind) => {
+                takt_trackers::build(&self.workflow.tracker, &ProcessEnv).map_err(|error| {
+                    anyhow::anyhow!(
+                        "{error} (tracker.kind `{kind}` in {}; see docs/trackers.md)",
+                        self.workflow.path.display()
+                    )
+                })
+            }
             other => bail!(
                 "unsupported_tracker_kind: tracker.kind `{other}` in {} is not available in this \
-                 build yet; use `local`",
+                 build yet; use `local`, `linear`, `github` or `gitlab`",
                 self.workflow.path.display()
             ),
         }

@@ -5,8 +5,11 @@
 /// Tracker kinds this build accepts for `tracker.kind`.
 pub const TRACKER_KINDS: &[&str] = &["local", "linear", "github", "gitlab", "memory"];
 
-/// Tracker kinds whose adapters define default active and terminal states.
-pub(crate) const KINDS_WITH_DEFAULT_STATES: &[&str] = &["local", "linear", "memory"];
+/// Tracker kinds whose adapters define default active and terminal states:
+/// `github` defaults to `[open]` / `[closed]`, `gitlab` to `[opened]` / `[closed]`, the others
+/// to Symphony's defaults.
+pub(crate) const KINDS_WITH_DEFAULT_STATES: &[&str] =
+    &["local", "linear", "github", "gitlab", "memory"];
 
 /// `agent.backend` values.
 pub(crate) const BACKENDS: &[&str] = &["command", "codex", "claude", "builtin"];

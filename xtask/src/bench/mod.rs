@@ -8,6 +8,7 @@ mod dispatch;
 mod doc;
 mod gateway;
 mod sandbox;
+mod trackers;
 mod verify;
 mod webhook;
 mod workspace;
@@ -19,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "dispatch",
     "workspace",
     "core",
@@ -29,6 +30,7 @@ pub const ALL: [&str; 9] = [
     "verify",
     "api",
     "webhook",
+    "trackers",
 ];
 
 /// What one scenario produced.
@@ -79,6 +81,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "verify" => verify::run(&root, &machine)?,
             "api" => api::run(&machine)?,
             "webhook" => webhook::run(&root, &machine)?,
+            "trackers" => trackers::run(&machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

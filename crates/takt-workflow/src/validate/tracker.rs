@@ -81,8 +81,13 @@ pub(super) fn tracker(
             }
         }
     };
-    let active_states = states("active_states", DEFAULT_ACTIVE_STATES, example_active);
-    let terminal_states = states("terminal_states", DEFAULT_TERMINAL_STATES, example_terminal);
+    let (default_active, default_terminal): (&[&str], &[&str]) = match kind.as_str() {
+        "github" => (&["open"], &["closed"]),
+        "gitlab" => (&["opened"], &["closed"]),
+        _ => (DEFAULT_ACTIVE_STATES, DEFAULT_TERMINAL_STATES),
+    };
+    let active_states = states("active_states", default_active, example_active);
+    let terminal_states = states("terminal_states", default_terminal, example_terminal);
 
     let mut required_labels: Vec<String> = Vec::new();
     for label in report

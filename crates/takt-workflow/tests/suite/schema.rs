@@ -153,25 +153,13 @@ fn r011_r012_default_states_for_local_linear_and_memory() {
 }
 
 #[test]
-fn r011_r012_github_and_gitlab_require_states() {
-    let err = load_err("---\ntracker:\n  kind: github\n  provider: {repo: o/r}\n---\n");
-    assert_eq!(err.category(), "invalid_workflow_config");
-    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, ["tracker.active_states", "tracker.terminal_states"]);
-    assert_error(
-        &err,
-        "invalid_workflow_config",
-        &[
-            "`tracker.active_states` is required for tracker kind `github`",
-            "active_states: [open]",
-        ],
-    );
-    let gitlab = load_err("---\ntracker:\n  kind: gitlab\n  active_states: [opened]\n---\n");
-    assert_error(
-        &gitlab,
-        "invalid_workflow_config",
-        &["`tracker.terminal_states` is required for tracker kind `gitlab`"],
-    );
+fn r011_r012_github_and_gitlab_default_to_their_own_states() {
+    let github = load_ok("---\ntracker:\n  kind: github\n  provider: {repo: o/r}\n---\n");
+    assert_eq!(github.tracker.active_states, strings(&["open"]));
+    assert_eq!(github.tracker.terminal_states, strings(&["closed"]));
+    let gitlab = load_ok("---\ntracker:\n  kind: gitlab\n  active_states: [opened, Doing]\n---\n");
+    assert_eq!(gitlab.tracker.active_states, strings(&["opened", "Doing"]));
+    assert_eq!(gitlab.tracker.terminal_states, strings(&["closed"]));
 }
 
 #[test]

@@ -1,0 +1,3 @@
+//! The one integration test binary of takt-trackers: adapters against fake provider servers.
+
+mod suite;
