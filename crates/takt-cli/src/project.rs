@@ -162,10 +162,14 @@ pub fn policy_for(workflow: &Workflow) -> Policy {
         (local && among.iter().any(|state| state == &normalize_state(wanted)))
             .then(|| wanted.to_owned())
     };
+    let configured = &tracker.transitions;
+    let or = |set: &Option<String>, fallback: Option<String>| set.clone().or(fallback);
     Policy {
-        on_start_state: pick("In Progress", &active),
-        on_done_state: pick("Done", &terminal),
-        on_cancel_state: pick("Cancelled", &terminal),
+        on_start_state: or(&configured.on_start, pick("In Progress", &active)),
+        on_done_state: or(&configured.on_done, pick("Done", &terminal)),
+        on_cancel_state: or(&configured.on_cancel, pick("Cancelled", &terminal)),
+        on_review_state: configured.on_review.clone(),
+        on_failed_state: configured.on_failed.clone(),
         on_reopen_state: pick("Todo", &active),
         active_states: active,
         terminal_states: terminal,

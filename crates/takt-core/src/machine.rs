@@ -1043,6 +1043,7 @@ impl Decider<'_> {
                     task_id: task_id.clone(),
                     commit,
                 });
+                self.transition_issue(&task_id, self.policy.on_review_state.clone());
                 if self.policy.publish.forge {
                     self.publish(&task_id);
                 }
@@ -1125,7 +1126,11 @@ impl Decider<'_> {
             return;
         };
         let report = failure_report(task, reason, self.policy.max_attempts);
-        self.record(Record::TaskFailed { task_id, report });
+        self.record(Record::TaskFailed {
+            task_id: task_id.clone(),
+            report,
+        });
+        self.transition_issue(&task_id, self.policy.on_failed_state.clone());
     }
 
     fn transition_issue(&mut self, task_id: &str, state: Option<String>) {

@@ -32,6 +32,9 @@ pub struct Policy {
     pub on_start_state: Option<String>,
     pub on_done_state: Option<String>,
     pub on_cancel_state: Option<String>,
+    /// Tracker state when a change waits for people, and when a task fails.
+    pub on_review_state: Option<String>,
+    pub on_failed_state: Option<String>,
     /// Tracker state an operator retry moves a terminal issue back to.
     pub on_reopen_state: Option<String>,
     /// Spend caps (`budget:`); unlimited by default.
@@ -117,6 +120,8 @@ impl Default for Policy {
             on_start_state: None,
             on_done_state: None,
             on_cancel_state: None,
+            on_review_state: None,
+            on_failed_state: None,
             on_reopen_state: None,
         }
     }

@@ -146,6 +146,8 @@ struct State {
     token: String,
     base: String,
     issues: Vec<FakeIssue>,
+    /// Issue comments: (id, issue number, body), oldest first.
+    comments: Vec<(u64, u64, String)>,
     requests: Vec<Recorded>,
     failures: VecDeque<Failure>,
     viewer: Option<String>,
@@ -197,6 +199,7 @@ impl Fake {
             token: token.to_owned(),
             base: base.clone(),
             issues: Vec::new(),
+            comments: Vec::new(),
             requests: Vec::new(),
             failures: VecDeque::new(),
             viewer: Some("user-me".to_owned()),
@@ -279,6 +282,16 @@ impl Fake {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
+    }
+
+    /// The comments on issue `number`, oldest first.
+    pub fn comments(&self, number: u64) -> Vec<String> {
+        self.lock()
+            .comments
+            .iter()
+            .filter(|(_, issue, _)| *issue == number)
+            .map(|(_, _, body)| body.clone())
+            .collect()
     }
 
     pub fn clear_requests(&self) {
@@ -583,6 +596,9 @@ fn github(
     let Some(rest) = path.strip_prefix(&prefix) else {
         return not_found();
     };
+    if let Some(response) = github_comments(state, method, rest, body) {
+        return response;
+    }
     let pairs = parse_query(uri.query().unwrap_or(""));
     if rest.is_empty() && method == Method::GET {
         let wanted = param(&pairs, "state").unwrap_or("open");
@@ -707,6 +723,74 @@ fn github(
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not Found"})),
     }
+}
+
+/// `GET|POST /issues/{n}/comments` and `PATCH /issues/comments/{id}` (paths after
+/// `/repos/{repo}/issues`); `None` for any other path.
+fn github_comments(
+    state: &mut State,
+    method: &Method,
+    rest: &str,
+    body: &[u8],
+) -> Option<Response> {
+    let comment = |id: u64, number: u64, body: &str| {
+        json!({"id": id, "body": body, "user": {"login": "takt-bot"},
+               "issue_url": format!("{}/repos/{}/issues/{number}", state.base, state.scope)})
+    };
+    let text = || {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|value| value.get("body").and_then(Value::as_str).map(str::to_owned))
+    };
+    if let Some(id) = rest
+        .strip_prefix("/comments/")
+        .and_then(|id| id.parse::<u64>().ok())
+    {
+        if *method != Method::PATCH {
+            return Some(not_found());
+        }
+        let Some(new_body) = text() else {
+            return Some(json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"message": "body is missing"}),
+            ));
+        };
+        let found = state.comments.iter_mut().find(|(cid, _, _)| *cid == id)?;
+        found.2 = new_body;
+        let (id, number, body) = found.clone();
+        return Some(json_response(StatusCode::OK, &comment(id, number, &body)));
+    }
+    let number = rest
+        .strip_prefix('/')?
+        .strip_suffix("/comments")?
+        .parse::<u64>()
+        .ok()?;
+    if !state.issues.iter().any(|issue| issue.number == number) {
+        return Some(not_found());
+    }
+    Some(match *method {
+        Method::GET => {
+            let list: Vec<Value> = state
+                .comments
+                .iter()
+                .filter(|(_, issue, _)| *issue == number)
+                .map(|(id, issue, body)| comment(*id, *issue, body))
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(list))
+        }
+        Method::POST => {
+            let Some(new_body) = text() else {
+                return Some(json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({"message": "body is missing"}),
+                ));
+            };
+            let id = 9_000_000 + state.comments.len() as u64;
+            state.comments.push((id, number, new_body.clone()));
+            json_response(StatusCode::CREATED, &comment(id, number, &new_body))
+        }
+        _ => not_found(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -403,6 +403,57 @@ impl Tracker for GithubTracker {
         Ok(issues)
     }
 
+    /// `GET /repos/{repo}/issues/{n}/comments` (every page) to find takt's comment by its
+    /// marker, then `PATCH /repos/{repo}/issues/comments/{id}` or
+    /// `POST /repos/{repo}/issues/{n}/comments`.
+    async fn upsert_comment(
+        &self,
+        issue: &Issue,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), TrackerError> {
+        let number: u64 = issue
+            .id
+            .trim()
+            .trim_start_matches("GH-")
+            .parse()
+            .map_err(|_| TrackerError::NotFound(format!("github: no issue `{}`", issue.id)))?;
+        let comments = format!("{}/comments", self.issue_url(number));
+        let mut next = Some(format!("{comments}?per_page=100"));
+        let mut existing = None;
+        while let (Some(url), None) = (next.take(), existing) {
+            let answer = self.http.send(Method::GET, &url, None, false).await?;
+            existing = answer
+                .json(KIND)?
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|comment| {
+                    comment
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .is_some_and(|text| text.contains(marker))
+                })
+                .and_then(|comment| comment.get("id").and_then(Value::as_u64));
+            next = next_link(&answer);
+        }
+        let payload = json!({ "body": body });
+        match existing {
+            Some(id) => {
+                let url = format!("{}/repos/{}/issues/comments/{id}", self.api, self.repo);
+                self.http
+                    .send(Method::PATCH, &url, Some(&payload), false)
+                    .await?;
+            }
+            None => {
+                self.http
+                    .send(Method::POST, &comments, Some(&payload), false)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError> {
         let number: u64 = issue_id
             .trim()

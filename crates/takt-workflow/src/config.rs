@@ -24,6 +24,25 @@ pub struct TrackerConfig {
     /// `api_key`, `project_slug` and `assignee` are copied in when absent here.
     /// `$VAR` references are left for the adapter to resolve (see [`crate::resolve_secret`]).
     pub provider: serde_json::Map<String, serde_json::Value>,
+    /// Where takt moves the issue as the task goes (`tracker.on_start`, `on_review`,
+    /// `on_done`, `on_failed`, `on_cancel`; takt extensions). Unset: the tracker is left alone
+    /// (the local tracker is always kept current).
+    pub transitions: TrackerTransitions,
+}
+
+/// `tracker.on_*`: tracker state names, in the tracker's spelling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackerTransitions {
+    /// When the first run starts.
+    pub on_start: Option<String>,
+    /// When the change waits for people (review, or its pull request).
+    pub on_review: Option<String>,
+    /// When the change merged.
+    pub on_done: Option<String>,
+    /// When the task failed.
+    pub on_failed: Option<String>,
+    /// When an operator cancelled the task.
+    pub on_cancel: Option<String>,
 }
 
 impl TrackerConfig {

@@ -54,7 +54,7 @@ pub use config::{
     CommandConfig, ForgeKind, GateConfig, HooksConfig, MergeMethod, ModelConfig, ModelPriceConfig,
     ModelProvider, OnBlock, OnExhaust, PollingConfig, PublishConfig, RepoSource, ReviewConfig,
     ReviewerConfig, RiskConfig, SandboxConfig, SandboxMode, SandboxNetwork, ScheduleConfig,
-    SecretRef, ServerConfig, TrackerConfig, VerifyConfig, WorkspaceConfig,
+    SecretRef, ServerConfig, TrackerConfig, TrackerTransitions, VerifyConfig, WorkspaceConfig,
 };
 pub use env::{Env, MapEnv, ProcessEnv, env_reference, resolve_secret};
 pub use error::{ConfigProblem, ConfigWarning, Position, WorkflowError};

@@ -41,6 +41,12 @@ pub(crate) const TRACKER: SectionSpec = SectionSpec {
         "terminal_states",
         "required_labels",
         "provider",
+        // takt's write-back transitions.
+        "on_start",
+        "on_review",
+        "on_done",
+        "on_failed",
+        "on_cancel",
         // Symphony's legacy flat Linear keys, copied into `provider`.
         "endpoint",
         "api_key",

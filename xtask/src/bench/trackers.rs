@@ -55,6 +55,7 @@ async fn one(kind: &str) -> Result<Sample> {
         terminal_states: terminal.iter().map(|s| (*s).to_owned()).collect(),
         required_labels: Vec::new(),
         provider: provider.as_object().cloned().unwrap_or_default(),
+        transitions: Default::default(),
     };
     let tracker: Arc<dyn Tracker> = takt_trackers::build(&config, &MapEnv::new())
         .map_err(|error| anyhow::anyhow!("{error}"))?;

@@ -30,6 +30,12 @@ struct Forge {
 
 impl Forge {
     fn start(label: &str) -> Forge {
+        Forge::start_with(label, None)
+    }
+
+    /// With `tracker`: the issues come from the fake GitHub Issues at that URL instead of the
+    /// local tracker, and merged issues are closed there.
+    fn start_with(label: &str, tracker: Option<&str>) -> Forge {
         let f = Factory::bare(label);
         let remote = f.repo.root().join("remote.git");
         git(f.repo.root(), &["init", "--quiet", "--bare", "remote.git"]);
@@ -51,7 +57,18 @@ impl Forge {
         ));
         let mut workflow = takt_test_support::WorkflowFile::new(command);
         workflow.max_attempts = 4;
-        let text = f.sandboxed(&workflow).render().replacen(
+        let mut text = f.sandboxed(&workflow).render();
+        if let Some(tracker_url) = tracker {
+            text = text.replacen(
+                "tracker:\n  kind: local\n",
+                &format!(
+                    "tracker:\n  kind: github\n  on_done: closed\n  provider:\n    repo: {REPO}\n    \
+                     api_url: {tracker_url}\n    token: ${TOKEN_VAR}\n"
+                ),
+                1,
+            );
+        }
+        let text = text.replacen(
             "  forge: local\n",
             &format!(
                 "  forge: github\n  repo: {REPO}\n  api_url: {}\n  remote: {}\n  token: ${TOKEN_VAR}\n  \
@@ -271,4 +288,47 @@ fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill()
         w.task(&id)["state"] == "done"
     });
     assert_eq!(w.fake.pulls().len(), 1, "{:?}", w.fake.pulls());
+}
+
+#[test]
+fn a_github_issue_becomes_a_merged_pull_request_and_the_issue_is_commented_and_closed() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let issues = runtime
+        .block_on(takt_trackers::fake::GithubFake::github(REPO, TOKEN))
+        .unwrap();
+    let mut issue = takt_trackers::fake::FakeIssue::new(1, "open");
+    issue.title = "Add a greeting".into();
+    issues.add(issue);
+    let w = Forge::start_with("forge-issue", Some(issues.url()));
+    w.wait("the pull request", || w.fake.pulls().len() == 1);
+    let pull = w.fake.pulls()[0].clone();
+    assert!(pull.title.starts_with("GH-1: Add a greeting"), "{pull:?}");
+    let comment = || issues.comments(1).join("\n---\n");
+    w.wait("the issue comment naming the pull request", || {
+        comment().contains("/pull/") || comment().contains(&format!("#{}", pull.number))
+    });
+    let head = w.head(&pull.head);
+    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
+    w.fake.approve(pull.number, "erin");
+    w.wait("the issue to be closed", || {
+        issues.issue(1).is_some_and(|issue| issue.state == "closed")
+    });
+    w.wait("the comment to say merged", || comment().contains("Merged"));
+    assert_eq!(
+        issues.comments(1).len(),
+        1,
+        "one comment, edited in place: {}",
+        comment()
+    );
+    assert!(w.fake.pulls()[0].merged);
+    assert!(
+        issues.requests().iter().all(|request| request.authorized),
+        "every tracker request carried the token"
+    );
+    drop(w);
+    drop(runtime);
 }

@@ -452,3 +452,45 @@ async fn pull_request_updates_advance_the_incremental_cursor() {
         "the cursor moved past the pull request: {first:?} -> {second:?}"
     );
 }
+
+#[tokio::test]
+async fn takts_comment_is_written_once_and_then_edited_in_place() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(2);
+    let issue = tracker
+        .fetch_issues_by_ids(&["2".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let marker = "<!-- takt:status -->";
+    tracker
+        .upsert_comment(&issue, marker, &format!("{marker}\nstarted"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tracker
+        .upsert_comment(&issue, marker, &format!("{marker}\nmerged"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fake.comments(2), [format!("{marker}\nmerged")]);
+    assert!(fake.comments(1).is_empty());
+    let writes: Vec<(String, String)> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(
+        writes[0],
+        (
+            "POST".into(),
+            "/repos/acme/widgets/issues/2/comments".into()
+        )
+    );
+    assert_eq!(writes[1].0, "PATCH");
+    assert!(
+        writes[1]
+            .1
+            .starts_with("/repos/acme/widgets/issues/comments/")
+    );
+}

@@ -21,6 +21,7 @@ pub fn config(kind: &str, active: &[&str], terminal: &[&str], provider: Value) -
         terminal_states: terminal.iter().map(|s| (*s).to_owned()).collect(),
         required_labels: Vec::new(),
         provider: provider.as_object().cloned().unwrap_or_default(),
+        transitions: Default::default(),
     }
 }
 

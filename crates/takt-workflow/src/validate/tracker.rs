@@ -117,6 +117,19 @@ pub(super) fn tracker(
                 .or_insert_with(|| node.to_json());
         }
     }
+    let mut transition = |key: &str| {
+        report
+            .string(section, key)
+            .map(|state| state.trim().to_owned())
+            .filter(|state| !state.is_empty())
+    };
+    let transitions = crate::config::TrackerTransitions {
+        on_start: transition("on_start"),
+        on_review: transition("on_review"),
+        on_done: transition("on_done"),
+        on_failed: transition("on_failed"),
+        on_cancel: transition("on_cancel"),
+    };
     section.check_unknown(report);
     Ok(TrackerConfig {
         kind,
@@ -124,5 +137,6 @@ pub(super) fn tracker(
         terminal_states,
         required_labels,
         provider,
+        transitions,
     })
 }
