@@ -122,6 +122,38 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 Err(error) => check("sandbox", true, Err(format!("{error:#}"))),
             }
             let wf = &project.workflow;
+            if let Some(present) =
+                takt_trackers::credential_present(&wf.tracker, &takt_workflow::ProcessEnv)
+            {
+                check(
+                    "tracker",
+                    true,
+                    if present {
+                        Ok(format!("{}: credential set", wf.tracker.kind))
+                    } else {
+                        Err(format!(
+                            "{}: no credential; set the token the tracker's `provider` names \
+                             (docs/trackers.md) in the daemon's environment",
+                            wf.tracker.kind
+                        ))
+                    },
+                );
+            }
+            if wf.publish.forge != takt_workflow::ForgeKind::Local {
+                check(
+                    "forge",
+                    true,
+                    takt_forge::ForgeSettings::from_publish(&wf.publish)
+                        .map(|_| {
+                            format!(
+                                "{}: {} with the daemon's token (agents never see it)",
+                                wf.publish.forge.as_str(),
+                                wf.publish.repo.as_deref().unwrap_or("?")
+                            )
+                        })
+                        .map_err(|error| error.to_string()),
+                );
+            }
             let warnings: Vec<String> = wf.warnings.iter().map(ToString::to_string).collect();
             check(
                 "workflow",

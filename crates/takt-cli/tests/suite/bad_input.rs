@@ -654,3 +654,51 @@ fn r001_explicit_workflow_path_wins_over_the_current_directory() {
         "{out}"
     );
 }
+
+#[test]
+fn doctor_names_a_missing_tracker_or_forge_token_and_run_refuses_to_publish_without_it() {
+    let f = Factory::new("missing-tokens", |f| {
+        let mut wf = WorkflowFile::new(f.recording_agent());
+        wf.extra =
+            "publish:\n  forge: github\n  repo: acme/widgets\n  token: $TAKT_E2E_NO_FORGE_TOKEN\n"
+                .into();
+        wf
+    });
+    // The rendered workflow already has a `publish:` section; keep only ours.
+    let path = f.repo.workflow_path();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("publish:\n  forge: local\n  auto_merge: false\n", "", 1)
+        .replacen(
+            "tracker:\n  kind: local\n",
+            "tracker:\n  kind: github\n  provider:\n    repo: acme/widgets\n    token: $TAKT_E2E_NO_TRACKER_TOKEN\n",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    let mut command = f.takt.command(&["doctor"]);
+    command.env_remove("GITHUB_TOKEN");
+    let doctor = takt_test_support::run_command(command);
+    let line = |name: &str| {
+        doctor
+            .stdout
+            .lines()
+            .find(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("no {name} line: {doctor}"))
+            .to_owned()
+    };
+    assert!(line("tracker").starts_with("FAIL"), "{doctor}");
+    assert!(line("forge").starts_with("FAIL"), "{doctor}");
+    assert!(
+        line("forge").contains("TAKT_E2E_NO_FORGE_TOKEN"),
+        "{doctor}"
+    );
+
+    let mut run = f.takt.command(&["run", "--once"]);
+    run.env_remove("GITHUB_TOKEN");
+    let run = takt_test_support::run_command(run);
+    assert_ne!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr.contains("TAKT_E2E_NO"),
+        "the missing variable is named: {run}"
+    );
+}
