@@ -179,7 +179,7 @@ fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_
     );
     assert!(
         pull.body
-            .contains(&takt_forge::marker(&w.task(&id)["id"].as_str().unwrap())),
+            .contains(&takt_forge::marker(w.task(&id)["id"].as_str().unwrap())),
         "{}",
         pull.body
     );

@@ -107,12 +107,11 @@ impl Decider<'_> {
         let identifier = task.issue.identifier.clone();
         if review.merged {
             // Merged on the forge (by a person, or by takt before a crash): done.
-            let head = review.head.clone();
             self.record(Record::MergeStarted {
                 task_id: task_id.clone(),
             });
-            return self
-                .on_merge_finished(task_id, crate::messages::MergeResult::Merged { sha: head });
+            let merged = crate::messages::MergeResult::Merged { sha: review.head };
+            return self.on_merge_finished(task_id, merged);
         }
         if review.closed {
             return self.fail(
