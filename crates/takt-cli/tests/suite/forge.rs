@@ -10,7 +10,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
-use takt_forge::fake::GithubFake;
+use takt_forge::fake::{GithubFake, GitlabFake};
 use takt_test_support::{git, wait_until};
 
 use super::Factory;
@@ -19,9 +19,14 @@ const TOKEN: &str = "ghp_e2e_forge_token_0123456789";
 const TOKEN_VAR: &str = "TAKT_E2E_FORGE_TOKEN";
 const REPO: &str = "acme/widgets";
 
+enum FakeForge {
+    Github(GithubFake),
+    Gitlab(GitlabFake),
+}
+
 struct Forge {
     f: Factory,
-    fake: GithubFake,
+    fake: FakeForge,
     daemon: Option<Child>,
     log: PathBuf,
     // Last: the fake's server runs on it until the test ends.
@@ -30,12 +35,19 @@ struct Forge {
 
 impl Forge {
     fn start(label: &str) -> Forge {
-        Forge::start_with(label, None)
+        Forge::start_with(label, None, false)
+    }
+
+    fn github(&self) -> &GithubFake {
+        match &self.fake {
+            FakeForge::Github(fake) => fake,
+            FakeForge::Gitlab(_) => panic!("this test runs against the GitLab fake"),
+        }
     }
 
     /// With `tracker`: the issues come from the fake GitHub Issues at that URL instead of the
     /// local tracker, and merged issues are closed there.
-    fn start_with(label: &str, tracker: Option<&str>) -> Forge {
+    fn start_with(label: &str, tracker: Option<&str>, gitlab: bool) -> Forge {
         let f = Factory::bare(label);
         let remote = f.repo.root().join("remote.git");
         git(f.repo.root(), &["init", "--quiet", "--bare", "remote.git"]);
@@ -44,7 +56,15 @@ impl Forge {
             .enable_all()
             .build()
             .unwrap();
-        let fake = runtime.block_on(GithubFake::start(&remote, REPO, TOKEN));
+        let (fake, api_url) = if gitlab {
+            let fake = runtime.block_on(GitlabFake::start(&remote, REPO, TOKEN));
+            let url = fake.api_url();
+            (FakeForge::Gitlab(fake), url)
+        } else {
+            let fake = runtime.block_on(GithubFake::start(&remote, REPO, TOKEN));
+            let url = fake.api_url();
+            (FakeForge::Github(fake), url)
+        };
         // The agent records its prompt and environment, then changes a file.
         let log = f.log_dir();
         let command = f.agent_command(&format!(
@@ -71,9 +91,10 @@ impl Forge {
         let text = text.replacen(
             "  forge: local\n",
             &format!(
-                "  forge: github\n  repo: {REPO}\n  api_url: {}\n  remote: {}\n  token: ${TOKEN_VAR}\n  \
+                "  forge: {}\n  {}: {REPO}\n  api_url: {api_url}\n  remote: {}\n  token: ${TOKEN_VAR}\n  \
                  max_ci_rounds: 1\n",
-                fake.api_url(),
+                if gitlab { "gitlab" } else { "github" },
+                if gitlab { "project_path" } else { "repo" },
                 remote.display()
             ),
             1,
@@ -126,9 +147,12 @@ impl Forge {
     fn wait(&self, what: &str, until: impl Fn() -> bool) {
         wait_until(what, Duration::from_secs(90), until, || {
             format!(
-                "{}\npulls: {:?}\nstates: {:?}",
+                "{}\nrequests: {}\nstates: {:?}",
                 self.daemon_log(),
-                self.fake.pulls(),
+                match &self.fake {
+                    FakeForge::Github(fake) => format!("{:?}", fake.pulls()),
+                    FakeForge::Gitlab(fake) => format!("{:?}", fake.merge_requests()),
+                },
                 self.f.states()
             )
         });
@@ -166,11 +190,11 @@ impl Drop for Forge {
 fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_and_green() {
     let w = Forge::start("forge-merge");
     let id = w.add_task("Add a greeting");
-    w.wait("the pull request", || w.fake.pulls().len() == 1);
+    w.wait("the pull request", || w.github().pulls().len() == 1);
     w.wait("the task to await review", || {
         w.task(&id)["state"] == "awaiting_review" && w.task(&id)["pull_request"].is_object()
     });
-    let pull = &w.fake.pulls()[0];
+    let pull = &w.github().pulls()[0];
     let branch = pull.head.clone();
     assert_eq!(branch, format!("takt/{id}"));
     assert!(
@@ -191,21 +215,22 @@ fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_
     let head = w.head(&branch);
     assert_eq!(w.task(&id)["pull_request"]["head"], head.as_str());
     assert!(
-        w.fake
+        w.github()
             .statuses(&head)
             .iter()
             .any(|(context, state, _)| context == "takt/verify" && state == "success"),
         "{:?}",
-        w.fake.statuses(&head)
+        w.github().statuses(&head)
     );
 
     // Green checks alone do not merge a review-tier change; an approval on the forge does.
-    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
+    w.github()
+        .add_check(&head, "ci/test", Some("success"), "ok");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(w.task(&id)["state"], "awaiting_review");
-    w.fake.approve(pull.number, "bob");
+    w.github().approve(pull.number, "bob");
     w.wait("the merge on the forge", || w.task(&id)["state"] == "done");
-    let pulls = w.fake.pulls();
+    let pulls = w.github().pulls();
     assert_eq!(pulls.len(), 1, "{pulls:?}");
     assert!(pulls[0].merged, "{pulls:?}");
     assert_eq!(pulls[0].merge_method.as_deref(), Some("squash"));
@@ -223,7 +248,12 @@ fn a_change_becomes_one_pull_request_with_its_evidence_and_merges_once_approved_
     assert!(!env.contains(TOKEN_VAR));
     let journal = w.f.takt.ok(&["task", "events", &id, "--json"]).stdout;
     assert!(!journal.contains(TOKEN));
-    assert!(w.fake.requests().iter().all(|request| request.authorized));
+    assert!(
+        w.github()
+            .requests()
+            .iter()
+            .all(|request| request.authorized)
+    );
 }
 
 #[test]
@@ -231,11 +261,11 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
 {
     let w = Forge::start("forge-red-check");
     let id = w.add_task("Fix the parser");
-    w.wait("the pull request", || w.fake.pulls().len() == 1);
-    let number = w.fake.pulls()[0].number;
-    let branch = w.fake.pulls()[0].head.clone();
+    w.wait("the pull request", || w.github().pulls().len() == 1);
+    let number = w.github().pulls()[0].number;
+    let branch = w.github().pulls()[0].head.clone();
     let first = w.head(&branch);
-    w.fake.add_check(
+    w.github().add_check(
         &first,
         "ci/test",
         Some("failure"),
@@ -253,10 +283,11 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
         || w.head(&branch) != first && w.task(&id)["state"] == "awaiting_review",
     );
     let second = w.head(&branch);
-    w.fake.add_check(&second, "ci/test", Some("success"), "ok");
-    w.fake.approve(number, "carol");
+    w.github()
+        .add_check(&second, "ci/test", Some("success"), "ok");
+    w.github().approve(number, "carol");
     w.wait("the merge", || w.task(&id)["state"] == "done");
-    let pulls = w.fake.pulls();
+    let pulls = w.github().pulls();
     assert_eq!(pulls.len(), 1, "one pull request across rounds: {pulls:?}");
     assert!(pulls[0].merged);
 }
@@ -266,11 +297,11 @@ fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill()
     let mut w = Forge::start("forge-crash");
     // The push succeeds; the forge then answers 502 to the next API call (finding the pull
     // request), so the first publish breaks off between push and pull request.
-    w.fake
+    w.github()
         .fail_next(502, &[], "{\"message\": \"Server Error\"}");
     let id = w.add_task("Survive a crash");
     w.wait("the pull request after the retry", || {
-        w.fake.pulls().len() == 1
+        w.github().pulls().len() == 1
     });
     assert!(
         w.daemon_log().contains("publishing failed"),
@@ -280,14 +311,15 @@ fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill()
     // kill -9 and start again: the restarted daemon finds the pull request, it opens none.
     w.kill_daemon();
     w.run_daemon();
-    let number = w.fake.pulls()[0].number;
+    let number = w.github().pulls()[0].number;
     let head = w.head(&format!("takt/{id}"));
-    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
-    w.fake.approve(number, "dave");
+    w.github()
+        .add_check(&head, "ci/test", Some("success"), "ok");
+    w.github().approve(number, "dave");
     w.wait("the merge after the restart", || {
         w.task(&id)["state"] == "done"
     });
-    assert_eq!(w.fake.pulls().len(), 1, "{:?}", w.fake.pulls());
+    assert_eq!(w.github().pulls().len(), 1, "{:?}", w.github().pulls());
 }
 
 #[test]
@@ -303,17 +335,18 @@ fn a_github_issue_becomes_a_merged_pull_request_and_the_issue_is_commented_and_c
     let mut issue = takt_trackers::fake::FakeIssue::new(1, "open");
     issue.title = "Add a greeting".into();
     issues.add(issue);
-    let w = Forge::start_with("forge-issue", Some(issues.url()));
-    w.wait("the pull request", || w.fake.pulls().len() == 1);
-    let pull = w.fake.pulls()[0].clone();
+    let w = Forge::start_with("forge-issue", Some(issues.url()), false);
+    w.wait("the pull request", || w.github().pulls().len() == 1);
+    let pull = w.github().pulls()[0].clone();
     assert!(pull.title.starts_with("GH-1: Add a greeting"), "{pull:?}");
     let comment = || issues.comments(1).join("\n---\n");
     w.wait("the issue comment naming the pull request", || {
         comment().contains("/pull/") || comment().contains(&format!("#{}", pull.number))
     });
     let head = w.head(&pull.head);
-    w.fake.add_check(&head, "ci/test", Some("success"), "ok");
-    w.fake.approve(pull.number, "erin");
+    w.github()
+        .add_check(&head, "ci/test", Some("success"), "ok");
+    w.github().approve(pull.number, "erin");
     w.wait("the issue to be closed", || {
         issues.issue(1).is_some_and(|issue| issue.state == "closed")
     });
@@ -324,11 +357,52 @@ fn a_github_issue_becomes_a_merged_pull_request_and_the_issue_is_commented_and_c
         "one comment, edited in place: {}",
         comment()
     );
-    assert!(w.fake.pulls()[0].merged);
+    assert!(w.github().pulls()[0].merged);
     assert!(
         issues.requests().iter().all(|request| request.authorized),
         "every tracker request carried the token"
     );
     drop(w);
     drop(runtime);
+}
+
+#[test]
+fn on_gitlab_a_change_becomes_one_merge_request_and_merges_once_approved_and_its_pipeline_passed() {
+    let w = Forge::start_with("forge-gitlab", None, true);
+    let FakeForge::Gitlab(fake) = &w.fake else {
+        unreachable!()
+    };
+    let id = w.add_task("Add a greeting");
+    w.wait("the merge request", || fake.merge_requests().len() == 1);
+    w.wait("the task to await review", || {
+        w.task(&id)["state"] == "awaiting_review" && w.task(&id)["pull_request"].is_object()
+    });
+    let request = fake.merge_requests()[0].clone();
+    assert_eq!(request.source_branch, format!("takt/{id}"));
+    assert!(
+        request.description.contains("takt evidence"),
+        "{}",
+        request.description
+    );
+    let head = w.head(&request.source_branch);
+    assert!(
+        fake.statuses(&head)
+            .iter()
+            .any(|(name, state, _)| name == "takt/verify" && state == "success"),
+        "{:?}",
+        fake.statuses(&head)
+    );
+    fake.add_check(&head, "test", "success", "ok");
+    fake.approve(request.iid, "frank");
+    w.wait("the merge on GitLab", || w.task(&id)["state"] == "done");
+    let requests = fake.merge_requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].state, "merged");
+    assert_eq!(requests[0].squash, Some(true));
+    assert!(
+        w.task(&id)["approvals"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("gitlab:frank"))
+    );
 }
