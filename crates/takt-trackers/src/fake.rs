@@ -725,6 +725,68 @@ fn github(
     }
 }
 
+/// `GET|POST /issues/:iid/notes` and `PUT /issues/:iid/notes/:id` (paths after
+/// `/projects/:id/issues`); `None` for any other path.
+fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> Option<Response> {
+    let (iid, note) = rest.strip_prefix('/')?.split_once("/notes")?;
+    let iid = iid.parse::<u64>().ok()?;
+    let note_json = |id: u64, body: &str| json!({"id": id, "body": body, "author": {"username": "takt-bot"}, "system": false});
+    let text = || {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|value| value.get("body").and_then(Value::as_str).map(str::to_owned))
+    };
+    if !state.issues.iter().any(|issue| issue.number == iid) {
+        return Some(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": "404 Not found"}),
+        ));
+    }
+    let missing_body = || {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"message": "400 (Bad request) \"body\" not given"}),
+        )
+    };
+    if let Some(id) = note.strip_prefix('/').and_then(|id| id.parse::<u64>().ok()) {
+        if *method != Method::PUT {
+            return Some(not_found());
+        }
+        let Some(new_body) = text() else {
+            return Some(missing_body());
+        };
+        let found = state
+            .comments
+            .iter_mut()
+            .find(|(cid, issue, _)| *cid == id && *issue == iid)?;
+        found.2 = new_body.clone();
+        return Some(json_response(StatusCode::OK, &note_json(id, &new_body)));
+    }
+    if !note.is_empty() {
+        return None;
+    }
+    Some(match *method {
+        Method::GET => {
+            let list: Vec<Value> = state
+                .comments
+                .iter()
+                .filter(|(_, issue, _)| *issue == iid)
+                .map(|(id, _, body)| note_json(*id, body))
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(list))
+        }
+        Method::POST => {
+            let Some(new_body) = text() else {
+                return Some(missing_body());
+            };
+            let id = 7_000_000 + state.comments.len() as u64;
+            state.comments.push((id, iid, new_body.clone()));
+            json_response(StatusCode::CREATED, &note_json(id, &new_body))
+        }
+        _ => not_found(),
+    })
+}
+
 /// `GET|POST /issues/{n}/comments` and `PATCH /issues/comments/{id}` (paths after
 /// `/repos/{repo}/issues`); `None` for any other path.
 fn github_comments(
@@ -830,6 +892,9 @@ fn gitlab(state: &mut State, method: &Method, uri: &Uri, body: &[u8]) -> Respons
             &json!({"message": "404 Project Not Found"}),
         );
     };
+    if let Some(response) = gitlab_notes(state, method, rest, body) {
+        return response;
+    }
     let pairs = parse_query(uri.query().unwrap_or(""));
     if rest.is_empty() && method == Method::GET {
         let wanted = param(&pairs, "state").unwrap_or("all");

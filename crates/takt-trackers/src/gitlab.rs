@@ -366,6 +366,55 @@ impl Tracker for GitlabTracker {
         Ok(issues)
     }
 
+    /// `GET /projects/:id/issues/:iid/notes` (every page) to find takt's note by its marker,
+    /// then `PUT .../notes/:note_id` or `POST .../notes`.
+    async fn upsert_comment(
+        &self,
+        issue: &Issue,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), TrackerError> {
+        let iid: u64 = issue
+            .id
+            .trim()
+            .trim_start_matches("GL-")
+            .parse()
+            .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{}`", issue.id)))?;
+        let notes = format!("{}/issues/{iid}/notes", self.project_api);
+        let mut next = Some(format!("{notes}?per_page=100&sort=asc"));
+        let mut existing = None;
+        while let (Some(url), None) = (next.take(), existing) {
+            let answer = self.http.send(Method::GET, &url, None, false).await?;
+            existing = answer
+                .json(KIND)?
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|note| {
+                    note.get("body")
+                        .and_then(Value::as_str)
+                        .is_some_and(|text| text.contains(marker))
+                })
+                .and_then(|note| note.get("id").and_then(Value::as_u64));
+            next = next_page(&answer, &url)?;
+        }
+        let payload = json!({ "body": body });
+        match existing {
+            Some(id) => {
+                let url = format!("{notes}/{id}");
+                self.http
+                    .send(Method::PUT, &url, Some(&payload), false)
+                    .await?;
+            }
+            None => {
+                self.http
+                    .send(Method::POST, &notes, Some(&payload), false)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError> {
         let iid: u64 = issue_id
             .trim()

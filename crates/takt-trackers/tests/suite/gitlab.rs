@@ -201,3 +201,37 @@ async fn a_missing_token_is_a_missing_secret() {
     );
     assert!(from_env.is_ok());
 }
+
+#[tokio::test]
+async fn takts_note_is_written_once_and_then_edited_in_place() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(3);
+    let issue = tracker
+        .fetch_issues_by_ids(&["3".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let marker = "<!-- takt:status -->";
+    for status in ["started", "failed"] {
+        tracker
+            .upsert_comment(&issue, marker, &format!("{marker}\n{status}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(fake.comments(3), [format!("{marker}\nfailed")]);
+    let writes: Vec<(String, String)> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.method, r.path))
+        .collect();
+    let notes = "/api/v4/projects/acme%2Fplatform%2Fwidgets/issues/3/notes";
+    assert_eq!(
+        writes[0],
+        ("POST".to_owned(), notes.to_owned()),
+        "{writes:?}"
+    );
+    assert_eq!(writes[1].0, "PUT", "{writes:?}");
+    assert!(writes[1].1.starts_with(&format!("{notes}/")), "{writes:?}");
+    assert_eq!(writes.len(), 2);
+}
