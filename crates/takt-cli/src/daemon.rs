@@ -648,6 +648,7 @@ impl Daemon {
                     }
                 };
                 self.polls_answered += 1;
+                self.collect_answers();
                 self.feed(event).await?;
             }
             Command::RefreshIssues { ids } => {
@@ -954,6 +955,56 @@ impl Daemon {
                 publish,
             )
             .await;
+        }
+    }
+
+    /// Comments on blocked tasks' issues that mention `tracker.answer_mention` become their
+    /// answers, as if given with `takt answer` (by `<tracker>:<login>`). Remote trackers only.
+    fn collect_answers(&mut self) {
+        if self.writeback.is_none() {
+            return;
+        }
+        let mention = self.workflow.tracker.answer_mention.to_lowercase();
+        for task in self.engine.state.tasks.values() {
+            let (TaskState::Blocked, Some(since), Some(_)) =
+                (task.state, task.blocked_at_ms, &task.question)
+            else {
+                continue;
+            };
+            let tracker = self.tracker.clone();
+            let issue = task.issue.clone();
+            let task_id = task.id.clone();
+            let events = self.events_tx.clone();
+            let mention = mention.clone();
+            self.background.spawn(async move {
+                let comments = match tracker.comments_since(&issue, since).await {
+                    Ok(comments) => comments,
+                    Err(error) => {
+                        warn!(issue_identifier = %issue.identifier, %error, "reading the issue's comments failed");
+                        return;
+                    }
+                };
+                let answer = comments.iter().find_map(|comment| {
+                    if comment.body.contains(crate::writeback::MARKER) {
+                        return None;
+                    }
+                    let at = comment.body.to_lowercase().find(&mention)?;
+                    let text = format!(
+                        "{}{}",
+                        comment.body.get(..at)?,
+                        comment.body.get(at + mention.len()..)?
+                    );
+                    Some((comment.author.clone(), text.trim().to_owned()))
+                });
+                if let Some((author, text)) = answer.filter(|(_, text)| !text.is_empty()) {
+                    info!(issue_identifier = %issue.identifier, %author, "answer taken from an issue comment");
+                    let _ = events.send(Event::Operator(takt_core::OperatorCommand::Answer {
+                        task: task_id,
+                        by: format!("{}:{author}", tracker.kind()),
+                        text,
+                    }));
+                }
+            });
         }
     }
 

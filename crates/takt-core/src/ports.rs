@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use takt_protocol::{AgentEvent, Issue};
+use takt_protocol::{AgentEvent, Issue, Millis};
 
 /// Error categories of the tracker contract. The orchestrator only distinguishes success
 /// from failure; the category is for operators.
@@ -56,6 +56,15 @@ impl TrackerError {
     }
 }
 
+/// A comment on a tracker issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueComment {
+    /// The tracker's login of who wrote it.
+    pub author: String,
+    pub body: String,
+    pub created_at_ms: Millis,
+}
+
 /// The tracker contract of R-049..R-057.
 #[async_trait]
 pub trait Tracker: Send + Sync {
@@ -77,6 +86,17 @@ pub trait Tracker: Send + Sync {
     /// Writes takt's comment on the issue, editing the one it wrote before (found by `marker`,
     /// a hidden string in the body) instead of adding another. Trackers without comments (the
     /// local one: its journal is the record) do nothing.
+    /// Comments written on the issue at or after `since_ms`, oldest first (how a person answers
+    /// a blocked task from the tracker). Trackers without comments return none.
+    async fn comments_since(
+        &self,
+        issue: &Issue,
+        since_ms: Millis,
+    ) -> Result<Vec<IssueComment>, TrackerError> {
+        let _ = (issue, since_ms);
+        Ok(Vec::new())
+    }
+
     async fn upsert_comment(
         &self,
         issue: &Issue,

@@ -115,6 +115,8 @@ pub struct Task {
     pub published_at_ms: Option<Millis>,
     /// Rounds whose pull request checks failed.
     pub ci_rounds: u32,
+    /// Since when the task's question has been waiting for an answer.
+    pub blocked_at_ms: Option<Millis>,
     /// The latest verification and what it came to.
     pub verification: Option<Box<VerificationReport>>,
     pub verify_outcome: Option<VerifyOutcome>,
@@ -211,6 +213,7 @@ impl Task {
             pull_request: None,
             published_at_ms: None,
             ci_rounds: 0,
+            blocked_at_ms: None,
             verification: None,
             verify_outcome: None,
             risk: None,
@@ -451,6 +454,7 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
                 {
                     task.state = TaskState::Blocked;
                     task.question = Some(question.clone());
+                    task.blocked_at_ms = Some(at);
                 }
             }
         }
@@ -549,10 +553,12 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::TaskBlocked { question, .. } => {
             task.state = TaskState::Blocked;
             task.question = Some(question.clone());
+            task.blocked_at_ms = Some(at);
         }
         Record::Answered { text, .. } => {
             state.stats.intervention(at);
             task.question = None;
+            task.blocked_at_ms = None;
             task.feedback = Some(text.clone());
             if task.run.is_some() {
                 task.state = TaskState::Running;

@@ -91,6 +91,15 @@ pub enum Failure {
 /// An issue in a fake tracker. `state` uses the provider's spelling (`open`/`closed`,
 /// `opened`/`closed`, Linear state names).
 #[derive(Debug, Clone)]
+struct FakeComment {
+    id: u64,
+    issue: u64,
+    body: String,
+    author: String,
+    created_ms: i64,
+}
+
+#[derive(Debug, Clone)]
 pub struct FakeIssue {
     pub number: u64,
     pub title: String,
@@ -146,8 +155,8 @@ struct State {
     token: String,
     base: String,
     issues: Vec<FakeIssue>,
-    /// Issue comments: (id, issue number, body), oldest first.
-    comments: Vec<(u64, u64, String)>,
+    /// Issue comments, oldest first.
+    comments: Vec<FakeComment>,
     requests: Vec<Recorded>,
     failures: VecDeque<Failure>,
     viewer: Option<String>,
@@ -289,9 +298,23 @@ impl Fake {
         self.lock()
             .comments
             .iter()
-            .filter(|(_, issue, _)| *issue == number)
-            .map(|(_, _, body)| body.clone())
+            .filter(|comment| comment.issue == number)
+            .map(|comment| comment.body.clone())
             .collect()
+    }
+
+    /// `author` comments `body` on issue `number` now.
+    pub fn add_comment(&self, number: u64, author: &str, body: &str) {
+        let mut guard = self.lock();
+        let created_ms = chrono::Utc::now().timestamp_millis();
+        let id = 9_000_000 + guard.comments.len() as u64;
+        guard.comments.push(FakeComment {
+            id,
+            issue: number,
+            body: body.to_owned(),
+            author: author.to_owned(),
+            created_ms,
+        });
     }
 
     pub fn clear_requests(&self) {
@@ -730,7 +753,10 @@ fn github(
 fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> Option<Response> {
     let (iid, note) = rest.strip_prefix('/')?.split_once("/notes")?;
     let iid = iid.parse::<u64>().ok()?;
-    let note_json = |id: u64, body: &str| json!({"id": id, "body": body, "author": {"username": "takt-bot"}, "system": false});
+    let note_json = |c: &FakeComment| {
+        json!({"id": c.id, "body": c.body, "author": {"username": c.author},
+               "created_at": rfc3339(c.created_ms, true), "system": false})
+    };
     let text = || {
         serde_json::from_slice::<Value>(body)
             .ok()
@@ -758,9 +784,10 @@ fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> 
         let found = state
             .comments
             .iter_mut()
-            .find(|(cid, issue, _)| *cid == id && *issue == iid)?;
-        found.2 = new_body.clone();
-        return Some(json_response(StatusCode::OK, &note_json(id, &new_body)));
+            .find(|c| c.id == id && c.issue == iid)?;
+        found.body = new_body;
+        let found = found.clone();
+        return Some(json_response(StatusCode::OK, &note_json(&found)));
     }
     if !note.is_empty() {
         return None;
@@ -770,8 +797,8 @@ fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> 
             let list: Vec<Value> = state
                 .comments
                 .iter()
-                .filter(|(_, issue, _)| *issue == iid)
-                .map(|(id, _, body)| note_json(*id, body))
+                .filter(|c| c.issue == iid)
+                .map(note_json)
                 .collect();
             json_response(StatusCode::OK, &Value::Array(list))
         }
@@ -779,9 +806,15 @@ fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> 
             let Some(new_body) = text() else {
                 return Some(missing_body());
             };
-            let id = 7_000_000 + state.comments.len() as u64;
-            state.comments.push((id, iid, new_body.clone()));
-            json_response(StatusCode::CREATED, &note_json(id, &new_body))
+            let created = FakeComment {
+                id: 7_000_000 + state.comments.len() as u64,
+                issue: iid,
+                body: new_body,
+                author: "takt-bot".to_owned(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            state.comments.push(created.clone());
+            json_response(StatusCode::CREATED, &note_json(&created))
         }
         _ => not_found(),
     })
@@ -795,9 +828,10 @@ fn github_comments(
     rest: &str,
     body: &[u8],
 ) -> Option<Response> {
-    let comment = |id: u64, number: u64, body: &str| {
-        json!({"id": id, "body": body, "user": {"login": "takt-bot"},
-               "issue_url": format!("{}/repos/{}/issues/{number}", state.base, state.scope)})
+    let comment = |c: &FakeComment| {
+        json!({"id": c.id, "body": c.body, "user": {"login": c.author},
+               "created_at": rfc3339(c.created_ms, false),
+               "issue_url": format!("{}/repos/{}/issues/{}", state.base, state.scope, c.issue)})
     };
     let text = || {
         serde_json::from_slice::<Value>(body)
@@ -817,10 +851,10 @@ fn github_comments(
                 &json!({"message": "body is missing"}),
             ));
         };
-        let found = state.comments.iter_mut().find(|(cid, _, _)| *cid == id)?;
-        found.2 = new_body;
-        let (id, number, body) = found.clone();
-        return Some(json_response(StatusCode::OK, &comment(id, number, &body)));
+        let found = state.comments.iter_mut().find(|c| c.id == id)?;
+        found.body = new_body;
+        let found = found.clone();
+        return Some(json_response(StatusCode::OK, &comment(&found)));
     }
     let number = rest
         .strip_prefix('/')?
@@ -835,8 +869,8 @@ fn github_comments(
             let list: Vec<Value> = state
                 .comments
                 .iter()
-                .filter(|(_, issue, _)| *issue == number)
-                .map(|(id, issue, body)| comment(*id, *issue, body))
+                .filter(|c| c.issue == number)
+                .map(comment)
                 .collect();
             json_response(StatusCode::OK, &Value::Array(list))
         }
@@ -847,9 +881,15 @@ fn github_comments(
                     &json!({"message": "body is missing"}),
                 ));
             };
-            let id = 9_000_000 + state.comments.len() as u64;
-            state.comments.push((id, number, new_body.clone()));
-            json_response(StatusCode::CREATED, &comment(id, number, &new_body))
+            let created = FakeComment {
+                id: 9_000_000 + state.comments.len() as u64,
+                issue: number,
+                body: new_body,
+                author: "takt-bot".to_owned(),
+                created_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            state.comments.push(created.clone());
+            json_response(StatusCode::CREATED, &comment(&created))
         }
         _ => not_found(),
     })

@@ -33,7 +33,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName};
 use serde_json::{Value, json};
-use takt_core::ports::{Tracker, TrackerError};
+use takt_core::ports::{IssueComment, Tracker, TrackerError};
 use takt_protocol::{Issue, normalize_label, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 
@@ -403,6 +403,55 @@ impl Tracker for GithubTracker {
         Ok(issues)
     }
 
+    /// `GET /repos/{repo}/issues/{n}/comments?since=` (every page; `since` is GitHub's
+    /// updated-since filter, so creation times are checked here).
+    async fn comments_since(
+        &self,
+        issue: &Issue,
+        since_ms: takt_protocol::Millis,
+    ) -> Result<Vec<IssueComment>, TrackerError> {
+        let number = issue_number(issue)?;
+        let since = DateTime::<Utc>::from_timestamp_millis(since_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut next = Some(format!(
+            "{}/comments?per_page=100&since={since}",
+            self.issue_url(number)
+        ));
+        let mut comments = Vec::new();
+        while let Some(url) = next.take() {
+            let answer = self.http.send(Method::GET, &url, None, false).await?;
+            for item in answer.json(KIND)?.as_array().into_iter().flatten() {
+                let created = item
+                    .get("created_at")
+                    .and_then(Value::as_str)
+                    .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                    .map(|at| at.timestamp_millis());
+                let (Some(created), Some(body)) =
+                    (created, item.get("body").and_then(Value::as_str))
+                else {
+                    continue;
+                };
+                // GitHub stamps whole seconds.
+                if created < since_ms - since_ms.rem_euclid(1000) {
+                    continue;
+                }
+                comments.push(IssueComment {
+                    author: item
+                        .pointer("/user/login")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    body: body.to_owned(),
+                    created_at_ms: created,
+                });
+            }
+            next = next_link(&answer);
+        }
+        comments.sort_by_key(|comment| comment.created_at_ms);
+        Ok(comments)
+    }
+
     /// `GET /repos/{repo}/issues/{n}/comments` (every page) to find takt's comment by its
     /// marker, then `PATCH /repos/{repo}/issues/comments/{id}` or
     /// `POST /repos/{repo}/issues/{n}/comments`.
@@ -412,12 +461,7 @@ impl Tracker for GithubTracker {
         marker: &str,
         body: &str,
     ) -> Result<(), TrackerError> {
-        let number: u64 = issue
-            .id
-            .trim()
-            .trim_start_matches("GH-")
-            .parse()
-            .map_err(|_| TrackerError::NotFound(format!("github: no issue `{}`", issue.id)))?;
+        let number = issue_number(issue)?;
         let comments = format!("{}/comments", self.issue_url(number));
         let mut next = Some(format!("{comments}?per_page=100"));
         let mut existing = None;
@@ -512,6 +556,16 @@ impl Tracker for GithubTracker {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The issue number behind a `GitHub` issue's id.
+fn issue_number(issue: &Issue) -> Result<u64, TrackerError> {
+    issue
+        .id
+        .trim()
+        .trim_start_matches("GH-")
+        .parse()
+        .map_err(|_| TrackerError::NotFound(format!("github: no issue `{}`", issue.id)))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
-use takt_core::ports::{Tracker, TrackerError};
+use takt_core::ports::{IssueComment, Tracker, TrackerError};
 use takt_protocol::{Issue, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 
@@ -366,6 +366,50 @@ impl Tracker for GitlabTracker {
         Ok(issues)
     }
 
+    /// `GET /projects/:id/issues/:iid/notes?sort=asc&order_by=created_at` (every page); system
+    /// notes (label changes, ...) are not comments.
+    async fn comments_since(
+        &self,
+        issue: &Issue,
+        since_ms: takt_protocol::Millis,
+    ) -> Result<Vec<IssueComment>, TrackerError> {
+        let iid = issue_iid(issue)?;
+        let notes = format!("{}/issues/{iid}/notes", self.project_api);
+        let mut next = Some(format!("{notes}?per_page=100&sort=asc&order_by=created_at"));
+        let mut comments = Vec::new();
+        while let Some(url) = next.take() {
+            let answer = self.http.send(Method::GET, &url, None, false).await?;
+            for note in answer.json(KIND)?.as_array().into_iter().flatten() {
+                if note.get("system").and_then(Value::as_bool) == Some(true) {
+                    continue;
+                }
+                let created = note
+                    .get("created_at")
+                    .and_then(Value::as_str)
+                    .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                    .map(|at| at.timestamp_millis());
+                let (Some(created), Some(body)) =
+                    (created, note.get("body").and_then(Value::as_str))
+                else {
+                    continue;
+                };
+                if created >= since_ms {
+                    comments.push(IssueComment {
+                        author: note
+                            .pointer("/author/username")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        body: body.to_owned(),
+                        created_at_ms: created,
+                    });
+                }
+            }
+            next = next_page(&answer, &url)?;
+        }
+        Ok(comments)
+    }
+
     /// `GET /projects/:id/issues/:iid/notes` (every page) to find takt's note by its marker,
     /// then `PUT .../notes/:note_id` or `POST .../notes`.
     async fn upsert_comment(
@@ -374,12 +418,7 @@ impl Tracker for GitlabTracker {
         marker: &str,
         body: &str,
     ) -> Result<(), TrackerError> {
-        let iid: u64 = issue
-            .id
-            .trim()
-            .trim_start_matches("GL-")
-            .parse()
-            .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{}`", issue.id)))?;
+        let iid = issue_iid(issue)?;
         let notes = format!("{}/issues/{iid}/notes", self.project_api);
         let mut next = Some(format!("{notes}?per_page=100&sort=asc"));
         let mut existing = None;
@@ -455,4 +494,14 @@ impl Tracker for GitlabTracker {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The iid behind a `GitLab` issue's id.
+fn issue_iid(issue: &Issue) -> Result<u64, TrackerError> {
+    issue
+        .id
+        .trim()
+        .trim_start_matches("GL-")
+        .parse()
+        .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{}`", issue.id)))
 }

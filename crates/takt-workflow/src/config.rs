@@ -28,6 +28,9 @@ pub struct TrackerConfig {
     /// `on_done`, `on_failed`, `on_cancel`; takt extensions). Unset: the tracker is left alone
     /// (the local tracker is always kept current).
     pub transitions: TrackerTransitions,
+    /// `tracker.answer_mention` (takt): a comment on a blocked task's issue that mentions this
+    /// (case-insensitive) is the answer. Default `@takt`.
+    pub answer_mention: String,
 }
 
 /// `tracker.on_*`: tracker state names, in the tracker's spelling.

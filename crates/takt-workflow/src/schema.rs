@@ -47,6 +47,7 @@ pub(crate) const TRACKER: SectionSpec = SectionSpec {
         "on_done",
         "on_failed",
         "on_cancel",
+        "answer_mention",
         // Symphony's legacy flat Linear keys, copied into `provider`.
         "endpoint",
         "api_key",

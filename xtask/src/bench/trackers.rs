@@ -56,6 +56,7 @@ async fn one(kind: &str) -> Result<Sample> {
         required_labels: Vec::new(),
         provider: provider.as_object().cloned().unwrap_or_default(),
         transitions: Default::default(),
+        answer_mention: "@takt".into(),
     };
     let tracker: Arc<dyn Tracker> = takt_trackers::build(&config, &MapEnv::new())
         .map_err(|error| anyhow::anyhow!("{error}"))?;

@@ -11,6 +11,7 @@ mod forge;
 mod lifecycle;
 mod reconcile;
 mod sandbox;
+mod trackers;
 mod verification;
 
 use std::path::{Path, PathBuf};

@@ -494,3 +494,35 @@ async fn takts_comment_is_written_once_and_then_edited_in_place() {
             .starts_with("/repos/acme/widgets/issues/comments/")
     );
 }
+
+#[tokio::test]
+async fn comments_since_a_time_are_read_oldest_first_with_their_authors() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(1);
+    fake.add_comment(1, "early", "before the question");
+    // GitHub stamps whole seconds: the next second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let since = chrono::Utc::now().timestamp_millis();
+    fake.add_comment(1, "grace", "@takt blue");
+    fake.add_comment(1, "heidi", "agreed");
+    let issue = tracker
+        .fetch_issues_by_ids(&["1".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let comments = tracker
+        .comments_since(&issue, since)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, &str)> = comments
+        .iter()
+        .map(|c| (c.author.as_str(), c.body.as_str()))
+        .collect();
+    assert_eq!(seen, [("grace", "@takt blue"), ("heidi", "agreed")]);
+    let read = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/issues/1/comments"))
+        .unwrap_or_else(|| panic!("no comments request"));
+    assert!(read.query.contains("since="), "{}", read.query);
+}

@@ -235,3 +235,26 @@ async fn takts_note_is_written_once_and_then_edited_in_place() {
     assert!(writes[1].1.starts_with(&format!("{notes}/")), "{writes:?}");
     assert_eq!(writes.len(), 2);
 }
+
+#[tokio::test]
+async fn notes_since_a_time_are_read_with_their_authors() {
+    let (fake, tracker) = setup(json!({})).await;
+    fake.seed(1);
+    fake.add_comment(1, "early", "before the question");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let since = chrono::Utc::now().timestamp_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    fake.add_comment(1, "grace", "@takt blue");
+    let issue = tracker
+        .fetch_issues_by_ids(&["1".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0);
+    let comments = tracker
+        .comments_since(&issue, since)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].author, "grace");
+    assert_eq!(comments[0].body, "@takt blue");
+}

@@ -22,6 +22,7 @@ pub fn config(kind: &str, active: &[&str], terminal: &[&str], provider: Value) -
         required_labels: Vec::new(),
         provider: provider.as_object().cloned().unwrap_or_default(),
         transitions: Default::default(),
+        answer_mention: "@takt".into(),
     }
 }
 

@@ -130,6 +130,11 @@ pub(super) fn tracker(
         on_failed: transition("on_failed"),
         on_cancel: transition("on_cancel"),
     };
+    let answer_mention = report
+        .string(section, "answer_mention")
+        .map(|mention| mention.trim().to_owned())
+        .filter(|mention| !mention.is_empty())
+        .unwrap_or_else(|| "@takt".to_owned());
     section.check_unknown(report);
     Ok(TrackerConfig {
         kind,
@@ -138,5 +143,6 @@ pub(super) fn tracker(
         required_labels,
         provider,
         transitions,
+        answer_mention,
     })
 }
