@@ -332,7 +332,10 @@ async fn fake_unanswered_question_denies_and_ends_the_turn_with_input_required()
 async fn fake_unanswered_question_kills_a_process_that_ignores_the_interrupt() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = context(&dir, "http://127.0.0.1:9");
-    let mut session = start(fake(Duration::from_secs(1)), &ctx).await;
+    // The timeout must leave the fake time to ask before silence counts: on a loaded machine
+    // its start alone took over a second, the turn was interrupted as silent before the
+    // question, and the test failed for the wrong reason.
+    let mut session = start(fake(Duration::from_secs(3)), &ctx).await;
     let pgid = session.pid().unwrap();
     let sink = Sink::answering(&[None]);
     let script = "ask WebFetch {\"url\": \"https://example.com\"}\nhang";
