@@ -91,6 +91,27 @@ impl<'p> Report<'p> {
         Some(value)
     }
 
+    /// Reads a string that must be present and not blank; `item` names what holds the key
+    /// (`the gate`, `the schedule`) in the fix.
+    pub fn required_text(
+        &mut self,
+        section: &Section<'_>,
+        key: &str,
+        example: &str,
+        item: &str,
+    ) -> Option<String> {
+        if section.get(key).is_none() {
+            self.problem(
+                section.path(key),
+                section.position,
+                format!("`{}` is required", section.path(key)),
+                format!("add `{key}: {example}` to {item}"),
+            );
+            return None;
+        }
+        self.non_blank(section, key, example)
+    }
+
     /// Reads an integer in `range`; absent gives `None`. Integer-valued strings such as `"20"`
     /// are accepted, as Symphony's reference implementation does.
     pub fn integer(

@@ -96,8 +96,10 @@ fn gate(
     env: &dyn Env,
     repo: &RepoSource,
 ) -> Option<GateConfig> {
-    let name = required_text(section, report, "name", "unit").map(|name| name.trim().to_owned());
-    let run = required_text(section, report, "run", "cargo test");
+    let name = report
+        .required_text(section, "name", "unit", "the gate")
+        .map(|name| name.trim().to_owned());
+    let run = report.required_text(section, "run", "cargo test", "the gate");
     let timeout_ms =
         super::to_u64(report.positive(section, "timeout_ms", U64_MAX, DEFAULT_TIMEOUT_MS));
     let required = report.boolean(section, "required", true);
@@ -116,25 +118,6 @@ fn gate(
         files,
         junit,
     })
-}
-
-/// A non-blank string that must be present.
-fn required_text(
-    section: &Section<'_>,
-    report: &mut Report<'_>,
-    key: &str,
-    example: &str,
-) -> Option<String> {
-    if section.get(key).is_none() {
-        report.problem(
-            section.path(key),
-            section.position,
-            format!("`{}` is required", section.path(key)),
-            format!("add `{key}: {example}` to the gate"),
-        );
-        return None;
-    }
-    report.non_blank(section, key, example)
 }
 
 /// `env`: variable name -> value. A whole-value `$NAME` is taken from the daemon's environment,

@@ -77,8 +77,10 @@ pub(super) fn schedules(root: &[(Key, Node)], report: &mut Report<'_>) -> Vec<Sc
 }
 
 fn schedule(section: &Section<'_>, report: &mut Report<'_>) -> Option<ScheduleConfig> {
-    let name = required(section, report, "name", "deps").map(|name| name.trim().to_owned());
-    let cron = required(section, report, "cron", "\"0 3 * * 1\"");
+    let name = report
+        .required_text(section, "name", "deps", "the schedule")
+        .map(|name| name.trim().to_owned());
+    let cron = report.required_text(section, "cron", "\"0 3 * * 1\"", "the schedule");
     if let Some(expression) = &cron
         && let Err(error) = croner::Cron::from_str(expression)
     {
@@ -107,7 +109,7 @@ fn schedule(section: &Section<'_>, report: &mut Report<'_>) -> Option<ScheduleCo
             "use an IANA name such as `UTC`, `Europe/Berlin` or `America/New_York`",
         );
     }
-    let title = required(section, report, "title", "Update dependencies");
+    let title = report.required_text(section, "title", "Update dependencies", "the schedule");
     let body = report.string(section, "body");
     let labels = report.string_list(section, "labels").unwrap_or_default();
     let priority = report.integer(
@@ -127,22 +129,4 @@ fn schedule(section: &Section<'_>, report: &mut Report<'_>) -> Option<ScheduleCo
         labels,
         priority: priority.and_then(|p| i64::try_from(p).ok()),
     })
-}
-
-fn required(
-    section: &Section<'_>,
-    report: &mut Report<'_>,
-    key: &str,
-    example: &str,
-) -> Option<String> {
-    if section.get(key).is_none() {
-        report.problem(
-            section.path(key),
-            section.position,
-            format!("`{}` is required", section.path(key)),
-            format!("add `{key}: {example}` to the schedule"),
-        );
-        return None;
-    }
-    report.non_blank(section, key, example)
 }
