@@ -37,6 +37,7 @@ use takt_core::ports::{IssueComment, Tracker, TrackerError};
 use takt_protocol::{Issue, normalize_label, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 
+use crate::comments;
 use crate::http::{Answer, Http, check_base_url};
 use crate::sync::{Delta, Listing, Source, SyncCache, checked_time, parse_time, server_time};
 
@@ -410,7 +411,7 @@ impl Tracker for GithubTracker {
         issue: &Issue,
         since_ms: takt_protocol::Millis,
     ) -> Result<Vec<IssueComment>, TrackerError> {
-        let number = issue_number(issue)?;
+        let number = issue_number(&issue.id)?;
         let since = DateTime::<Utc>::from_timestamp_millis(since_ms)
             .unwrap_or_default()
             .to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -422,29 +423,10 @@ impl Tracker for GithubTracker {
         while let Some(url) = next.take() {
             let answer = self.http.send(Method::GET, &url, None, false).await?;
             for item in answer.json(KIND)?.as_array().into_iter().flatten() {
-                let created = item
-                    .get("created_at")
-                    .and_then(Value::as_str)
-                    .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-                    .map(|at| at.timestamp_millis());
-                let (Some(created), Some(body)) =
-                    (created, item.get("body").and_then(Value::as_str))
-                else {
-                    continue;
-                };
                 // GitHub stamps whole seconds.
-                if created < since_ms - since_ms.rem_euclid(1000) {
-                    continue;
-                }
-                comments.push(IssueComment {
-                    author: item
-                        .pointer("/user/login")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    body: body.to_owned(),
-                    created_at_ms: created,
-                });
+                let comment = comments::parse(item, "/user/login")
+                    .filter(|c| c.created_at_ms >= since_ms - since_ms.rem_euclid(1000));
+                comments.extend(comment);
             }
             next = next_link(&answer);
         }
@@ -461,24 +443,13 @@ impl Tracker for GithubTracker {
         marker: &str,
         body: &str,
     ) -> Result<(), TrackerError> {
-        let number = issue_number(issue)?;
+        let number = issue_number(&issue.id)?;
         let comments = format!("{}/comments", self.issue_url(number));
         let mut next = Some(format!("{comments}?per_page=100"));
         let mut existing = None;
         while let (Some(url), None) = (next.take(), existing) {
             let answer = self.http.send(Method::GET, &url, None, false).await?;
-            existing = answer
-                .json(KIND)?
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|comment| {
-                    comment
-                        .get("body")
-                        .and_then(Value::as_str)
-                        .is_some_and(|text| text.contains(marker))
-                })
-                .and_then(|comment| comment.get("id").and_then(Value::as_u64));
+            existing = comments::marked_id(&answer.json(KIND)?, marker);
             next = next_link(&answer);
         }
         let payload = json!({ "body": body });
@@ -499,11 +470,7 @@ impl Tracker for GithubTracker {
     }
 
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError> {
-        let number: u64 = issue_id
-            .trim()
-            .trim_start_matches("GH-")
-            .parse()
-            .map_err(|_| TrackerError::NotFound(format!("github: no issue `{issue_id}`")))?;
+        let number = issue_number(issue_id)?;
         let wanted = normalize_state(state);
         let target = self
             .state_labels
@@ -559,13 +526,11 @@ impl Tracker for GithubTracker {
 }
 
 /// The issue number behind a `GitHub` issue's id.
-fn issue_number(issue: &Issue) -> Result<u64, TrackerError> {
-    issue
-        .id
-        .trim()
+fn issue_number(id: &str) -> Result<u64, TrackerError> {
+    id.trim()
         .trim_start_matches("GH-")
         .parse()
-        .map_err(|_| TrackerError::NotFound(format!("github: no issue `{}`", issue.id)))
+        .map_err(|_| TrackerError::NotFound(format!("github: no issue `{id}`")))
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use takt_core::ports::{IssueComment, Tracker, TrackerError};
 use takt_protocol::{Issue, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 
+use crate::comments;
 use crate::github::{kind_of, next_link};
 use crate::http::{Answer, Http, check_base_url};
 use crate::sync::{Delta, Listing, Source, SyncCache, checked_time, server_time};
@@ -373,37 +374,20 @@ impl Tracker for GitlabTracker {
         issue: &Issue,
         since_ms: takt_protocol::Millis,
     ) -> Result<Vec<IssueComment>, TrackerError> {
-        let iid = issue_iid(issue)?;
+        let iid = issue_iid(&issue.id)?;
         let notes = format!("{}/issues/{iid}/notes", self.project_api);
         let mut next = Some(format!("{notes}?per_page=100&sort=asc&order_by=created_at"));
         let mut comments = Vec::new();
         while let Some(url) = next.take() {
             let answer = self.http.send(Method::GET, &url, None, false).await?;
             for note in answer.json(KIND)?.as_array().into_iter().flatten() {
+                // System notes (label changes, ...) are not comments.
                 if note.get("system").and_then(Value::as_bool) == Some(true) {
                     continue;
                 }
-                let created = note
-                    .get("created_at")
-                    .and_then(Value::as_str)
-                    .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-                    .map(|at| at.timestamp_millis());
-                let (Some(created), Some(body)) =
-                    (created, note.get("body").and_then(Value::as_str))
-                else {
-                    continue;
-                };
-                if created >= since_ms {
-                    comments.push(IssueComment {
-                        author: note
-                            .pointer("/author/username")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        body: body.to_owned(),
-                        created_at_ms: created,
-                    });
-                }
+                let comment = comments::parse(note, "/author/username")
+                    .filter(|c| c.created_at_ms >= since_ms);
+                comments.extend(comment);
             }
             next = next_page(&answer, &url)?;
         }
@@ -418,23 +402,13 @@ impl Tracker for GitlabTracker {
         marker: &str,
         body: &str,
     ) -> Result<(), TrackerError> {
-        let iid = issue_iid(issue)?;
+        let iid = issue_iid(&issue.id)?;
         let notes = format!("{}/issues/{iid}/notes", self.project_api);
         let mut next = Some(format!("{notes}?per_page=100&sort=asc"));
         let mut existing = None;
         while let (Some(url), None) = (next.take(), existing) {
             let answer = self.http.send(Method::GET, &url, None, false).await?;
-            existing = answer
-                .json(KIND)?
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|note| {
-                    note.get("body")
-                        .and_then(Value::as_str)
-                        .is_some_and(|text| text.contains(marker))
-                })
-                .and_then(|note| note.get("id").and_then(Value::as_u64));
+            existing = comments::marked_id(&answer.json(KIND)?, marker);
             next = next_page(&answer, &url)?;
         }
         let payload = json!({ "body": body });
@@ -455,11 +429,7 @@ impl Tracker for GitlabTracker {
     }
 
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError> {
-        let iid: u64 = issue_id
-            .trim()
-            .trim_start_matches("GL-")
-            .parse()
-            .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{issue_id}`")))?;
+        let iid = issue_iid(issue_id)?;
         let wanted = normalize_state(state);
         let target = self
             .state_labels
@@ -497,11 +467,9 @@ impl Tracker for GitlabTracker {
 }
 
 /// The iid behind a `GitLab` issue's id.
-fn issue_iid(issue: &Issue) -> Result<u64, TrackerError> {
-    issue
-        .id
-        .trim()
+fn issue_iid(id: &str) -> Result<u64, TrackerError> {
+    id.trim()
         .trim_start_matches("GL-")
         .parse()
-        .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{}`", issue.id)))
+        .map_err(|_| TrackerError::NotFound(format!("gitlab: no issue `{id}`")))
 }

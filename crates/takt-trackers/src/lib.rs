@@ -10,6 +10,7 @@
 //! Common settings (every kind):
 //! - `full_sync_every`: polls between full listings, default 20; `1` disables incremental sync.
 
+mod comments;
 pub mod github;
 pub mod gitlab;
 pub mod http;
