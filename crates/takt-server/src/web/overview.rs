@@ -93,8 +93,7 @@ pub async fn page(State(app): State<App>, headers: HeaderMap) -> Response {
     )
 }
 
-/// Tasks done per day of `days`, dated by their last change (a done task does not change
-/// again, so that is when it merged).
+/// Tasks merged on each day of `days`.
 fn merged_per_day(state: &CoreState, days: &[i64]) -> Vec<u64> {
     days.iter()
         .map(|day| {
@@ -102,7 +101,8 @@ fn merged_per_day(state: &CoreState, days: &[i64]) -> Vec<u64> {
                 .tasks
                 .values()
                 .filter(|task| {
-                    task.state == TaskState::Done && task.updated_at_ms.div_euclid(DAY_MS) == *day
+                    task.merged_at_ms
+                        .is_some_and(|at| at.div_euclid(DAY_MS) == *day)
                 })
                 .count() as u64
         })
