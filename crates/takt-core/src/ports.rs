@@ -97,6 +97,14 @@ pub trait Tracker: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Whether [`Tracker::comments_since`] and [`Tracker::upsert_comment`] reach real comments
+    /// (the agent's `issue_comment` tool is offered only then).
+    fn has_comments(&self) -> bool {
+        false
+    }
+
+    /// Creates the comment on `issue` whose body holds `marker`, or edits it in place when one
+    /// exists. Trackers without comments do nothing.
     async fn upsert_comment(
         &self,
         issue: &Issue,

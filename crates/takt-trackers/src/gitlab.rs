@@ -396,6 +396,10 @@ impl Tracker for GitlabTracker {
 
     /// `GET /projects/:id/issues/:iid/notes` (every page) to find takt's note by its marker,
     /// then `PUT .../notes/:note_id` or `POST .../notes`.
+    fn has_comments(&self) -> bool {
+        true
+    }
+
     async fn upsert_comment(
         &self,
         issue: &Issue,
