@@ -985,7 +985,10 @@ impl Daemon {
                     }
                 };
                 let answer = comments.iter().find_map(|comment| {
-                    if comment.body.contains(crate::writeback::MARKER) {
+                    // takt's own comments (its status, its agents') never answer anything.
+                    if comment.body.contains(crate::writeback::MARKER)
+                        || comment.body.contains(crate::host_tools::AGENT_MARKER)
+                    {
                         return None;
                     }
                     let at = comment.body.to_lowercase().find(&mention)?;
@@ -1058,7 +1061,24 @@ impl Daemon {
                 self.workflow.model.name.clone(),
             )
         });
+        let host_tools: Arc<dyn takt_core::ports::HostTools> =
+            Arc::new(crate::host_tools::RunTools::new(
+                &spec.run_id,
+                spec.issue.clone(),
+                self.tracker.clone(),
+                self.publisher.as_ref().map(crate::publish::Publisher::forge),
+                self.engine
+                    .state
+                    .tasks
+                    .get(&spec.task_id)
+                    .and_then(|task| task.pull_request.clone()),
+                crate::host_tools::secret_values(&self.workflow),
+            ));
+        if let Some(models) = &self.models {
+            models.attach_host_tools(&spec.run_id, host_tools.clone());
+        }
         let context = RunContext {
+            host_tools: Some(host_tools),
             model,
             run_dir: run_dir(&self.state_dir, &spec.run_id),
             spec,

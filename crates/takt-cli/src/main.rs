@@ -11,6 +11,7 @@ mod commands;
 mod daemon;
 mod engine;
 mod exit;
+mod host_tools;
 mod models;
 mod project;
 mod publish;
@@ -27,6 +28,12 @@ fn main() -> std::process::ExitCode {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = takt_sandbox::helper_main(&raw) {
         return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // Claude Code starts takt's host-tools MCP server (inside the sandbox) the same way.
+    if raw.get(1).is_some_and(|arg| arg == takt_agents::mcp::MCP_ARG) {
+        return std::process::ExitCode::from(
+            u8::try_from(takt_agents::mcp::main()).unwrap_or(1),
+        );
     }
     let cli = args::Cli::parse();
     init_tracing(matches!(

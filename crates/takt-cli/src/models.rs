@@ -113,6 +113,11 @@ impl ModelEndpoint {
         self.gateway.revoke(run_id);
     }
 
+    /// Serves the run's host tools to its sandboxed agent (takt's MCP server), until revoked.
+    pub fn attach_host_tools(&self, run_id: &str, tools: std::sync::Arc<dyn takt_core::ports::HostTools>) {
+        self.gateway.attach_host_tools(run_id, tools);
+    }
+
     /// Applies a changed `model` section to future calls (switching to or from the embedded
     /// mock needs a restart).
     pub fn reload(&self, workflow: &Workflow) {

@@ -56,6 +56,11 @@ impl Publisher {
         }))
     }
 
+    /// The forge client, for the agents' host tools (read-only use there).
+    pub fn forge(&self) -> Arc<dyn Forge> {
+        self.forge.clone()
+    }
+
     async fn base_branch(&self) -> Result<String, String> {
         match &self.base_branch {
             Some(branch) => Ok(branch.clone()),

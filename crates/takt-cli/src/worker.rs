@@ -31,6 +31,8 @@ pub struct RunContext {
     pub stop: watch::Receiver<Option<StopReason>>,
     /// Answers a person gave to this run's questions.
     pub answers: mpsc::UnboundedReceiver<String>,
+    /// The run's host-side tools (its issue, its pull request).
+    pub host_tools: Option<Arc<dyn takt_core::ports::HostTools>>,
 }
 
 struct Sink {
@@ -347,6 +349,7 @@ async fn converse(
         run_dir: ctx.run_dir.clone(),
         model: ctx.model.clone(),
         git_dir: Some(ctx.workspaces.settings().mirror_dir.clone()),
+        host_tools: ctx.host_tools.clone(),
     };
     let _ = ctx.events.send(Event::AgentActivity {
         run_id: ctx.spec.run_id.clone(),

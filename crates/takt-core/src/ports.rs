@@ -2,6 +2,7 @@
 //! concrete adapters (local tracker, command backend, ...) to them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use takt_protocol::{AgentEvent, Issue, Millis};
@@ -149,6 +150,56 @@ pub struct SessionContext {
     /// The git metadata the workspace points into (a worktree's shared mirror), from the
     /// daemon's own records: the sandbox shows it read-only so git works inside.
     pub git_dir: Option<PathBuf>,
+    /// Tools the daemon runs for this run's agent on the host (reading its issue, commenting
+    /// on it, reading its pull request's checks); `None` when the run has none.
+    pub host_tools: Option<Arc<dyn HostTools>>,
+}
+
+/// One tool the daemon runs on an agent's behalf, outside the sandbox, with the daemon's
+/// credentials (Symphony's host-side tool pattern, R-124). Each is scoped to the run's own task:
+/// the agent never holds a tracker or forge token and cannot name another issue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// JSON Schema of the arguments object.
+    pub input_schema: serde_json::Value,
+}
+
+/// What a host tool call produced: text for the model. A failure (bad arguments, a provider
+/// error, a refused request) is `is_error` and tells the model what went wrong; it never ends
+/// the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostToolOutput {
+    pub text: String,
+    pub is_error: bool,
+}
+
+impl HostToolOutput {
+    pub fn ok(text: impl Into<String>) -> HostToolOutput {
+        HostToolOutput {
+            text: text.into(),
+            is_error: false,
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> HostToolOutput {
+        HostToolOutput {
+            text: text.into(),
+            is_error: true,
+        }
+    }
+}
+
+/// The host-side tools of one run. Every backend reaches the same object: the built-in loop
+/// calls it directly, Codex through dynamic tools, Claude Code through takt's MCP server.
+#[async_trait]
+pub trait HostTools: Send + Sync + std::fmt::Debug {
+    /// The tools this run has (which depend on the tracker and the forge).
+    fn specs(&self) -> Vec<HostToolSpec>;
+
+    /// Runs `name` with `arguments` (a JSON object). An unknown name is an error output.
+    async fn call(&self, name: &str, arguments: serde_json::Value) -> HostToolOutput;
 }
 
 /// How an agent reaches a model: the daemon's model endpoint and the run's own token. Agents

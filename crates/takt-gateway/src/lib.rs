@@ -24,6 +24,7 @@
 //!
 //! Shape: [`Gateway::start`] binds and serves until [`Gateway::shutdown`] (mini-redis).
 
+mod host_tools;
 mod ledger;
 pub mod meter;
 pub mod prices;
@@ -206,6 +207,7 @@ pub(crate) struct Shared {
     pub ledger: Mutex<ledger::Ledger>,
     pub quota: Arc<quota::Quota>,
     pub tokens: tokens::Tokens,
+    pub host_tools: host_tools::Registry,
     pub calls: mpsc::UnboundedSender<ModelCall>,
     pub client: reqwest::Client,
     pub clock: Arc<dyn Clock>,
@@ -267,6 +269,7 @@ impl Gateway {
             ledger: Mutex::new(ledger::Ledger::default()),
             quota: Arc::new(quota::Quota::new()),
             tokens: tokens::Tokens::default(),
+            host_tools: host_tools::Registry::default(),
             calls,
             client: http_client()?,
             clock: config.clock,
@@ -319,10 +322,17 @@ impl Gateway {
         }
     }
 
+    /// Serves `tools` to agents of `run_id` that present its token
+    /// ([`takt_protocol::HOST_TOOLS_PATH`]); they go with the run's token at [`Gateway::revoke`].
+    pub fn attach_host_tools(&self, run_id: &str, tools: Arc<dyn takt_core::ports::HostTools>) {
+        self.shared.host_tools.attach(run_id, tools);
+    }
+
     /// Ends a run's access; its token is refused from now on. Calls still in flight finish and
     /// count toward the task, day and month.
     pub fn revoke(&self, run_id: &str) {
         self.shared.tokens.revoke(run_id);
+        self.shared.host_tools.detach(run_id);
         self.shared.ledger().close_run(run_id);
     }
 

@@ -56,10 +56,20 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
 ];
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(forward).with_state(shared)
+    Router::new()
+        .route(
+            takt_protocol::HOST_TOOLS_PATH,
+            axum::routing::get(crate::host_tools::list),
+        )
+        .route(
+            takt_protocol::HOST_TOOLS_CALL_PATH,
+            axum::routing::post(crate::host_tools::call),
+        )
+        .fallback(forward)
+        .with_state(shared)
 }
 
-fn token_of(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn token_of(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -24,6 +24,11 @@ pub use task::{
 /// these, handed to it by the shell.
 pub type Millis = i64;
 
+mod host_tools;
+pub use host_tools::{
+    HOST_TOOLS_CALL_PATH, HOST_TOOLS_PATH, HostToolCall, HostToolDescriptor, HostToolList,
+    HostToolResult,
+};
 mod agent_event;
 pub use agent_event::{AgentEvent, OutputStream};
 

@@ -119,6 +119,13 @@ impl Sandbox {
         self
     }
 
+    /// The takt binary agents' processes may start (takt's MCP server for host tools), made
+    /// readable by the launch that names it; `None` for a sandbox built without one (tests of
+    /// the backends).
+    pub fn takt_binary(&self) -> Option<PathBuf> {
+        (!self.helper.as_os_str().is_empty()).then(|| self.helper.clone())
+    }
+
     pub fn mechanism(&self) -> Mechanism {
         self.mechanism
     }

@@ -201,6 +201,7 @@ async fn sessions() -> Result<(Vec<f64>, Vec<f64>)> {
         super::git(&workspace, &["init", "-q"])?;
         let context = SessionContext {
             git_dir: None,
+            host_tools: None,
             task_id: "bench".into(),
             identifier: format!("BENCH-{round}"),
             run_id: format!("BENCH-{round}#1"),

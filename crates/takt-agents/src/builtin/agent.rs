@@ -44,7 +44,7 @@ pub fn estimate_tokens(chars: usize) -> u64 {
 
 impl Agent {
     pub fn new(client: ModelClient, toolbox: Toolbox, system: String, limits: Limits) -> Agent {
-        let tools = Toolbox::specs();
+        let tools = toolbox.all_specs();
         let fixed_chars = system.len()
             + tools
                 .iter()

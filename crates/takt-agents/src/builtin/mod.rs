@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use takt_core::ports::{
-    AgentBackend, AgentError, AgentEventSink, AgentSession, SessionContext, TurnInput, TurnResult,
+    AgentBackend, AgentError, AgentEventSink, AgentSession, HostToolSpec, SessionContext,
+    TurnInput, TurnResult,
 };
 use takt_protocol::AgentEvent;
 
@@ -135,6 +136,7 @@ pub fn system_prompt(
     settings: &BuiltinSettings,
     workspace: &Path,
     instructions: Option<(&str, &str)>,
+    host_tools: &[HostToolSpec],
 ) -> String {
     let mut prompt = format!(
         "You are takt's built-in coding agent. You work alone on one task in a git checkout; \
@@ -164,6 +166,14 @@ Rules:\n\
         timeout = settings.command_timeout.as_secs().max(1),
         limit = settings.output_limit_bytes,
     );
+    if !host_tools.is_empty() {
+        prompt.push_str(
+            "\nTools takt runs for you outside the workspace; they reach only this task's issue and pull request:\n",
+        );
+        for tool in host_tools {
+            prompt.push_str(&format!("- {}: {}\n", tool.name, tool.description));
+        }
+    }
     if let Some((name, text)) = instructions {
         prompt.push_str(&format!(
             "\nThe repository's {name} (instructions from its maintainers):\n<{name}>\n{text}\n</{name}>\n"
@@ -248,7 +258,8 @@ impl AgentBackend for BuiltinBackend {
                 "the workspace {} cannot be used: {error}",
                 context.workspace.display()
             ))
-        })?;
+        })?
+        .with_host_tools(context.host_tools.clone());
         let instructions = repository_instructions(toolbox.root());
         let system = system_prompt(
             settings,
@@ -256,6 +267,11 @@ impl AgentBackend for BuiltinBackend {
             instructions
                 .as_ref()
                 .map(|(name, text)| (*name, text.as_str())),
+            &context
+                .host_tools
+                .as_ref()
+                .map(|host| host.specs())
+                .unwrap_or_default(),
         );
         let client = ModelClient::new(
             self.http.clone(),

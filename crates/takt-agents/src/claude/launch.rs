@@ -10,6 +10,8 @@ use super::error::ClaudeError;
 
 /// The per-run Claude configuration directory under the run directory.
 pub const CONFIG_DIR: &str = "claude-config";
+/// The MCP configuration file in it, naming takt's host-tools server.
+pub const MCP_CONFIG: &str = "mcp.json";
 
 /// Variables that would send Claude to another provider or present another credential than
 /// the run token; always removed.
@@ -92,13 +94,55 @@ pub async fn fresh_config_dir(run_dir: &Path) -> Result<PathBuf, std::io::Error>
     Ok(dir)
 }
 
+/// takt's MCP server as Claude Code starts it: the takt binary (`takt_binary`, the path the
+/// sandboxed processes see) with the run's endpoint and token; `None` without host tools.
+pub struct HostToolsServer<'a> {
+    pub takt_binary: &'a Path,
+    pub tool_names: Vec<&'static str>,
+}
+
+/// Writes the MCP configuration naming only takt's server (the repository's own `.mcp.json`
+/// is never used: `--strict-mcp-config`) and returns the arguments that load it and allow its
+/// tools.
+pub async fn host_tools_arguments(
+    server: &HostToolsServer<'_>,
+    model: &ModelAccess,
+    config_dir: &Path,
+) -> Result<Vec<String>, std::io::Error> {
+    let config = serde_json::json!({"mcpServers": {crate::mcp::SERVER_NAME: {
+        "type": "stdio",
+        "command": server.takt_binary,
+        "args": [crate::mcp::MCP_ARG],
+        "env": {
+            crate::mcp::URL_ENV: model.anthropic_base_url,
+            crate::mcp::TOKEN_ENV: model.token,
+        },
+    }}});
+    let path = config_dir.join(MCP_CONFIG);
+    fs_err::tokio::write(&path, config.to_string()).await?;
+    let mut args = vec![
+        "--mcp-config".to_owned(),
+        path.display().to_string(),
+        "--strict-mcp-config".to_owned(),
+    ];
+    for name in &server.tool_names {
+        args.extend([
+            "--allowedTools".to_owned(),
+            format!("mcp__{}__{name}", crate::mcp::SERVER_NAME),
+        ]);
+    }
+    Ok(args)
+}
+
 /// What to start: `sh -c '<command> "$@"' claude <arguments>` in the workspace, with the
-/// run token as Claude's API key and the daemon's endpoint as its base URL.
+/// run token as Claude's API key and the daemon's endpoint as its base URL. `extra` comes
+/// after the settings' arguments (takt's MCP server).
 pub fn launch(
     settings: &ClaudeSettings,
     context: &SessionContext,
     model: &ModelAccess,
     config_dir: &Path,
+    extra: Vec<String>,
 ) -> takt_sandbox::Launch {
     let chosen_model = settings.model.as_deref().or(model.model.as_deref());
     let mut args = vec![
@@ -107,6 +151,7 @@ pub fn launch(
         "claude".to_owned(),
     ];
     args.extend(arguments(settings, chosen_model));
+    args.extend(extra);
     let mut env = vec![
         (
             "CLAUDE_CONFIG_DIR".to_owned(),

@@ -108,7 +108,27 @@ impl ClaudeSession {
         let config_dir = launch::fresh_config_dir(&agent_dir)
             .await
             .map_err(spawn_error)?;
-        let launch = launch::launch(&settings, &context, &model, &config_dir);
+        let host_tools = match (&context.host_tools, sandbox.takt_binary()) {
+            (Some(host), Some(binary)) => Some((host.specs(), binary)),
+            _ => None,
+        };
+        let extra = match &host_tools {
+            Some((specs, binary)) => launch::host_tools_arguments(
+                &launch::HostToolsServer {
+                    takt_binary: binary,
+                    tool_names: specs.iter().map(|spec| spec.name).collect(),
+                },
+                &model,
+                &config_dir,
+            )
+            .await
+            .map_err(spawn_error)?,
+            None => Vec::new(),
+        };
+        let mut launch = launch::launch(&settings, &context, &model, &config_dir, extra);
+        if let Some((_, binary)) = host_tools {
+            launch.read_only.push(binary);
+        }
         let mut child = crate::process::confined(sandbox, &context, launch)
             .map_err(|error| spawn_error(std::io::Error::other(error.to_string())))?
             .spawn()

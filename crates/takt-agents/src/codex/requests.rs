@@ -9,7 +9,7 @@
 //! | `item/permissions/requestApproval` | `permissions` rule; accept grants what was asked for this turn |
 //! | `item/tool/requestUserInput` | always a person (`ask`); nobody to ask → empty answers |
 //! | `mcpServer/elicitation/request` | declined (takt cannot fill MCP forms) |
-//! | `item/tool/call` | failure result: takt registers no dynamic tools (R-123) |
+//! | `item/tool/call` | the run's host-side tool ([`HostTools`]), run in the background; an unknown tool gets a failure result (R-123) |
 //! | `execCommandApproval`, `applyPatchApproval` (v1) | same rules, v1 decision values |
 //! | anything else | JSON-RPC error `-32601` |
 //!
@@ -18,8 +18,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
+use takt_core::ports::HostTools;
 
 use super::policy::{
     ApprovalRules, RuleAction, Verdict, is_approval, is_bare_refusal, unwrap_shell,
@@ -35,6 +37,8 @@ pub(crate) struct Responder {
     rules: ApprovalRules,
     workspace: PathBuf,
     out: Outbox,
+    /// The run's host-side tools, registered as dynamic tools at `thread/start`.
+    host: Option<Arc<dyn HostTools>>,
     /// Paths of file-change items seen in `item/started`, by item id: the approval request
     /// itself does not name them.
     file_changes: HashMap<String, Vec<PathBuf>>,
@@ -42,11 +46,17 @@ pub(crate) struct Responder {
 
 impl Responder {
     /// `workspace` must be canonical.
-    pub(crate) fn new(rules: ApprovalRules, workspace: PathBuf, out: Outbox) -> Responder {
+    pub(crate) fn new(
+        rules: ApprovalRules,
+        workspace: PathBuf,
+        out: Outbox,
+        host: Option<Arc<dyn HostTools>>,
+    ) -> Responder {
         Responder {
             rules,
             workspace,
             out,
+            host,
             file_changes: HashMap::new(),
         }
     }
@@ -199,8 +209,15 @@ impl Responder {
             }
             "item/tool/call" => {
                 let tool = params["tool"].as_str().unwrap_or("?");
+                let host = self.host.clone().filter(|host| {
+                    params["namespace"].is_null()
+                        && host.specs().iter().any(|spec| spec.name == tool)
+                });
+                if let Some(host) = host {
+                    return Some(self.call_host_tool(host, id, tool, params["arguments"].clone()));
+                }
                 let text = format!(
-                    "Unsupported dynamic tool: `{tool}`. takt registers no dynamic tools; use the shell or apply_patch instead."
+                    "Unsupported dynamic tool: `{tool}`. takt registers only its host tools; use the shell or apply_patch instead."
                 );
                 self.out.respond(
                     &id,
@@ -246,6 +263,30 @@ impl Responder {
                 )
             }
         }
+    }
+
+    /// Runs a host tool in the background (it may wait on a tracker or forge) and answers the
+    /// request when it is done; the demultiplexer keeps reading meanwhile.
+    fn call_host_tool(
+        &self,
+        host: Arc<dyn HostTools>,
+        id: Value,
+        tool: &str,
+        arguments: Value,
+    ) -> Inbound {
+        let out = self.out.clone();
+        let name = tool.to_owned();
+        tokio::spawn(async move {
+            let output = host.call(&name, arguments).await;
+            out.respond(
+                &id,
+                json!({
+                    "success": !output.is_error,
+                    "contentItems": [{"type": "inputText", "text": output.text}],
+                }),
+            );
+        });
+        Inbound::Decided(format!("[host tool] {tool}"))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -522,7 +563,7 @@ mod tests {
         let ws = dir.join("takt-codex-responder-ws");
         let (out, written) = Outbox::new();
         (
-            Responder::new(ApprovalRules::default(), ws.clone(), out),
+            Responder::new(ApprovalRules::default(), ws.clone(), out, None),
             written,
             ws,
         )

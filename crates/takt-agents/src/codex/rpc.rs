@@ -417,7 +417,7 @@ mod tests {
             pending: pending.clone(),
             inbound: sender,
             shared: shared.clone(),
-            responder: Responder::new(ApprovalRules::default(), workspace, out.clone()),
+            responder: Responder::new(ApprovalRules::default(), workspace, out.clone(), None),
         };
         Harness {
             client: Client::new(out.clone(), pending),

@@ -155,7 +155,12 @@ impl CodexSession {
             pending: pending.clone(),
             inbound: sender,
             shared: shared.clone(),
-            responder: Responder::new(settings.policy.clone(), workspace.clone(), out.clone()),
+            responder: Responder::new(
+                settings.policy.clone(),
+                workspace.clone(),
+                out.clone(),
+                context.host_tools.clone(),
+            ),
         };
         let tasks = vec![
             tokio::spawn(write_loop(stdin, queue)),
@@ -210,6 +215,22 @@ impl CodexSession {
         });
         if let Some(model) = model {
             params["model"] = Value::String(model);
+        }
+        if let Some(host) = &self.context.host_tools {
+            // Dynamic tools (experimental API): Codex sends `item/tool/call` back to takt,
+            // which runs the tool with its own credentials.
+            params["dynamicTools"] = host
+                .specs()
+                .into_iter()
+                .map(|spec| {
+                    json!({
+                        "type": "function",
+                        "name": spec.name,
+                        "description": spec.description,
+                        "inputSchema": spec.input_schema,
+                    })
+                })
+                .collect();
         }
         let started = self.call("thread/start", params).await?;
         let thread_id = started["thread"]["id"]

@@ -91,6 +91,7 @@ impl Repo {
     fn context(&self, mock: &MockModel) -> SessionContext {
         SessionContext {
             git_dir: None,
+            host_tools: None,
             task_id: "id-1".into(),
             identifier: "TAKT-1".into(),
             run_id: "TAKT-1#1".into(),

@@ -45,6 +45,7 @@ fn context(dir: &tempfile::TempDir, base_url: &str) -> SessionContext {
     std::fs::create_dir_all(&workspace).unwrap();
     SessionContext {
         git_dir: None,
+        host_tools: None,
         task_id: "id-1".into(),
         identifier: "TAKT-1".into(),
         run_id: "TAKT-1#1".into(),

@@ -20,11 +20,13 @@ pub mod run;
 pub mod search;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use takt_core::ports::HostTools;
 
 use self::paths::Workspace;
 pub use self::run::RunningGroup;
@@ -35,10 +37,8 @@ use super::client::ToolSpec;
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     /// The model called a tool that does not exist.
-    #[error(
-        "unknown tool `{0}`; the tools are: read_file, list_dir, search, write_file, edit_file, apply_patch, run, finish"
-    )]
-    UnknownTool(String),
+    #[error("unknown tool `{name}`; the tools are: {known}")]
+    UnknownTool { name: String, known: String },
     /// The arguments are not valid JSON, or lack a required field, or have a wrong type.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
@@ -122,6 +122,8 @@ pub struct Toolbox {
     workspace: Workspace,
     settings: ToolSettings,
     running: RunningGroup,
+    /// The run's host-side tools (its issue, its pull request), run by the daemon.
+    host: Option<Arc<dyn HostTools>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +253,56 @@ impl Toolbox {
             workspace: Workspace::new(workspace)?,
             settings,
             running: RunningGroup::default(),
+            host: None,
+        })
+    }
+
+    /// Adds the run's host-side tools to the workspace tools.
+    pub fn with_host_tools(mut self, host: Option<Arc<dyn HostTools>>) -> Toolbox {
+        self.host = host;
+        self
+    }
+
+    /// The workspace tools and the run's host-side tools, as sent to the model.
+    pub fn all_specs(&self) -> Vec<ToolSpec> {
+        let mut specs = Self::specs();
+        if let Some(host) = &self.host {
+            specs.extend(host.specs().into_iter().map(|spec| ToolSpec {
+                name: spec.name,
+                description: spec.description,
+                parameters: spec.input_schema,
+            }));
+        }
+        specs
+    }
+
+    fn unknown(&self, name: &str) -> ToolError {
+        ToolError::UnknownTool {
+            name: name.to_owned(),
+            known: self
+                .all_specs()
+                .iter()
+                .map(|spec| spec.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// A host-side tool: arguments must be a JSON object; the daemon's answer is the result.
+    async fn host_call(&self, host: &dyn HostTools, name: &str, arguments: &str) -> Result<Done, ToolError> {
+        let arguments: serde_json::Value = parse(arguments)?;
+        if !arguments.is_object() {
+            return Err(ToolError::InvalidArguments(
+                "send one JSON object with the fields the tool's schema lists".to_owned(),
+            ));
+        }
+        let output = host.call(name, arguments).await;
+        Ok(Done {
+            ok: !output.is_error,
+            ..Done::new(
+                truncate_middle(&output.text, self.settings.output_limit_bytes),
+                one_line(&format!("{name}: {}", output.text)),
+            )
         })
     }
 
@@ -347,7 +399,12 @@ impl Toolbox {
                     }),
                 }
             }
-            other => Err(ToolError::UnknownTool(other.to_owned())),
+            other => match &self.host {
+                Some(host) if host.specs().iter().any(|spec| spec.name == other) => {
+                    self.host_call(host.as_ref(), other, arguments).await
+                }
+                _ => Err(self.unknown(other)),
+            },
         };
         match result {
             Ok(done) => ToolOutput {
@@ -375,7 +432,7 @@ impl Toolbox {
             "write_file" => self.write_file(parse(arguments)?),
             "edit_file" => self.edit_file(parse(arguments)?),
             "apply_patch" => self.apply_patch(&parse::<PatchArgs>(arguments)?.patch),
-            other => Err(ToolError::UnknownTool(other.to_owned())),
+            other => Err(self.unknown(other)),
         }
     }
 
