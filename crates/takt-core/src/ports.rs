@@ -84,9 +84,6 @@ pub trait Tracker: Send + Sync {
     /// `Ok(())` and log).
     async fn transition(&self, issue_id: &str, state: &str) -> Result<(), TrackerError>;
 
-    /// Writes takt's comment on the issue, editing the one it wrote before (found by `marker`,
-    /// a hidden string in the body) instead of adding another. Trackers without comments (the
-    /// local one: its journal is the record) do nothing.
     /// Comments written on the issue at or after `since_ms`, oldest first (how a person answers
     /// a blocked task from the tracker). Trackers without comments return none.
     async fn comments_since(
@@ -104,8 +101,9 @@ pub trait Tracker: Send + Sync {
         false
     }
 
-    /// Creates the comment on `issue` whose body holds `marker`, or edits it in place when one
-    /// exists. Trackers without comments do nothing.
+    /// Writes takt's comment on the issue, editing the one it wrote before (found by `marker`,
+    /// a hidden string in the body) instead of adding another. Trackers without comments (the
+    /// local one: its journal is the record) do nothing.
     async fn upsert_comment(
         &self,
         issue: &Issue,

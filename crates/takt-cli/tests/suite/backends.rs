@@ -68,7 +68,7 @@ fn builtin_agent_writes_through_a_tool_and_its_calls_are_metered() {
     f.task_reaches_review_with_metered_usage("notes/hello.txt", "hi\n");
 }
 
-fn agent_cli(name: &str, variable: &str) -> Option<PathBuf> {
+pub(super) fn agent_cli(name: &str, variable: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(variable) {
         return Some(PathBuf::from(path));
     }

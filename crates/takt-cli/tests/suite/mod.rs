@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod crash;
 mod forge;
+mod host_tools;
 mod lifecycle;
 mod reconcile;
 mod sandbox;
