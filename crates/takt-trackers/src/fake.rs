@@ -1,8 +1,10 @@
 //! In-process fake servers for GitHub REST v3, GitLab REST v4 and Linear GraphQL, following each
 //! provider's documented request and response shapes closely enough to exercise the adapters:
 //! pagination (GitHub `Link`, GitLab `x-next-page` + `Link`, Linear `pageInfo`), updated-since
-//! filters (`since`, `updated_after`, `updatedAt: {gte}`), ETags and 304s (GitHub), and injected
-//! failures (401, rate limits, 500, GraphQL `errors`, a missing end cursor, malformed records).
+//! filters (`since`, `updated_after`, `updatedAt: {gte}`), ETags and 304s (GitHub), issue comments
+//! (GitHub comments, GitLab notes, Linear `issue { comments }` with `commentCreate` /
+//! `commentUpdate`), and injected failures (401, rate limits, 500, GraphQL `errors`, a missing end
+//! cursor, an unsuccessful mutation, malformed records).
 //!
 //! Every request is recorded without its credential; [`Recorded::authorized`] says whether the
 //! expected token was sent the provider's way. A request without it is answered 401.
@@ -86,19 +88,39 @@ pub enum Failure {
     GraphqlRateLimited { reset_in_ms: u64 },
     /// Linear: `hasNextPage: true` with a null `endCursor`.
     MissingEndCursor,
+    /// Linear: a mutation answers 200 with `success: false` and changes nothing (a query is
+    /// answered normally).
+    Unsuccessful,
+    /// No failure: the request is answered normally. Queued before another failure, it lets the
+    /// failure hit a later request of a sequence (a mutation after its lookup).
+    Pass,
 }
 
-/// An issue in a fake tracker. `state` uses the provider's spelling (`open`/`closed`,
-/// `opened`/`closed`, Linear state names).
+impl Failure {
+    /// Answered by the provider's handler inside a normal answer, not by [`failure_response`].
+    fn in_band(&self) -> bool {
+        matches!(
+            self,
+            Failure::MissingEndCursor | Failure::Unsuccessful | Failure::Pass
+        )
+    }
+}
+
+/// A comment on an issue of a fake tracker, kept verbatim.
 #[derive(Debug, Clone)]
 struct FakeComment {
     id: u64,
     issue: u64,
     body: String,
+    /// The login (GitHub), username (GitLab) or display name (Linear); a bot's name when `bot`.
     author: String,
     created_ms: i64,
+    /// Written by an integration (Linear: no `user`, a `botActor` instead).
+    bot: bool,
 }
 
+/// An issue in a fake tracker. `state` uses the provider's spelling (`open`/`closed`,
+/// `opened`/`closed`, Linear state names).
 #[derive(Debug, Clone)]
 pub struct FakeIssue {
     pub number: u64,
@@ -293,20 +315,41 @@ impl Fake {
         self.lock().requests.clone()
     }
 
-    /// The comments on issue `number`, oldest first.
+    /// The bodies of the comments on issue `number`, oldest first.
     pub fn comments(&self, number: u64) -> Vec<String> {
-        self.lock()
+        let guard = self.lock();
+        let mut comments: Vec<&FakeComment> = guard
             .comments
             .iter()
             .filter(|comment| comment.issue == number)
+            .collect();
+        comments.sort_by_key(|comment| comment.created_ms);
+        comments
+            .into_iter()
             .map(|comment| comment.body.clone())
             .collect()
     }
 
     /// `author` comments `body` on issue `number` now.
     pub fn add_comment(&self, number: u64, author: &str, body: &str) {
+        self.add_comment_at(number, author, body, chrono::Utc::now().timestamp_millis());
+    }
+
+    /// `author` comments `body` on issue `number` at `at_ms` (epoch milliseconds), so tests
+    /// can place comments in time without sleeping.
+    pub fn add_comment_at(&self, number: u64, author: &str, body: &str, at_ms: i64) {
+        self.push_comment(number, author, body, at_ms, false);
+    }
+
+    /// The integration `bot` comments `body` on issue `number` now (Linear: a comment without a
+    /// user; GitHub and GitLab show `bot` as the author).
+    pub fn add_bot_comment(&self, number: u64, bot: &str, body: &str) {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.push_comment(number, bot, body, now, true);
+    }
+
+    fn push_comment(&self, number: u64, author: &str, body: &str, created_ms: i64, bot: bool) {
         let mut guard = self.lock();
-        let created_ms = chrono::Utc::now().timestamp_millis();
         let id = 9_000_000 + guard.comments.len() as u64;
         guard.comments.push(FakeComment {
             id,
@@ -314,6 +357,7 @@ impl Fake {
             body: body.to_owned(),
             author: author.to_owned(),
             created_ms,
+            bot,
         });
     }
 
@@ -379,16 +423,19 @@ async fn handle(
         status: 0,
     };
     let failure = state.failures.pop_front();
-    let missing_cursor = matches!(failure, Some(Failure::MissingEndCursor));
+    let (in_band, out_of_band) = match failure {
+        Some(failure) if failure.in_band() => (Some(failure), None),
+        other => (None, other),
+    };
     let response = if !authorized {
         failure_response(state.provider, &Failure::Unauthorized)
-    } else if let Some(failure) = failure.filter(|f| !matches!(f, Failure::MissingEndCursor)) {
+    } else if let Some(failure) = out_of_band {
         failure_response(state.provider, &failure)
     } else {
         match state.provider {
             Provider::Github => github(state, &method, &uri, &headers, &body),
             Provider::Gitlab => gitlab(state, &method, &uri, &body),
-            Provider::Linear => linear(state, &body, missing_cursor),
+            Provider::Linear => linear(state, &body, in_band.as_ref()),
         }
     };
     recorded.status = response.status().as_u16();
@@ -473,7 +520,10 @@ fn failure_response(provider: Provider, failure: &Failure) -> Response {
                     "extensions": {"code": "RATELIMITED"}}]}),
             )
         }
-        Failure::MissingEndCursor => (StatusCode::OK, json!({})),
+        // In-band failures are the provider handler's; `handle` never sends them here.
+        Failure::MissingEndCursor | Failure::Unsuccessful | Failure::Pass => {
+            (StatusCode::OK, json!({}))
+        }
     };
     let mut response = (status, axum::Json(body)).into_response();
     for (name, value) in headers {
@@ -812,6 +862,7 @@ fn gitlab_notes(state: &mut State, method: &Method, rest: &str, body: &[u8]) -> 
                 body: new_body,
                 author: "takt-bot".to_owned(),
                 created_ms: chrono::Utc::now().timestamp_millis(),
+                bot: false,
             };
             state.comments.push(created.clone());
             json_response(StatusCode::CREATED, &note_json(&created))
@@ -887,6 +938,7 @@ fn github_comments(
                 body: new_body,
                 author: "takt-bot".to_owned(),
                 created_ms: chrono::Utc::now().timestamp_millis(),
+                bot: false,
             };
             state.comments.push(created.clone());
             json_response(StatusCode::CREATED, &comment(&created))
@@ -1121,12 +1173,17 @@ fn graphql_error(message: &str) -> Response {
     )
 }
 
-fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
+fn linear(state: &mut State, body: &[u8], in_band: Option<&Failure>) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return graphql_error("Body is not JSON");
     };
     let query = request.get("query").and_then(Value::as_str).unwrap_or("");
     let variables = request.get("variables").cloned().unwrap_or(Value::Null);
+    let missing_cursor = matches!(in_band, Some(Failure::MissingEndCursor));
+    let unsuccessful = matches!(in_band, Some(Failure::Unsuccessful));
+    if let Some(response) = linear_comments(state, query, &variables, in_band) {
+        return response;
+    }
     let var = |key: &str| variables.get(key);
     if query.contains("SymphonyLinearViewer") {
         return json_response(
@@ -1145,6 +1202,9 @@ fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
         return json_response(StatusCode::OK, &json!({"data": {"issue": issue}}));
     }
     if query.contains("SymphonyLinearUpdateState") {
+        if unsuccessful {
+            return unsuccessful_payload("issueUpdate");
+        }
         let id = var("id").and_then(Value::as_str).unwrap_or("").to_owned();
         let state_id = var("stateId").and_then(Value::as_str).unwrap_or("");
         let Some((_, name)) = LINEAR_STATES.iter().find(|(sid, _)| *sid == state_id) else {
@@ -1168,15 +1228,10 @@ fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
         );
     }
     let slug = var("projectSlug").and_then(Value::as_str).unwrap_or("");
-    let first = var("first").and_then(Value::as_u64).unwrap_or(50);
-    if first > 250 {
-        return graphql_error("first must be at most 250");
-    }
-    let after = var("after")
-        .and_then(Value::as_str)
-        .and_then(|c| c.strip_prefix("cursor:"))
-        .and_then(|c| c.parse::<usize>().ok())
-        .unwrap_or(0);
+    let (first, after) = match linear_window(&variables) {
+        Ok(window) => window,
+        Err(message) => return graphql_error(message),
+    };
     let in_scope = |issue: &&FakeIssue| issue.in_project && slug == state.scope;
     let mut items: Vec<&FakeIssue> = if query.contains("SymphonyLinearPollUpdated") {
         let Some(since) = var("updatedSince")
@@ -1227,13 +1282,36 @@ fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
         return graphql_error("Unknown operation");
     };
     let total = items.len();
-    let first = usize::try_from(first).unwrap_or(50);
     let page: Vec<Value> = items
         .drain(..)
         .skip(after)
         .take(first)
         .map(|issue| linear_node(state, issue))
         .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"data": {"issues": linear_connection(page, after, total, missing_cursor)}}),
+    )
+}
+
+/// `first` (at most 250, default 50) and the offset `after` points past; else the GraphQL
+/// error's message.
+fn linear_window(variables: &Value) -> Result<(usize, usize), &'static str> {
+    let first = variables.get("first").and_then(Value::as_u64).unwrap_or(50);
+    if first > 250 {
+        return Err("first must be at most 250");
+    }
+    let after = variables
+        .get("after")
+        .and_then(Value::as_str)
+        .and_then(|c| c.strip_prefix("cursor:"))
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(0);
+    Ok((usize::try_from(first).unwrap_or(50), after))
+}
+
+/// A connection of `page` (the items from offset `after` of `total`) with its `pageInfo`.
+fn linear_connection(page: Vec<Value>, after: usize, total: usize, missing_cursor: bool) -> Value {
     let end = after + page.len();
     let has_next = end < total;
     let end_cursor = if (missing_cursor && has_next) || page.is_empty() {
@@ -1241,8 +1319,159 @@ fn linear(state: &mut State, body: &[u8], missing_cursor: bool) -> Response {
     } else {
         json!(format!("cursor:{end}"))
     };
+    json!({"nodes": page, "pageInfo": {"hasNextPage": has_next, "endCursor": end_cursor}})
+}
+
+/// Linear's answer to a lookup of an entity that does not exist.
+fn entity_not_found(entity: &str) -> Response {
     json_response(
         StatusCode::OK,
-        &json!({"data": {"issues": {"nodes": page, "pageInfo": {"hasNextPage": has_next, "endCursor": end_cursor}}}}),
+        &json!({"data": null, "errors": [{"message": format!("Entity not found: {entity}"),
+            "extensions": {"code": "INVALID_INPUT", "type": "invalid input"}}]}),
+    )
+}
+
+fn unsuccessful_payload(field: &str) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"data": {field: {"success": false}}}),
+    )
+}
+
+fn linear_comment_id(id: u64) -> String {
+    format!("comment-{id:08}")
+}
+
+/// Linear's `Comment`: `user` (full `name` and unique `displayName`) for a person, `botActor`
+/// and a null `user` for an integration.
+fn linear_comment(comment: &FakeComment) -> Value {
+    let (user, bot) = if comment.bot {
+        (
+            Value::Null,
+            json!({"name": comment.author, "type": "integration"}),
+        )
+    } else {
+        let mut letters = comment.author.chars();
+        let full = letters
+            .next()
+            .map(|first| format!("{}{} Example", first.to_uppercase(), letters.as_str()))
+            .unwrap_or_default();
+        (
+            json!({"id": format!("user-{}", comment.author), "name": full,
+                "displayName": comment.author}),
+            Value::Null,
+        )
+    };
+    json!({
+        "id": linear_comment_id(comment.id),
+        "body": comment.body,
+        "createdAt": rfc3339(comment.created_ms, true),
+        "updatedAt": rfc3339(comment.created_ms, true),
+        "user": user,
+        "botActor": bot,
+    })
+}
+
+/// `SymphonyLinearIssueComments`, `SymphonyLinearCreateComment` and
+/// `SymphonyLinearUpdateComment`; `None` for any other operation.
+fn linear_comments(
+    state: &mut State,
+    query: &str,
+    variables: &Value,
+    in_band: Option<&Failure>,
+) -> Option<Response> {
+    let field = if query.contains("SymphonyLinearIssueComments") {
+        let missing_cursor = matches!(in_band, Some(Failure::MissingEndCursor));
+        return Some(linear_comment_page(state, variables, missing_cursor));
+    } else if query.contains("SymphonyLinearCreateComment") {
+        "commentCreate"
+    } else if query.contains("SymphonyLinearUpdateComment") {
+        "commentUpdate"
+    } else {
+        return None;
+    };
+    if matches!(in_band, Some(Failure::Unsuccessful)) {
+        return Some(unsuccessful_payload(field));
+    }
+    let text = |key: &str| variables.get(key).and_then(Value::as_str);
+    let Some(body) = text("body").map(str::to_owned) else {
+        return Some(graphql_error(
+            "Variable \"$body\" of required type \"String!\" was not provided.",
+        ));
+    };
+    let written = if field == "commentCreate" {
+        let issue_id = text("issueId").unwrap_or("");
+        let Some(number) = state
+            .issues
+            .iter()
+            .find(|issue| linear_id(issue.number) == issue_id)
+            .map(|issue| issue.number)
+        else {
+            return Some(entity_not_found("Issue"));
+        };
+        let created = FakeComment {
+            id: 9_000_000 + state.comments.len() as u64,
+            issue: number,
+            body,
+            author: "takt-bot".to_owned(),
+            created_ms: chrono::Utc::now().timestamp_millis(),
+            bot: false,
+        };
+        state.comments.push(created.clone());
+        created
+    } else {
+        let id = text("id").unwrap_or("");
+        let Some(found) = state
+            .comments
+            .iter_mut()
+            .find(|comment| linear_comment_id(comment.id) == id)
+        else {
+            return Some(entity_not_found("Comment"));
+        };
+        found.body = body;
+        found.clone()
+    };
+    Some(json_response(
+        StatusCode::OK,
+        &json!({"data": {field: {"success": true, "comment": linear_comment(&written)}}}),
+    ))
+}
+
+/// One page of `issue(id:) { comments(first, after, filter: {createdAt: {gte}}) }`, in creation
+/// order (Linear's default `orderBy`).
+fn linear_comment_page(state: &State, variables: &Value, missing_cursor: bool) -> Response {
+    let id = variables.get("id").and_then(Value::as_str).unwrap_or("");
+    let Some(issue) = state.issues.iter().find(|i| linear_id(i.number) == id) else {
+        return entity_not_found("Issue");
+    };
+    let (first, after) = match linear_window(variables) {
+        Ok(window) => window,
+        Err(message) => return graphql_error(message),
+    };
+    let since = match variables.pointer("/filter/createdAt/gte") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_str().and_then(parse_ms) {
+            Some(ms) => Some(ms),
+            None => return graphql_error("Argument Validation Error: createdAt.gte is not a date"),
+        },
+    };
+    let mut items: Vec<&FakeComment> = state
+        .comments
+        .iter()
+        .filter(|comment| comment.issue == issue.number)
+        .filter(|comment| since.is_none_or(|since| comment.created_ms >= since))
+        .collect();
+    items.sort_by_key(|comment| (comment.created_ms, comment.id));
+    let total = items.len();
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(after)
+        .take(first)
+        .map(linear_comment)
+        .collect();
+    let connection = linear_connection(page, after, total, missing_cursor);
+    json_response(
+        StatusCode::OK,
+        &json!({"data": {"issue": {"id": id, "comments": connection}}}),
     )
 }

@@ -434,13 +434,13 @@ impl Tracker for GithubTracker {
         Ok(comments)
     }
 
-    /// `GET /repos/{repo}/issues/{n}/comments` (every page) to find takt's comment by its
-    /// marker, then `PATCH /repos/{repo}/issues/comments/{id}` or
-    /// `POST /repos/{repo}/issues/{n}/comments`.
     fn has_comments(&self) -> bool {
         true
     }
 
+    /// `GET /repos/{repo}/issues/{n}/comments` (every page) to find takt's comment by its
+    /// marker, then `PATCH /repos/{repo}/issues/comments/{id}` or
+    /// `POST /repos/{repo}/issues/{n}/comments`.
     async fn upsert_comment(
         &self,
         issue: &Issue,

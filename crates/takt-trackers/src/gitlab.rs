@@ -394,12 +394,12 @@ impl Tracker for GitlabTracker {
         Ok(comments)
     }
 
-    /// `GET /projects/:id/issues/:iid/notes` (every page) to find takt's note by its marker,
-    /// then `PUT .../notes/:note_id` or `POST .../notes`.
     fn has_comments(&self) -> bool {
         true
     }
 
+    /// `GET /projects/:id/issues/:iid/notes` (every page) to find takt's note by its marker,
+    /// then `PUT .../notes/:note_id` or `POST .../notes`.
     async fn upsert_comment(
         &self,
         issue: &Issue,

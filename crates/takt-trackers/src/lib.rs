@@ -4,6 +4,9 @@
 //! [`takt_core::ports::Tracker`], reads its settings from `tracker.provider` (the legacy flat
 //! keys `endpoint`, `api_key`, `project_slug`, `assignee` are copied there by the workflow
 //! layer), resolves secrets the way R-033 says, and lists issues incrementally (see [`sync`]).
+//! Every adapter has comments (`has_comments`): it keeps takt's one status comment per issue,
+//! found again by its marker and edited in place (`upsert_comment`), and reads people's comments
+//! back as answers to blocked tasks (`comments_since`).
 //! The profiles (keys, defaults, identities, errors) are in each module's documentation and in
 //! `docs/trackers.md`.
 //!

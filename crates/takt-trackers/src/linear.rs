@@ -22,7 +22,19 @@
 //! - Dispatchability (R-064): assigned to the configured assignee (when one is configured) and
 //!   not (`Todo` with a blocker whose state is not terminal or unknown).
 //! - Writes: `transition` looks the state up by name among the issue's team states and calls
-//!   `issueUpdate`.
+//!   `issueUpdate`. `upsert_comment` pages through `issue(id:) { comments }`
+//!   (`SymphonyLinearIssueComments`, `first: 50`, `orderBy: createdAt`) for the comment whose body
+//!   holds the marker, then `commentUpdate(id:, input: {body})` or `commentCreate(input:
+//!   {issueId, body})`; the Markdown body, HTML-comment marker included, is sent verbatim (the
+//!   lookup relies on Linear returning the marker in `body` as written). A payload whose
+//!   `success` is not `true` → `linear_unknown_payload`.
+//! - Comments (answers): `comments_since` reads the same query filtered by `createdAt: {gte:
+//!   since}`, every page, oldest first. The author is the user's `displayName` (unique in the
+//!   workspace, the handle @-mentions use), else the user's `name`; a comment with no user (an
+//!   integration's, a bot's, one synced from an external user) is by [`BOT_AUTHOR`]
+//!   (`linear-bot`). The issue id is Linear's internal id, which the adapter keeps as `Issue.id`.
+//!   An issue Linear does not know fails either call: its `Entity not found` error →
+//!   `linear_graphql_errors`, a null `issue` → `tracker_not_found`.
 //! - Error forms (R-065) and their categories: `missing_linear_api_token` →
 //!   `missing_tracker_secret`; `missing_linear_project_slug`, `invalid_linear_endpoint`,
 //!   `invalid_linear_assignee` → `invalid_tracker_config`; `linear_api_request` →
@@ -39,8 +51,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
-use takt_core::ports::{Tracker, TrackerError};
-use takt_protocol::{BlockerRef, Issue, normalize_state};
+use takt_core::ports::{IssueComment, Tracker, TrackerError};
+use takt_protocol::{BlockerRef, Issue, Millis, normalize_state};
 use takt_workflow::{Env, TrackerConfig};
 use tokio::sync::OnceCell;
 
@@ -90,6 +102,20 @@ const TEAM_STATES_QUERY: &str = "query SymphonyLinearIssueTeamStates($id: String
 $id) { id team { states { nodes { id name } } } } }";
 const UPDATE_STATE_MUTATION: &str = "mutation SymphonyLinearUpdateState($id: String!, \
 $stateId: String!) { issueUpdate(id: $id, input: {stateId: $stateId}) { success } }";
+/// One page of an issue's comments in creation order; `$filter` is a `CommentFilter`, left out
+/// (not sent as null) to read every comment.
+const COMMENTS_QUERY: &str = "query SymphonyLinearIssueComments($id: String!, $first: Int!, \
+$after: String, $filter: CommentFilter) { issue(id: $id) { comments(first: $first, after: \
+$after, orderBy: createdAt, filter: $filter) { nodes { id body createdAt user { name displayName \
+} } pageInfo { hasNextPage endCursor } } } }";
+const CREATE_COMMENT_MUTATION: &str = "mutation SymphonyLinearCreateComment($issueId: String!, \
+$body: String!) { commentCreate(input: {issueId: $issueId, body: $body}) { success comment { id \
+} } }";
+const UPDATE_COMMENT_MUTATION: &str = "mutation SymphonyLinearUpdateComment($id: String!, \
+$body: String!) { commentUpdate(id: $id, input: {body: $body}) { success comment { id } } }";
+/// The author of a comment Linear attributes to no user: an integration's, a bot's, or one
+/// synced from an external user.
+pub const BOT_AUTHOR: &str = "linear-bot";
 
 /// How the configured assignee is known.
 #[derive(Debug, Clone)]
@@ -299,33 +325,93 @@ impl LinearTracker {
                     }
                 }
             }
-            let page_info = connection.get("pageInfo").ok_or_else(|| {
-                TrackerError::Response("linear_unknown_payload: no `pageInfo`".into())
-            })?;
-            let has_next = page_info
-                .get("hasNextPage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
             // The by-id query takes no cursor: a batch is never larger than a page.
-            if !has_next || !pageable {
-                return Ok((issues, started));
-            }
-            let cursor = page_info
-                .get("endCursor")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty());
-            match cursor {
-                Some(cursor) => after = Some(cursor.to_owned()),
-                None => {
-                    return Err(TrackerError::Pagination(
-                        "linear_missing_end_cursor: hasNextPage without endCursor".to_owned(),
-                    ));
-                }
+            match next_cursor(connection)? {
+                Some(cursor) if pageable => after = Some(cursor),
+                _ => return Ok((issues, started)),
             }
         }
         Err(TrackerError::Pagination(format!(
             "linear: more than {MAX_PAGES} pages"
         )))
+    }
+
+    /// One page of the issue's comments matching `filter` (a `CommentFilter`), oldest first:
+    /// the nodes and the cursor of the next page, `None` after the last.
+    async fn comment_page(
+        &self,
+        issue_id: &str,
+        filter: Option<&Value>,
+        after: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), TrackerError> {
+        let mut variables = json!({"id": issue_id, "first": PAGE_SIZE, "after": after});
+        // Left out rather than null: an absent filter reads every comment.
+        if let Some(filter) = filter {
+            variables["filter"] = filter.clone();
+        }
+        let (mut data, _) = self.graphql(COMMENTS_QUERY, variables).await?;
+        let connection = data
+            .get_mut("issue")
+            .filter(|issue| !issue.is_null())
+            .ok_or_else(|| TrackerError::NotFound(format!("linear: no issue `{issue_id}`")))?
+            .get_mut("comments")
+            .ok_or_else(|| {
+                TrackerError::Response("linear_unknown_payload: no `issue.comments`".into())
+            })?;
+        let next = next_cursor(connection)?;
+        match connection.get_mut("nodes").map(Value::take) {
+            Some(Value::Array(nodes)) => Ok((nodes, next)),
+            _ => Err(TrackerError::Response(
+                "linear_unknown_payload: `comments.nodes` is not a list".into(),
+            )),
+        }
+    }
+
+    /// The issue's comments matching `filter`, oldest first, page after page; stops after the
+    /// page for which `enough` holds (the comment looked for is on it).
+    async fn comment_nodes(
+        &self,
+        issue_id: &str,
+        filter: Option<Value>,
+        enough: impl Fn(&[Value]) -> bool + Send + Sync,
+    ) -> Result<Vec<Value>, TrackerError> {
+        let mut nodes = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let (page, next) = self
+                .comment_page(issue_id, filter.as_ref(), after.as_deref())
+                .await?;
+            let stop = enough(&page);
+            nodes.extend(page);
+            match next {
+                Some(cursor) if !stop => after = Some(cursor),
+                _ => return Ok(nodes),
+            }
+        }
+        Err(TrackerError::Pagination(format!(
+            "linear: more than {MAX_PAGES} pages of comments"
+        )))
+    }
+
+    /// Runs a mutation whose payload, `field`, reports `success`: anything but `true` is an
+    /// answer takt cannot rely on.
+    async fn mutate(
+        &self,
+        mutation: &str,
+        variables: Value,
+        field: &str,
+    ) -> Result<(), TrackerError> {
+        let (data, _) = self.graphql(mutation, variables).await?;
+        match data
+            .get(field)
+            .and_then(|payload| payload.get("success"))
+            .and_then(Value::as_bool)
+        {
+            Some(true) => Ok(()),
+            _ => Err(TrackerError::Response(format!(
+                "linear_unknown_payload: {field} did not succeed"
+            ))),
+        }
     }
 
     /// The assignee issues must have to be dispatchable; `me` is asked once.
@@ -557,20 +643,186 @@ impl Tracker for LinearTracker {
                     "linear: the issue's team has no state named `{state}`"
                 ))
             })?;
-        let (data, _) = self
-            .graphql(
-                UPDATE_STATE_MUTATION,
-                json!({"id": issue_id, "stateId": state_id}),
-            )
+        self.mutate(
+            UPDATE_STATE_MUTATION,
+            json!({"id": issue_id, "stateId": state_id}),
+            "issueUpdate",
+        )
+        .await
+    }
+
+    /// `SymphonyLinearIssueComments` filtered by `createdAt: {gte: since}`, every page in
+    /// creation order; authors as `comment_author` names them.
+    async fn comments_since(
+        &self,
+        issue: &Issue,
+        since_ms: Millis,
+    ) -> Result<Vec<IssueComment>, TrackerError> {
+        let since = DateTime::<Utc>::from_timestamp_millis(since_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Millis, true);
+        let filter = json!({"createdAt": {"gte": since}});
+        let nodes = self
+            .comment_nodes(&issue.id, Some(filter), |_| false)
             .await?;
-        match data
-            .pointer("/issueUpdate/success")
-            .and_then(Value::as_bool)
-        {
-            Some(true) => Ok(()),
-            _ => Err(TrackerError::Response(
-                "linear_unknown_payload: issueUpdate did not succeed".to_owned(),
-            )),
+        // The filter is Linear's; checking again costs nothing and keeps the promise if a
+        // server rounds differently.
+        let mut comments: Vec<IssueComment> = nodes
+            .iter()
+            .filter_map(parse_comment)
+            .filter(|comment| comment.created_at_ms >= since_ms)
+            .collect();
+        comments.sort_by_key(|comment| comment.created_at_ms);
+        Ok(comments)
+    }
+
+    fn has_comments(&self) -> bool {
+        true
+    }
+
+    /// `SymphonyLinearIssueComments` (every page, until the marker is found), then
+    /// `commentUpdate(id, input: {body})` or `commentCreate(input: {issueId, body})`. The body is
+    /// sent verbatim; finding it again relies on Linear returning the HTML-comment marker in
+    /// `body` as written.
+    async fn upsert_comment(
+        &self,
+        issue: &Issue,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), TrackerError> {
+        let nodes = self
+            .comment_nodes(&issue.id, None, |page| {
+                marked_comment_id(page, marker).is_some()
+            })
+            .await?;
+        match marked_comment_id(&nodes, marker) {
+            Some(id) => {
+                self.mutate(
+                    UPDATE_COMMENT_MUTATION,
+                    json!({"id": id, "body": body}),
+                    "commentUpdate",
+                )
+                .await
+            }
+            None => {
+                self.mutate(
+                    CREATE_COMMENT_MUTATION,
+                    json!({"issueId": issue.id, "body": body}),
+                    "commentCreate",
+                )
+                .await
+            }
         }
+    }
+}
+
+/// The cursor of the page after `connection`'s, `None` on the last page.
+fn next_cursor(connection: &Value) -> Result<Option<String>, TrackerError> {
+    let page_info = connection
+        .get("pageInfo")
+        .ok_or_else(|| TrackerError::Response("linear_unknown_payload: no `pageInfo`".into()))?;
+    let has_next = page_info
+        .get("hasNextPage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !has_next {
+        return Ok(None);
+    }
+    page_info
+        .get("endCursor")
+        .and_then(Value::as_str)
+        .filter(|cursor| !cursor.is_empty())
+        .map(|cursor| Some(cursor.to_owned()))
+        .ok_or_else(|| {
+            TrackerError::Pagination(
+                "linear_missing_end_cursor: hasNextPage without endCursor".to_owned(),
+            )
+        })
+}
+
+/// A comment node as an [`IssueComment`]; `None` (logged) without a body or a readable
+/// `createdAt`, since a comment takt cannot place in time cannot answer anything.
+fn parse_comment(node: &Value) -> Option<IssueComment> {
+    let body = node.get("body").and_then(Value::as_str);
+    let created_at = node
+        .get("createdAt")
+        .and_then(Value::as_str)
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok());
+    let (Some(body), Some(created_at)) = (body, created_at) else {
+        tracing::warn!(provider = KIND, id = ?node.get("id"), "dropping a malformed comment");
+        return None;
+    };
+    Some(IssueComment {
+        author: comment_author(node),
+        body: body.to_owned(),
+        created_at_ms: created_at.timestamp_millis(),
+    })
+}
+
+/// Who wrote a comment, as a handle like GitHub's login: the user's `displayName`, which
+/// Linear keeps unique within the workspace (and @-mentions use), else the user's `name` (the
+/// full name); [`BOT_AUTHOR`] when Linear names no user.
+fn comment_author(node: &Value) -> String {
+    let field = |key: &str| {
+        node.pointer(&format!("/user/{key}"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    field("displayName")
+        .or_else(|| field("name"))
+        .unwrap_or(BOT_AUTHOR)
+        .to_owned()
+}
+
+/// The id of the first comment among `nodes` whose body holds `marker`. A blank marker matches
+/// nothing: every body holds it, and editing a person's comment would destroy it.
+fn marked_comment_id<'a>(nodes: &'a [Value], marker: &str) -> Option<&'a str> {
+    if marker.is_empty() {
+        return None;
+    }
+    nodes
+        .iter()
+        .find(|node| {
+            node.get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|body| body.contains(marker))
+        })
+        .and_then(|node| node.get("id").and_then(Value::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comment_authors_are_handles_then_names_then_the_bot() {
+        let author = |user: Value| comment_author(&json!({"user": user}));
+        assert_eq!(
+            author(json!({"name": "Grace Hopper", "displayName": "grace"})),
+            "grace"
+        );
+        assert_eq!(
+            author(json!({"name": "Grace Hopper", "displayName": " "})),
+            "Grace Hopper"
+        );
+        assert_eq!(author(Value::Null), BOT_AUTHOR);
+        assert_eq!(comment_author(&json!({"body": "x"})), BOT_AUTHOR);
+    }
+
+    #[test]
+    fn a_blank_marker_finds_no_comment() {
+        let nodes = [json!({"id": "c1", "body": "a person's words"})];
+        assert_eq!(marked_comment_id(&nodes, ""), None);
+        assert_eq!(marked_comment_id(&nodes, "person"), Some("c1"));
+    }
+
+    #[test]
+    fn comments_without_a_time_are_dropped() {
+        assert!(parse_comment(&json!({"id": "c", "body": "b", "createdAt": "soon"})).is_none());
+        let parsed = parse_comment(
+            &json!({"id": "c", "body": "b", "createdAt": "2025-06-15T00:00:00.250Z"}),
+        );
+        assert_eq!(parsed.map(|c| c.created_at_ms), Some(1_749_945_600_250));
     }
 }
