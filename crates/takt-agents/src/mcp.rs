@@ -56,7 +56,11 @@ impl Forwarder {
         read_json(response).await
     }
 
-    async fn call(&self, name: &str, arguments: serde_json::Value) -> Result<HostToolResult, String> {
+    async fn call(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<HostToolResult, String> {
         let response = self
             .http
             .post(format!("{}{HOST_TOOLS_CALL_PATH}", self.base_url))
@@ -72,7 +76,9 @@ impl Forwarder {
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, String> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, String> {
     let status = response.status();
     let body = response
         .text()
@@ -147,7 +153,9 @@ impl ServerHandler for Forwarder {
 /// Runs the server on stdin/stdout until the client closes it; the exit code for `main`.
 pub fn main() -> i32 {
     let (Ok(base_url), Ok(token)) = (std::env::var(URL_ENV), std::env::var(TOKEN_ENV)) else {
-        eprintln!("takt host tools: {URL_ENV} and {TOKEN_ENV} must be set (takt sets them for Claude Code)");
+        eprintln!(
+            "takt host tools: {URL_ENV} and {TOKEN_ENV} must be set (takt sets them for Claude Code)"
+        );
         return 2;
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()

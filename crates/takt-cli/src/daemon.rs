@@ -1066,7 +1066,9 @@ impl Daemon {
                 &spec.run_id,
                 spec.issue.clone(),
                 self.tracker.clone(),
-                self.publisher.as_ref().map(crate::publish::Publisher::forge),
+                self.publisher
+                    .as_ref()
+                    .map(crate::publish::Publisher::forge),
                 self.engine
                     .state
                     .tasks

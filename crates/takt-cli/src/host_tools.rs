@@ -73,7 +73,10 @@ impl RunTools {
 
     async fn issue_read(&self) -> HostToolOutput {
         let issue = &self.issue;
-        let mut text = format!("{}: {}\nState: {}\n", issue.identifier, issue.title, issue.state);
+        let mut text = format!(
+            "{}: {}\nState: {}\n",
+            issue.identifier, issue.title, issue.state
+        );
         if let Some(url) = &issue.url {
             text.push_str(&format!("URL: {url}\n"));
         }
@@ -133,7 +136,11 @@ impl RunTools {
             self.run_id,
             self.sanitize(body)
         );
-        match self.tracker.upsert_comment(&self.issue, &marker, &text).await {
+        match self
+            .tracker
+            .upsert_comment(&self.issue, &marker, &text)
+            .await
+        {
             Ok(()) => {
                 info!(run_id = %self.run_id, issue_identifier = %self.issue.identifier, "the agent commented on its issue");
                 HostToolOutput::ok(format!(
@@ -230,7 +237,10 @@ impl RunTools {
                 Ok(log) => cut_head(&log, share),
                 Err(error) => format!("(its log could not be read: {error})"),
             };
-            text.push_str(&format!("\nLog of the failed check `{}` (its end):\n{log}\n", check.name));
+            text.push_str(&format!(
+                "\nLog of the failed check `{}` (its end):\n{log}\n",
+                check.name
+            ));
         }
         HostToolOutput::ok(cut(&text, MAX_ANSWER_BYTES))
     }
@@ -305,7 +315,10 @@ fn cut(text: &str, limit: usize) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}\n[... cut: the answer is longer than {limit} bytes]", &text[..end])
+    format!(
+        "{}\n[... cut: the answer is longer than {limit} bytes]",
+        &text[..end]
+    )
 }
 
 /// The last `limit` bytes of a log (where a failure's cause usually is).
@@ -329,6 +342,322 @@ pub fn secret_values(workflow: &takt_workflow::Workflow) -> Vec<String> {
         .filter(|value| !value.trim().is_empty())
         .collect();
     values.extend(workflow.model.api_key.clone());
-    values.extend(workflow.publish.token.as_ref().and_then(|token| token.value.clone()));
+    values.extend(
+        workflow
+            .publish
+            .token
+            .as_ref()
+            .and_then(|token| token.value.clone()),
+    );
     values
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use takt_core::ports::{IssueComment, TrackerError};
+    use takt_forge::{
+        Check, CheckSource, CheckState, ForgeError, MergeOutcome, PullRequest, PullRequestSpec,
+        PullRequestState, PushOutcome, ReviewState,
+    };
+
+    use super::*;
+
+    #[derive(Default)]
+    struct StubTracker {
+        comments: bool,
+        posted: Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl Tracker for StubTracker {
+        fn kind(&self) -> &'static str {
+            "github"
+        }
+        async fn fetch_issues_by_states(&self, _: &[String]) -> Result<Vec<Issue>, TrackerError> {
+            Ok(Vec::new())
+        }
+        async fn fetch_issues_by_ids(&self, _: &[String]) -> Result<Vec<Issue>, TrackerError> {
+            Ok(Vec::new())
+        }
+        async fn transition(&self, _: &str, _: &str) -> Result<(), TrackerError> {
+            Ok(())
+        }
+        fn has_comments(&self) -> bool {
+            self.comments
+        }
+        async fn comments_since(
+            &self,
+            _: &Issue,
+            _: i64,
+        ) -> Result<Vec<IssueComment>, TrackerError> {
+            Ok(vec![IssueComment {
+                author: "grace".into(),
+                body: "use blue".into(),
+                created_at_ms: 0,
+            }])
+        }
+        async fn upsert_comment(
+            &self,
+            issue: &Issue,
+            marker: &str,
+            body: &str,
+        ) -> Result<(), TrackerError> {
+            assert!(body.starts_with(marker));
+            self.posted
+                .lock()
+                .unwrap()
+                .push((issue.identifier.clone(), body.to_owned()));
+            Ok(())
+        }
+    }
+
+    /// A forge holding one pull request, #7, with a red check.
+    #[derive(Default)]
+    struct StubForge {
+        asked: Mutex<Vec<u64>>,
+    }
+
+    fn refused() -> ForgeError {
+        ForgeError::Config("not used by the host tools".into())
+    }
+
+    #[async_trait]
+    impl Forge for StubForge {
+        fn kind(&self) -> &'static str {
+            "github"
+        }
+        async fn push_branch(
+            &self,
+            _: &Path,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<PushOutcome, ForgeError> {
+            Err(refused())
+        }
+        async fn ensure_pull_request(
+            &self,
+            _: &PullRequestSpec,
+        ) -> Result<PullRequest, ForgeError> {
+            Err(refused())
+        }
+        async fn set_status(
+            &self,
+            _: &str,
+            _: &takt_forge::CommitStatus,
+        ) -> Result<(), ForgeError> {
+            Err(refused())
+        }
+        async fn review_state(&self, number: u64) -> Result<ReviewState, ForgeError> {
+            self.asked.lock().unwrap().push(number);
+            let check = |name: &str, state| Check {
+                name: name.into(),
+                state,
+                source: CheckSource::GithubStatus,
+                id: 1,
+                url: None,
+                summary: None,
+            };
+            Ok(ReviewState {
+                number,
+                state: PullRequestState::Open,
+                head_sha: "abc123".into(),
+                mergeable: None,
+                approvals: vec!["ada".into()],
+                changes_requested: Vec::new(),
+                comments: Vec::new(),
+                checks: vec![
+                    check("lint", CheckState::Success),
+                    check("tests", CheckState::Failure),
+                ],
+            })
+        }
+        async fn check_log(&self, check: &Check) -> Result<String, ForgeError> {
+            Ok(format!(
+                "{}\nthread 'x' panicked at src/lib.rs:3",
+                "noise\n".repeat(20_000)
+            ) + &check.name)
+        }
+        async fn merge(&self, _: u64, _: &str) -> Result<MergeOutcome, ForgeError> {
+            Err(refused())
+        }
+    }
+
+    fn issue() -> Issue {
+        Issue {
+            id: "1".into(),
+            identifier: "GH-1".into(),
+            title: "Recolor".into(),
+            description: Some("Make it pink.".into()),
+            priority: None,
+            state: "open".into(),
+            branch_name: None,
+            url: None,
+            assignee_id: None,
+            labels: Vec::new(),
+            blocked_by: Vec::new(),
+            dispatchable: true,
+            created_at: None,
+            updated_at: None,
+            native_ref: None,
+        }
+    }
+
+    fn tools(
+        tracker: Arc<StubTracker>,
+        forge: Option<Arc<StubForge>>,
+        pr: Option<u64>,
+    ) -> RunTools {
+        RunTools::new(
+            "GH-1#1",
+            issue(),
+            tracker,
+            forge.map(|forge| forge as Arc<dyn Forge>),
+            pr.map(|number| PullRequestRef {
+                number,
+                url: format!("https://example.test/pull/{number}"),
+                head: "abc123".into(),
+            }),
+            vec!["ghp_secret_value_123".into(), "short".into()],
+        )
+    }
+
+    fn names(tools: &RunTools) -> Vec<&'static str> {
+        tools.specs().iter().map(|spec| spec.name).collect()
+    }
+
+    #[tokio::test]
+    async fn the_tools_offered_follow_what_the_tracker_and_forge_can_do() {
+        let bare = tools(Arc::default(), None, None);
+        assert_eq!(names(&bare), ["issue_read"]);
+        let refused = bare.call("issue_comment", json!({"body": "hi"})).await;
+        assert!(
+            refused.is_error && refused.text.contains("unknown tool"),
+            "{refused:?}"
+        );
+        let read = bare.call("issue_read", json!({})).await;
+        assert!(read.text.contains("Make it pink."), "{}", read.text);
+        assert!(
+            !read.text.contains("grace"),
+            "no comments without a tracker that has them"
+        );
+
+        let full = tools(
+            Arc::new(StubTracker {
+                comments: true,
+                ..StubTracker::default()
+            }),
+            Some(Arc::new(StubForge::default())),
+            None,
+        );
+        assert_eq!(
+            names(&full),
+            ["issue_read", "issue_comment", "pull_request_checks"]
+        );
+        let read = full.call("issue_read", json!({})).await;
+        assert!(
+            read.text.contains("--- grace") && read.text.contains("use blue"),
+            "{}",
+            read.text
+        );
+    }
+
+    #[tokio::test]
+    async fn checks_are_read_from_the_tasks_own_pull_request_with_the_failed_logs_end() {
+        let forge = Arc::new(StubForge::default());
+        let before = tools(Arc::default(), Some(forge.clone()), None);
+        let none = before.call("pull_request_checks", json!({})).await;
+        assert!(
+            !none.is_error && none.text.contains("no pull request yet"),
+            "{none:?}"
+        );
+        assert!(forge.asked.lock().unwrap().is_empty());
+
+        let after = tools(Arc::default(), Some(forge.clone()), Some(7));
+        let answer = after
+            .call("pull_request_checks", json!({"number": 1}))
+            .await;
+        assert_eq!(
+            *forge.asked.lock().unwrap(),
+            [7],
+            "an argument cannot pick another request"
+        );
+        assert!(answer.text.contains("- tests: failure"), "{}", answer.text);
+        assert!(answer.text.contains("- lint: success"), "{}", answer.text);
+        assert!(answer.text.contains("Approved by: ada"), "{}", answer.text);
+        assert!(
+            answer.text.contains("panicked at src/lib.rs:3tests"),
+            "the log's end is kept"
+        );
+        assert!(
+            answer.text.len() <= MAX_ANSWER_BYTES + 100,
+            "{}",
+            answer.text.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn comments_are_capped_redacted_marked_and_cannot_mention_people() {
+        let tracker = Arc::new(StubTracker {
+            comments: true,
+            ..StubTracker::default()
+        });
+        let tools = tools(tracker.clone(), None, None);
+        let empty = tools.call("issue_comment", json!({"body": "  "})).await;
+        assert!(empty.is_error);
+        let long = tools
+            .call(
+                "issue_comment",
+                json!({"body": "x".repeat(MAX_COMMENT_CHARS + 1)}),
+            )
+            .await;
+        assert!(long.is_error && long.text.contains("at most"), "{long:?}");
+        let posted = tools
+            .call(
+                "issue_comment",
+                json!({"body": "token ghp_secret_value_123, ping @ada and @takt, mail a@b.io, short"}),
+            )
+            .await;
+        assert!(!posted.is_error, "{posted:?}");
+        for n in 2..=MAX_COMMENTS {
+            assert!(
+                !tools
+                    .call("issue_comment", json!({"body": n.to_string()}))
+                    .await
+                    .is_error
+            );
+        }
+        let over = tools.call("issue_comment", json!({"body": "more"})).await;
+        assert!(
+            over.is_error && over.text.contains("already posted"),
+            "{over:?}"
+        );
+
+        let tracker_posts = tracker.posted.lock().unwrap().clone();
+        assert_eq!(tracker_posts.len(), MAX_COMMENTS as usize);
+        let (issue, body) = &tracker_posts[0];
+        assert_eq!(issue, "GH-1");
+        assert!(body.starts_with(AGENT_MARKER), "{body}");
+        assert!(
+            body.contains("[redacted]") && !body.contains("ghp_secret"),
+            "{body}"
+        );
+        assert!(
+            body.contains("@\u{200B}ada") && body.contains("@\u{200B}takt"),
+            "{body:?}"
+        );
+        assert!(
+            body.contains("a@b.io"),
+            "an address is not a mention: {body}"
+        );
+        assert!(
+            body.contains("short"),
+            "short values are not treated as secrets: {body}"
+        );
+    }
 }

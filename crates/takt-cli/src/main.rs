@@ -30,10 +30,11 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // Claude Code starts takt's host-tools MCP server (inside the sandbox) the same way.
-    if raw.get(1).is_some_and(|arg| arg == takt_agents::mcp::MCP_ARG) {
-        return std::process::ExitCode::from(
-            u8::try_from(takt_agents::mcp::main()).unwrap_or(1),
-        );
+    if raw
+        .get(1)
+        .is_some_and(|arg| arg == takt_agents::mcp::MCP_ARG)
+    {
+        return std::process::ExitCode::from(u8::try_from(takt_agents::mcp::main()).unwrap_or(1));
     }
     let cli = args::Cli::parse();
     init_tracing(matches!(

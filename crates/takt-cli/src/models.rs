@@ -114,7 +114,11 @@ impl ModelEndpoint {
     }
 
     /// Serves the run's host tools to its sandboxed agent (takt's MCP server), until revoked.
-    pub fn attach_host_tools(&self, run_id: &str, tools: std::sync::Arc<dyn takt_core::ports::HostTools>) {
+    pub fn attach_host_tools(
+        &self,
+        run_id: &str,
+        tools: std::sync::Arc<dyn takt_core::ports::HostTools>,
+    ) {
         self.gateway.attach_host_tools(run_id, tools);
     }
 

@@ -44,11 +44,12 @@ impl Registry {
     }
 }
 
+/// Why a request gets no tools: the status and the message.
+type Refusal = (StatusCode, &'static str);
+
 /// The tools of the run `headers` authenticate, or the refusal to send.
-fn tools_of(shared: &Shared, headers: &HeaderMap) -> Result<Arc<dyn HostTools>, Response> {
-    let refuse = |status: StatusCode, message: &str| {
-        (status, Json(serde_json::json!({"error": message}))).into_response()
-    };
+fn tools_of(shared: &Shared, headers: &HeaderMap) -> Result<Arc<dyn HostTools>, Refusal> {
+    let refuse = |status: StatusCode, message: &'static str| (status, message);
     let grant = crate::proxy::token_of(headers)
         .and_then(|token| shared.tokens.lookup(token))
         .ok_or_else(|| {
@@ -79,8 +80,12 @@ pub(crate) async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap) 
                 .collect(),
         })
         .into_response(),
-        Err(refusal) => refusal,
+        Err(refusal) => refused(refusal),
     }
+}
+
+fn refused((status, message): Refusal) -> Response {
+    (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 
 pub(crate) async fn call(
@@ -97,6 +102,6 @@ pub(crate) async fn call(
             })
             .into_response()
         }
-        Err(refusal) => refusal,
+        Err(refusal) => refused(refusal),
     }
 }

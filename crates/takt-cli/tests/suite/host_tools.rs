@@ -105,7 +105,10 @@ fn the_builtin_agent_reads_its_issue_and_comments_on_it_with_the_daemons_token()
                     Step::tool("issue_comment", json!({"body": "third"})),
                     Step::tool("issue_comment", json!({"body": "fourth, over the limit"})),
                     Step::tool("pull_request_checks", json!({})),
-                    Step::tool("write_file", json!({"path": "color.txt", "content": "pink\n"})),
+                    Step::tool(
+                        "write_file",
+                        json!({"path": "color.txt", "content": "pink\n"}),
+                    ),
                     Step::tool("finish", json!({"summary": "recolored"})),
                     Step::text("DONE"),
                 ],
@@ -141,7 +144,11 @@ fn the_builtin_agent_reads_its_issue_and_comments_on_it_with_the_daemons_token()
         .into_iter()
         .filter(|body| body.contains("<!-- takt:agent"))
         .collect();
-    assert_eq!(agent_comments.len(), 3, "three comments per run: {agent_comments:#?}");
+    assert_eq!(
+        agent_comments.len(),
+        3,
+        "three comments per run: {agent_comments:#?}"
+    );
     let first = &agent_comments[0];
     assert!(first.contains("Found the color"), "{first}");
     assert!(
@@ -162,7 +169,9 @@ fn the_builtin_agent_reads_its_issue_and_comments_on_it_with_the_daemons_token()
     assert!(journal.contains("issue_read"), "{journal}");
     assert!(!journal.contains(TRACKER_TOKEN), "{journal}");
     assert!(
-        requests.iter().all(|r| !r.body.to_string().contains(TRACKER_TOKEN)),
+        requests
+            .iter()
+            .all(|r| !r.body.to_string().contains(TRACKER_TOKEN)),
         "the tracker token reached the model"
     );
     runtime.block_on(mock.shutdown()).unwrap();
@@ -175,20 +184,21 @@ fn codex_reads_its_issue_through_a_dynamic_tool() {
     };
     let runtime = runtime();
     let mock = runtime
-        .block_on(MockModel::start(MockConfig::with_scenarios(vec![scenario(
-            "issue_read",
-            None,
-        )])))
+        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+            scenario("issue_read", None),
+        ])))
         .unwrap();
     let (repo, takt) = local_factory("openai", &mock.openai_base_url(), "codex");
-    let text = std::fs::read_to_string(repo.workflow_path()).unwrap().replacen(
-        "publish:",
-        &format!(
-            "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\npublish:",
-            codex.display()
-        ),
-        1,
-    );
+    let text = std::fs::read_to_string(repo.workflow_path())
+        .unwrap()
+        .replacen(
+            "publish:",
+            &format!(
+                "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\npublish:",
+                codex.display()
+            ),
+            1,
+        );
     write(&repo.workflow_path(), &text);
     takt.add_task(
         "Look up the fact [[scenario:tools]]",
@@ -209,17 +219,18 @@ fn claude_code_reads_its_issue_through_takts_mcp_server_in_the_sandbox() {
     };
     let runtime = runtime();
     let mock = runtime
-        .block_on(MockModel::start(MockConfig::with_scenarios(vec![scenario(
-            "mcp__takt__issue_read",
-            None,
-        )])))
+        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+            scenario("mcp__takt__issue_read", None),
+        ])))
         .unwrap();
     let (repo, takt) = local_factory("anthropic", &mock.base_url(), "claude");
-    let text = std::fs::read_to_string(repo.workflow_path()).unwrap().replacen(
-        "publish:",
-        &format!("claude: {{command: \"{}\"}}\npublish:", claude.display()),
-        1,
-    );
+    let text = std::fs::read_to_string(repo.workflow_path())
+        .unwrap()
+        .replacen(
+            "publish:",
+            &format!("claude: {{command: \"{}\"}}\npublish:", claude.display()),
+            1,
+        );
     write(&repo.workflow_path(), &text);
     takt.add_task(
         "Look up the fact [[scenario:tools]]",
@@ -227,7 +238,10 @@ fn claude_code_reads_its_issue_through_takts_mcp_server_in_the_sandbox() {
     );
     let out = run_once(&takt);
     let requests = mock.requests();
-    let mcp_result = requests.iter().map(body_text).find(|body| body.contains(FACT));
+    let mcp_result = requests
+        .iter()
+        .map(body_text)
+        .find(|body| body.contains(FACT));
     assert!(
         mcp_result.is_some(),
         "the MCP tool's answer never reached the model\n{out}\n{:#?}",

@@ -2,6 +2,7 @@
 
 mod budget;
 mod forwarding;
+mod host_tools;
 mod metering;
 mod quota;
 mod retries;

@@ -289,7 +289,12 @@ impl Toolbox {
     }
 
     /// A host-side tool: arguments must be a JSON object; the daemon's answer is the result.
-    async fn host_call(&self, host: &dyn HostTools, name: &str, arguments: &str) -> Result<Done, ToolError> {
+    async fn host_call(
+        &self,
+        host: &dyn HostTools,
+        name: &str,
+        arguments: &str,
+    ) -> Result<Done, ToolError> {
         let arguments: serde_json::Value = parse(arguments)?;
         if !arguments.is_object() {
             return Err(ToolError::InvalidArguments(
