@@ -17,6 +17,9 @@
 //!   wait for the window instead of failing, and the daemon sees [`QuotaNotice`]s.
 //! - **Retries**: 5xx (not 501) and connection failures are retried with bounded, jittered
 //!   exponential backoff before any byte reaches the agent ([`RetryPolicy`]).
+//! - **Host tools** (`host_tools`): `GET /takt/v1/tools` and `POST /takt/v1/tools/call` answer a
+//!   run's own tools ([`Gateway::attach_host_tools`]) for its token; takt's MCP server in the
+//!   sandbox reaches them through the model relay.
 //! - **Transcripts** ([`transcript`]): request and response bodies with secrets redacted, on the
 //!   [`ModelCall`], for the daemon to store as artifacts.
 //!

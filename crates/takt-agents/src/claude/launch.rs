@@ -36,6 +36,8 @@ pub fn arguments(settings: &ClaudeSettings, model: Option<&str>) -> Vec<String> 
         "--verbose",
         "--permission-prompt-tool",
         "stdio",
+        // MCP servers only from takt (the repository's `.mcp.json` is untrusted content).
+        "--strict-mcp-config",
         "--permission-mode",
     ]
     .iter()
@@ -101,9 +103,8 @@ pub struct HostToolsServer<'a> {
     pub tool_names: Vec<&'static str>,
 }
 
-/// Writes the MCP configuration naming only takt's server (the repository's own `.mcp.json`
-/// is never used: `--strict-mcp-config`) and returns the arguments that load it and allow its
-/// tools.
+/// Writes the MCP configuration naming takt's server and returns the arguments that load it
+/// and allow its tools.
 pub async fn host_tools_arguments(
     server: &HostToolsServer<'_>,
     model: &ModelAccess,
@@ -120,11 +121,7 @@ pub async fn host_tools_arguments(
     }}});
     let path = config_dir.join(MCP_CONFIG);
     fs_err::tokio::write(&path, config.to_string()).await?;
-    let mut args = vec![
-        "--mcp-config".to_owned(),
-        path.display().to_string(),
-        "--strict-mcp-config".to_owned(),
-    ];
+    let mut args = vec!["--mcp-config".to_owned(), path.display().to_string()];
     for name in &server.tool_names {
         args.extend([
             "--allowedTools".to_owned(),
@@ -201,7 +198,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-p --input-format stream-json --output-format stream-json --verbose \
-             --permission-prompt-tool stdio --permission-mode acceptEdits --model claude-x \
+             --permission-prompt-tool stdio --strict-mcp-config --permission-mode acceptEdits --model claude-x \
              --allowedTools Bash(cargo *) --disallowedTools WebFetch \
              --disallowedTools Bash(rm:*) --disallowedTools Bash(git push:*)"
         );

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! sh -c '<command> "$@"' claude -p --input-format stream-json --output-format stream-json \
-//!     --verbose --permission-prompt-tool stdio --permission-mode <mode> \
-//!     [--model M] [--allowedTools T]... [--disallowedTools T]... [--disallowedTools Bash(<denied>:*)]...
+//!     --verbose --permission-prompt-tool stdio --strict-mcp-config --permission-mode <mode> \
+//!     [--model M] [--allowedTools T]... [--disallowedTools T]... [--disallowedTools Bash(<denied>:*)]... \
+//!     [--mcp-config <config dir>/mcp.json --allowedTools mcp__takt__<tool>...]
 //! ```
 //!
 //! in the workspace, in its own process group, with a fresh `CLAUDE_CONFIG_DIR` under the run
