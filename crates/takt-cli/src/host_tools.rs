@@ -201,7 +201,8 @@ impl RunTools {
             state.number, pull_request.url, state.state, state.head_sha
         );
         if !state.approvals.is_empty() {
-            text.push_str(&format!("Approved by: {}\n", state.approvals.join(", ")));
+            let logins: Vec<&str> = state.approvals.iter().map(|a| a.login.as_str()).collect();
+            text.push_str(&format!("Approved by: {}\n", logins.join(", ")));
         }
         for request in &state.changes_requested {
             text.push_str(&format!(
@@ -468,7 +469,11 @@ mod tests {
                 state: PullRequestState::Open,
                 head_sha: "abc123".into(),
                 mergeable: None,
-                approvals: vec!["ada".into()],
+                approvals: vec![takt_forge::Approval {
+                    login: "ada".into(),
+                    commit: Some("abc123".into()),
+                    approved_at: None,
+                }],
                 changes_requested: Vec::new(),
                 comments: Vec::new(),
                 checks: vec![

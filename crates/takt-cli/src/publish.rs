@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use takt_core::{FailedCheck, ForgeReview, ForgeReviewNote, ForgeVerdict, MergeResult, Task};
 use takt_forge::{
-    Attestation, CommitStatus, EvidenceSummary, Forge, ForgeError, ForgeSettings, MergeOutcome,
-    PullRequestSpec, PullRequestState, StatusState,
+    Approval, Attestation, CommitStatus, EvidenceSummary, Forge, ForgeError, ForgeSettings,
+    MergeOutcome, PullRequestSpec, PullRequestState, StatusState,
 };
 use takt_protocol::{Millis, PullRequestRef};
 use takt_workflow::Workflow;
@@ -171,26 +171,23 @@ impl Publisher {
             .await
             .map_err(|error| error.to_string())?;
         let head = state.head_sha.clone();
+        // The core counts a note only on the head it is about; an empty commit marks one
+        // given before takt's latest push.
+        let on = |current: bool| Some(if current { head.clone() } else { String::new() });
         let mut reviews: Vec<ForgeReviewNote> = state
             .approvals
             .iter()
-            .map(|login| ForgeReviewNote {
-                by: format!("{}{login}", self.login_prefix),
+            .map(|approval| ForgeReviewNote {
+                by: format!("{}{}", self.login_prefix, approval.login),
                 verdict: ForgeVerdict::Approved,
                 body: String::new(),
-                commit: None,
+                commit: on(approval_is_current(approval, &head, published_at_ms)),
             })
             .collect();
         for request in &state.changes_requested {
-            let submitted = request
-                .submitted_at
-                .as_deref()
-                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-                .map(|at| at.timestamp_millis());
-            let current = match (submitted, published_at_ms) {
-                (Some(submitted), Some(published)) => submitted >= published,
-                _ => true,
-            };
+            // A person's objection whose time is unknown still counts.
+            let current =
+                given_since(request.submitted_at.as_deref(), published_at_ms).unwrap_or(true);
             let mut body = request.body.trim().to_owned();
             for comment in &request.comments {
                 let place = match (&comment.path, comment.line) {
@@ -204,7 +201,7 @@ impl Publisher {
                 by: format!("{}{}", self.login_prefix, request.author),
                 verdict: ForgeVerdict::ChangesRequested,
                 body,
-                commit: Some(if current { head.clone() } else { String::new() }),
+                commit: on(current),
             });
         }
         let mut checks_failed = Vec::new();
@@ -248,5 +245,80 @@ impl Publisher {
                 error: error.to_string(),
             },
         }
+    }
+}
+
+/// Whether `at` (RFC 3339) is at or after takt's latest push; `None` when either is unknown.
+fn given_since(at: Option<&str>, published_at_ms: Option<Millis>) -> Option<bool> {
+    let at = chrono::DateTime::parse_from_rfc3339(at?)
+        .ok()?
+        .timestamp_millis();
+    Some(at >= published_at_ms?)
+}
+
+/// Whether an approval is of the pull request's current head: the commit it names (GitHub),
+/// else it was given after takt's latest push (GitLab's `approved_at`). An approval that says
+/// neither does not count: merging a change nobody approved is worse than waiting.
+fn approval_is_current(approval: &Approval, head: &str, published_at_ms: Option<Millis>) -> bool {
+    match &approval.commit {
+        Some(commit) => commit == head,
+        None => given_since(approval.approved_at.as_deref(), published_at_ms).unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn approval(commit: Option<&str>, at: Option<&str>) -> Approval {
+        Approval {
+            login: "ada".into(),
+            commit: commit.map(str::to_owned),
+            approved_at: at.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn only_approvals_of_the_current_head_count() {
+        let pushed = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let published = Some(pushed);
+        // GitHub names the commit: the time does not matter.
+        assert!(approval_is_current(
+            &approval(Some("b2"), Some("2026-01-01T00:00:00Z")),
+            "b2",
+            published
+        ));
+        assert!(!approval_is_current(
+            &approval(Some("a1"), Some("2026-11-23T00:00:00Z")),
+            "b2",
+            published
+        ));
+        // GitLab gives the time only.
+        assert!(approval_is_current(
+            &approval(None, Some("2026-11-22T10:00:00.000Z")),
+            "b2",
+            published
+        ));
+        assert!(!approval_is_current(
+            &approval(None, Some("2026-11-22T09:59:59.999Z")),
+            "b2",
+            published
+        ));
+        // Nothing to tell: not counted.
+        assert!(!approval_is_current(&approval(None, None), "b2", published));
+        assert!(!approval_is_current(
+            &approval(None, Some("2026-11-22T11:00:00Z")),
+            "b2",
+            None
+        ));
+        assert!(!approval_is_current(
+            &approval(None, Some("not a time")),
+            "b2",
+            published
+        ));
     }
 }

@@ -16,7 +16,7 @@ use crate::git::{PushOutcome, PushTarget, push_branch};
 use crate::http::{AuthStyle, Http, encode_segment};
 use crate::settings::{ForgeKind, ForgeSettings};
 use crate::{
-    CHECK_LOG_MAX, ChangeRequest, Check, CheckSource, CheckState, CommitStatus, Forge,
+    Approval, CHECK_LOG_MAX, ChangeRequest, Check, CheckSource, CheckState, CommitStatus, Forge,
     MergeOutcome, PullRequest, PullRequestSpec, PullRequestState, ReviewComment, ReviewState,
     status_description,
 };
@@ -75,6 +75,9 @@ struct Review {
     body: Option<String>,
     #[serde(default)]
     submitted_at: Option<String>,
+    /// The head the review was given on.
+    #[serde(default)]
+    commit_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -433,10 +436,14 @@ impl Forge for Github {
                 latest.insert(user.login.clone(), review);
             }
         }
-        let approvals: Vec<String> = latest
+        let approvals: Vec<Approval> = latest
             .iter()
             .filter(|(_, r)| r.state == "APPROVED")
-            .map(|(login, _)| login.clone())
+            .map(|(login, r)| Approval {
+                login: login.clone(),
+                commit: r.commit_id.clone(),
+                approved_at: r.submitted_at.clone(),
+            })
             .collect();
         let changes_requested = latest
             .iter()

@@ -1,7 +1,7 @@
 //! GitLab (REST v4): merge requests, approvals, reviewers, discussions, commit statuses,
 //! pipeline jobs and their traces, merging.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use crate::github::same_text;
 use crate::http::{AuthStyle, Http, encode_segment};
 use crate::settings::{ForgeKind, ForgeSettings, MergeMethod};
 use crate::{
-    CHECK_LOG_MAX, ChangeRequest, Check, CheckSource, CheckState, CommitStatus, Forge,
+    Approval, CHECK_LOG_MAX, ChangeRequest, Check, CheckSource, CheckState, CommitStatus, Forge,
     MergeOutcome, PullRequest, PullRequestSpec, PullRequestState, ReviewComment, ReviewState,
     StatusState, status_description,
 };
@@ -89,6 +89,9 @@ impl MergeRequest {
 #[derive(Debug, Deserialize)]
 struct Approver {
     user: User,
+    /// GitLab 17.x and later.
+    #[serde(default)]
+    approved_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -454,12 +457,17 @@ impl Forge for Gitlab {
             })
             .collect();
         comments.sort_by_key(|c| c.id);
-        let approvals: Vec<String> = approvals
+        let approvals: Vec<Approval> = approvals
             .approved_by
             .into_iter()
-            .map(|a| a.user.username)
-            .collect::<BTreeSet<_>>()
+            .map(|a| (a.user.username, a.approved_at))
+            .collect::<BTreeMap<_, _>>()
             .into_iter()
+            .map(|(login, approved_at)| Approval {
+                login,
+                commit: None,
+                approved_at,
+            })
             .collect();
         let changes_requested = reviewers
             .into_iter()

@@ -204,6 +204,18 @@ pub struct Check {
     pub summary: Option<String>,
 }
 
+/// One person's standing approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub login: String,
+    /// The head commit approved (GitHub's review `commit_id`); `None` where the forge does not
+    /// say (GitLab).
+    pub commit: Option<String>,
+    /// RFC 3339: when it was given (GitHub `submitted_at`, GitLab `approved_at`), when the
+    /// forge says.
+    pub approved_at: Option<String>,
+}
+
 /// Everything takt reads back about a request: reviews and checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewState {
@@ -214,8 +226,9 @@ pub struct ReviewState {
     /// `None` while the forge is still computing it.
     pub mergeable: Option<bool>,
     /// Distinct people whose latest review approves (dismissed approvals do not count),
-    /// sorted.
-    pub approvals: Vec<String>,
+    /// sorted by login. Each says what it approved, so an approval of an earlier push is not
+    /// mistaken for one of the current head.
+    pub approvals: Vec<Approval>,
     /// People whose latest review requests changes.
     pub changes_requested: Vec<ChangeRequest>,
     /// Every review comment on the request, oldest first (filter with

@@ -265,6 +265,8 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
     let number = w.github().pulls()[0].number;
     let branch = w.github().pulls()[0].head.clone();
     let first = w.head(&branch);
+    // alice approves the first round only.
+    w.github().approve(number, "alice");
     w.github().add_check(
         &first,
         "ci/test",
@@ -285,8 +287,19 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
     let second = w.head(&branch);
     w.github()
         .add_check(&second, "ci/test", Some("success"), "ok");
+    // Green, but alice's approval is of the first round's commit: a few polls change nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        w.task(&id)["state"],
+        "awaiting_review",
+        "an approval of an earlier push merged the change\n{}",
+        w.daemon_log()
+    );
     w.github().approve(number, "carol");
     w.wait("the merge", || w.task(&id)["state"] == "done");
+    let approvals = w.task(&id)["approvals"].to_string();
+    assert!(approvals.contains("github:carol"), "{approvals}");
+    assert!(!approvals.contains("github:alice"), "{approvals}");
     let pulls = w.github().pulls();
     assert_eq!(pulls.len(), 1, "one pull request across rounds: {pulls:?}");
     assert!(pulls[0].merged);

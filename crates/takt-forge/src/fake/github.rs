@@ -33,6 +33,8 @@ struct Review {
     state: String,
     body: String,
     submitted_at: String,
+    /// The pull request's head when the review was given.
+    commit_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +200,12 @@ impl GithubFake {
         let mut world = lock(&self.world);
         let id = world.core.id();
         let submitted_at = world.core.now();
+        let commit_id = world
+            .pulls
+            .iter()
+            .find(|pull| pull.number == pr)
+            .map(|pull| world.head_sha(pull))
+            .unwrap_or_default();
         world.reviews.push(Review {
             id,
             pr,
@@ -205,6 +213,7 @@ impl GithubFake {
             state: state.to_owned(),
             body: body.to_owned(),
             submitted_at,
+            commit_id,
         });
         id
     }
@@ -652,7 +661,7 @@ impl Github {
                             "body": r.body,
                             "state": r.state,
                             "submitted_at": r.submitted_at,
-                            "commit_id": self.head_sha(&self.pulls[index]),
+                            "commit_id": r.commit_id,
                         })
                     })
                     .collect();

@@ -51,8 +51,8 @@ struct Gitlab {
     core: Core,
     project: String,
     requests: Vec<MergeRequest>,
-    /// (iid, username) of current approvals.
-    approvals: Vec<(u64, String)>,
+    /// (iid, username, approved_at)
+    approvals: Vec<(u64, String, String)>,
     /// (iid, username, state) of reviewers.
     reviewers: Vec<(u64, String, String)>,
     notes: Vec<Note>,
@@ -181,9 +181,10 @@ impl GitlabFake {
         if !world
             .approvals
             .iter()
-            .any(|(i, u)| *i == iid && u == username)
+            .any(|(i, u, _)| *i == iid && u == username)
         {
-            world.approvals.push((iid, username.to_owned()));
+            let at = world.core.now();
+            world.approvals.push((iid, username.to_owned(), at));
         }
         Self::set_reviewer(&mut world, iid, username, "approved");
     }
@@ -193,7 +194,7 @@ impl GitlabFake {
         let mut world = lock(&self.world);
         world
             .approvals
-            .retain(|(i, u)| !(*i == iid && u == username));
+            .retain(|(i, u, _)| !(*i == iid && u == username));
         Self::set_reviewer(&mut world, iid, username, "unapproved");
     }
 
@@ -209,7 +210,7 @@ impl GitlabFake {
         let mut world = lock(&self.world);
         world
             .approvals
-            .retain(|(i, u)| !(*i == iid && u == username));
+            .retain(|(i, u, _)| !(*i == iid && u == username));
         Self::set_reviewer(&mut world, iid, username, "requested_changes");
         let general = (!body.is_empty()).then(|| (None, body.to_owned()));
         let notes = general.into_iter().chain(
@@ -541,8 +542,10 @@ impl Gitlab {
                 let approved_by: Vec<Value> = self
                     .approvals
                     .iter()
-                    .filter(|(i, _)| *i == iid)
-                    .map(|(_, u)| json!({"user": {"username": u, "name": u}}))
+                    .filter(|(i, _, _)| *i == iid)
+                    .map(
+                        |(_, u, at)| json!({"user": {"username": u, "name": u}, "approved_at": at}),
+                    )
                     .collect();
                 Reply::json(
                     200,

@@ -89,16 +89,19 @@ impl Core {
         self.next_id
     }
 
-    /// A timestamp one second later than the previous one.
+    /// The wall clock in milliseconds, always later than the previous timestamp: takt compares
+    /// review and approval times with when it pushed.
     fn now(&mut self) -> String {
-        self.clock += 1;
-        let n = self.clock;
-        format!(
-            "2026-01-01T{:02}:{:02}:{:02}Z",
-            n / 3600 % 24,
-            n / 60 % 60,
-            n % 60
-        )
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        self.clock = wall.max(self.clock + 1);
+        let secs = i64::try_from(self.clock / 1000).unwrap_or(i64::MAX);
+        let millis = u32::try_from(self.clock % 1000).unwrap_or(0);
+        chrono::DateTime::from_timestamp(secs, millis * 1_000_000)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
     }
 
     /// The sha of `refs/heads/<branch>` in the remote, if it exists.

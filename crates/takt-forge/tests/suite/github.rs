@@ -181,7 +181,16 @@ async fn review_state_counts_distinct_latest_approvals_and_reports_changes_and_f
     assert_eq!(state.state, PullRequestState::Open);
     assert_eq!(state.head_sha, commit);
     assert_eq!(state.mergeable, Some(true));
-    assert_eq!(state.approvals, vec!["alice".to_owned(), "dave".to_owned()]);
+    let logins: Vec<&str> = state.approvals.iter().map(|a| a.login.as_str()).collect();
+    assert_eq!(logins, ["alice", "dave"]);
+    assert!(
+        state
+            .approvals
+            .iter()
+            .all(|a| a.commit.as_deref() == Some(commit.as_str()) && a.approved_at.is_some()),
+        "{:?}",
+        state.approvals
+    );
     assert_eq!(state.changes_requested.len(), 1);
     let carol = &state.changes_requested[0];
     assert_eq!(carol.author, "carol");
@@ -217,6 +226,44 @@ async fn review_state_counts_distinct_latest_approvals_and_reports_changes_and_f
         fake.requests()
             .iter()
             .any(|r| r.path.ends_with("/reviews") && r.query_param("page").as_deref() == Some("2"))
+    );
+}
+
+#[tokio::test]
+async fn an_approval_names_the_commit_it_was_given_on_after_a_new_push() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let first = world.commit("g.txt", "g\n");
+    forge
+        .push_branch(&world.git_dir(), &first, "takt/t7", None)
+        .await
+        .unwrap();
+    let pr = forge
+        .ensure_pull_request(&spec("takt/t7", "G", "g"))
+        .await
+        .unwrap();
+    fake.approve(pr.number, "alice");
+    let second = world.commit("g.txt", "g2\n");
+    forge
+        .push_branch(&world.git_dir(), &second, "takt/t7", Some(&first))
+        .await
+        .unwrap();
+    fake.approve(pr.number, "bob");
+
+    let state = forge.review_state(pr.number).await.unwrap();
+    assert_eq!(state.head_sha, second);
+    let by: Vec<(&str, Option<&str>)> = state
+        .approvals
+        .iter()
+        .map(|a| (a.login.as_str(), a.commit.as_deref()))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("alice", Some(first.as_str())),
+            ("bob", Some(second.as_str()))
+        ],
+        "alice approved the first push only"
     );
 }
 

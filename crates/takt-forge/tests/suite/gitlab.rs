@@ -139,7 +139,17 @@ async fn review_state_reads_approvals_requested_changes_and_pipeline_jobs() {
 
     let state = forge.review_state(mr.number).await.unwrap();
     assert_eq!(state.state, PullRequestState::Open);
-    assert_eq!(state.approvals, vec!["alice".to_owned()]);
+    let logins: Vec<&str> = state.approvals.iter().map(|a| a.login.as_str()).collect();
+    assert_eq!(logins, ["alice"]);
+    assert_eq!(
+        state.approvals[0].commit, None,
+        "GitLab does not say which commit"
+    );
+    assert!(
+        state.approvals[0].approved_at.is_some(),
+        "{:?}",
+        state.approvals
+    );
     assert_eq!(state.changes_requested.len(), 1);
     let carol = &state.changes_requested[0];
     assert_eq!(carol.author, "carol");
