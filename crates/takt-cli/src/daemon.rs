@@ -737,6 +737,29 @@ impl Daemon {
                     }
                 });
             }
+            Command::ClosePullRequest {
+                task_id,
+                number,
+                comment,
+            } => {
+                // An inline cancel leaves the forge to the daemon's next poll.
+                let Some(publisher) = self.publisher.clone() else {
+                    return Ok(());
+                };
+                let events = self.events_tx.clone();
+                self.background.spawn(async move {
+                    let result = publisher.close(number, &comment).await;
+                    match &result {
+                        Ok(()) => info!(task_id = %task_id, number, "closed the cancelled task's pull request"),
+                        Err(error) => warn!(task_id = %task_id, number, %error, "closing the pull request failed; trying again at the next poll"),
+                    }
+                    let _ = events.send(Event::PullRequestClosed {
+                        task_id,
+                        number,
+                        result,
+                    });
+                });
+            }
             Command::Merge {
                 task_id,
                 identifier,

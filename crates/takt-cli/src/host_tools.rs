@@ -491,6 +491,9 @@ mod tests {
         async fn merge(&self, _: u64, _: &str) -> Result<MergeOutcome, ForgeError> {
             Err(refused())
         }
+        async fn close_pull_request(&self, _: u64, _: &str) -> Result<(), ForgeError> {
+            Err(refused())
+        }
     }
 
     fn issue() -> Issue {

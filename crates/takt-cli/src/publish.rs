@@ -232,6 +232,14 @@ impl Publisher {
         })
     }
 
+    /// Closes a cancelled task's pull request with `comment`.
+    pub async fn close(&self, number: u64, comment: &str) -> Result<(), String> {
+        self.forge
+            .close_pull_request(number, comment)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     /// Merges the pull request on the forge while its head is still `commit`.
     pub async fn merge(&self, number: u64, commit: &str) -> MergeResult {
         match self.forge.merge(number, commit).await {

@@ -144,6 +144,11 @@ impl Decider<'_> {
                 number,
                 review,
             } => self.on_pull_request_checked(task_id, number, review),
+            Event::PullRequestClosed {
+                task_id,
+                number,
+                result,
+            } => self.on_pull_request_closed(task_id, number, result),
             Event::Operator(command) => self.on_operator(command),
             Event::Restarted => self.on_restarted(),
             Event::IssueWritten { issue } => {
@@ -573,6 +578,7 @@ impl Decider<'_> {
             task_id: task_id.clone(),
             reason,
         });
+        self.close_pull_request(&task_id);
         if clean {
             self.command(Command::CleanWorkspace {
                 task_id,

@@ -99,6 +99,13 @@ pub enum Event {
         number: u64,
         review: ForgeReview,
     },
+    /// The shell closed a cancelled task's pull request (one already closed or gone counts),
+    /// or could not (asked again at the next poll).
+    PullRequestClosed {
+        task_id: String,
+        number: u64,
+        result: Result<(), String>,
+    },
     /// Verification of a task's commit finished (or could not: `report.error`).
     VerificationFinished {
         task_id: String,
@@ -328,6 +335,13 @@ pub enum Command {
         task_id: String,
         number: u64,
     },
+    /// Close a cancelled task's pull request with `comment` and report
+    /// [`Event::PullRequestClosed`].
+    ClosePullRequest {
+        task_id: String,
+        number: u64,
+        comment: String,
+    },
     /// Create the local task of a schedule's occurrence, unless it exists (the occurrence is
     /// its idempotency key), and report [`Event::ScheduledTaskCreated`].
     CreateScheduledTask {
@@ -506,6 +520,11 @@ pub enum Record {
         task_id: String,
         error: String,
     },
+    /// A cancelled task's pull request was closed on the forge.
+    PullRequestClosed {
+        task_id: String,
+        number: u64,
+    },
     /// Checks on the pull request's head failed; the change goes back to the agent (or fails
     /// once `publish.max_ci_rounds` are used).
     ChecksFailed {
@@ -587,6 +606,7 @@ impl Record {
             | Record::MergeStarted { task_id }
             | Record::PullRequestOpened { task_id, .. }
             | Record::PublishFailed { task_id, .. }
+            | Record::PullRequestClosed { task_id, .. }
             | Record::ChecksFailed { task_id, .. }
             | Record::Merged { task_id, .. }
             | Record::MergeConflicted { task_id, .. }
@@ -636,6 +656,7 @@ impl Record {
             Record::MergeStarted { .. } => "merge_started",
             Record::PullRequestOpened { .. } => "pull_request_opened",
             Record::PublishFailed { .. } => "publish_failed",
+            Record::PullRequestClosed { .. } => "pull_request_closed",
             Record::ChecksFailed { .. } => "checks_failed",
             Record::Merged { .. } => "merged",
             Record::MergeConflicted { .. } => "merge_conflicted",

@@ -115,6 +115,8 @@ pub struct Task {
     pub published_at_ms: Option<Millis>,
     /// Rounds whose pull request checks failed.
     pub ci_rounds: u32,
+    /// The pull request was closed by takt (the task was cancelled).
+    pub pull_request_closed: bool,
     /// Since when the task's question has been waiting for an answer.
     pub blocked_at_ms: Option<Millis>,
     /// The latest verification and what it came to.
@@ -213,6 +215,7 @@ impl Task {
             pull_request: None,
             published_at_ms: None,
             ci_rounds: 0,
+            pull_request_closed: false,
             blocked_at_ms: None,
             verification: None,
             verify_outcome: None,
@@ -579,12 +582,14 @@ pub fn apply(state: &mut State, record: &Record, at: Millis) {
         Record::MergeStarted { .. } => task.state = TaskState::Merging,
         Record::PullRequestOpened { pull_request, .. } => {
             task.pull_request = Some(pull_request.clone());
+            task.pull_request_closed = false;
             task.published_at_ms = Some(at);
             task.last_error = None;
         }
         Record::PublishFailed { error, .. } => {
             task.last_error = Some(format!("publishing failed: {error}"));
         }
+        Record::PullRequestClosed { .. } => task.pull_request_closed = true,
         Record::ChecksFailed { .. } => task.ci_rounds += 1,
         Record::Merged { sha, .. } => {
             task.state = TaskState::Done;

@@ -502,6 +502,38 @@ impl Forge for Github {
         }
     }
 
+    async fn close_pull_request(&self, number: u64, comment: &str) -> Result<(), ForgeError> {
+        let pull = match self.pull(number).await {
+            Ok(pull) => pull,
+            Err(ForgeError::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if pull.state != "open" {
+            return Ok(());
+        }
+        let _: Value = self
+            .http
+            .send_json(
+                Method::PATCH,
+                &self.path(&format!("pulls/{number}")),
+                &json!({"state": "closed"}),
+            )
+            .await?;
+        // A pull request's conversation is its issue's comments.
+        if let Err(error) = self
+            .http
+            .send_json::<Value>(
+                Method::POST,
+                &self.path(&format!("issues/{number}/comments")),
+                &json!({"body": comment}),
+            )
+            .await
+        {
+            tracing::warn!(number, %error, "closed the pull request, but could not comment on it");
+        }
+        Ok(())
+    }
+
     async fn merge(&self, number: u64, expected_sha: &str) -> Result<MergeOutcome, ForgeError> {
         let pull = self.pull(number).await?;
         if pull.is_merged() {

@@ -528,6 +528,37 @@ impl Forge for Gitlab {
         }
     }
 
+    async fn close_pull_request(&self, number: u64, comment: &str) -> Result<(), ForgeError> {
+        let mr = match self.merge_request(number).await {
+            Ok(mr) => mr,
+            Err(ForgeError::NotFound { .. }) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if mr.state != "opened" {
+            return Ok(());
+        }
+        let _: Value = self
+            .http
+            .send_json(
+                Method::PUT,
+                &self.path(&format!("merge_requests/{number}")),
+                &json!({"state_event": "close"}),
+            )
+            .await?;
+        if let Err(error) = self
+            .http
+            .send_json::<Value>(
+                Method::POST,
+                &self.path(&format!("merge_requests/{number}/notes")),
+                &json!({"body": comment}),
+            )
+            .await
+        {
+            tracing::warn!(number, %error, "closed the merge request, but could not comment on it");
+        }
+        Ok(())
+    }
+
     async fn merge(&self, number: u64, expected_sha: &str) -> Result<MergeOutcome, ForgeError> {
         let mr = self.merge_request(number).await?;
         if mr.state == "merged" {

@@ -308,6 +308,11 @@ pub trait Forge: Send + Sync {
     /// Merges the request with the configured method, only while its head is `expected_sha`.
     /// Head moved, not mergeable, or blocked: [`ForgeError::Conflict`].
     async fn merge(&self, number: u64, expected_sha: &str) -> Result<MergeOutcome, ForgeError>;
+
+    /// Closes the open request and then leaves `comment` on it. A request that is already
+    /// closed, merged or gone is left alone (Ok). The comment is best effort: once the request
+    /// is closed, a comment that cannot be posted is logged, not an error.
+    async fn close_pull_request(&self, number: u64, comment: &str) -> Result<(), ForgeError>;
 }
 
 /// The client for `settings.kind`, after validating the settings.

@@ -306,6 +306,35 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
 }
 
 #[test]
+fn cancelling_a_published_task_closes_its_pull_request_with_a_comment() {
+    let w = Forge::start("forge-cancel");
+    let id = w.add_task("Abandon the parser");
+    w.wait("the pull request", || w.github().pulls().len() == 1);
+    let number = w.github().pulls()[0].number;
+    w.wait("the change to wait for review", || {
+        w.task(&id)["state"] == "awaiting_review"
+    });
+    w.f.takt.ok(&["task", "cancel", &id]);
+    // Closed first, then the comment.
+    w.wait("the pull request to close with a comment", || {
+        !w.github().pulls()[0].open && !w.github().conversation(number).is_empty()
+    });
+    let conversation = w.github().conversation(number);
+    assert_eq!(conversation.len(), 1, "{conversation:?}");
+    assert!(
+        conversation[0].contains("an operator cancelled the task"),
+        "{conversation:?}"
+    );
+    w.wait("the close to be journaled", || {
+        w.f.takt
+            .ok(&["task", "events", &id, "--json"])
+            .stdout
+            .contains("pull_request_closed")
+    });
+    assert!(!w.github().pulls()[0].merged);
+}
+
+#[test]
 fn a_publish_that_broke_off_after_the_push_is_finished_once_even_across_a_kill() {
     let mut w = Forge::start("forge-crash");
     // The push succeeds; the forge then answers 502 to the next API call (finding the pull

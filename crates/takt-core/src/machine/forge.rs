@@ -9,11 +9,15 @@
 //! changes requested on the head (back to the agent with the comments); new approvals on the
 //! head (recorded like approvals given in takt); and once nothing is pending and the risk tier's
 //! approvals are there (none for `auto_ship`), the merge.
+//!
+//! A task cancelled by an operator or by its issue closing has its open pull request closed,
+//! asked for again at each poll until the forge confirms. A task that only left the active
+//! states keeps it: it may come back.
 
 use takt_protocol::{PullRequestRef, RetryKind, RiskTier, TaskState};
 
 use super::{Decider, approvals_satisfied};
-use crate::messages::{Command, ForgeReview, ForgeVerdict, Record};
+use crate::messages::{CancelReason, Command, ForgeReview, ForgeVerdict, Record};
 
 /// How much of a failed check's log goes into the agent's feedback.
 const CHECK_LOG_CHARS: usize = 6_000;
@@ -59,6 +63,67 @@ impl Decider<'_> {
                 Some(number) => self.command(Command::CheckPullRequest { task_id, number }),
                 None => self.publish(&task_id),
             }
+        }
+        let abandoned: Vec<String> = self
+            .state
+            .tasks
+            .values()
+            .filter(|task| task.state == TaskState::Cancelled)
+            .map(|task| task.id.clone())
+            .collect();
+        for task_id in abandoned {
+            self.close_pull_request(&task_id);
+        }
+    }
+
+    /// Asks the shell to close the pull request of a task cancelled for good, if it has one
+    /// still open.
+    pub(super) fn close_pull_request(&mut self, task_id: &str) {
+        if !self.policy.publish.forge {
+            return;
+        }
+        let Some(task) = self.state.tasks.get(task_id) else {
+            return;
+        };
+        let for_good = match task.cancel_reason {
+            Some(CancelReason::Operator) => "an operator cancelled the task",
+            Some(CancelReason::TrackerTerminal) => "its issue was closed",
+            Some(CancelReason::LeftActive) | None => return,
+        };
+        let (TaskState::Cancelled, Some(pull_request), false) = (
+            task.state,
+            task.pull_request.as_ref(),
+            task.pull_request_closed,
+        ) else {
+            return;
+        };
+        self.command(Command::ClosePullRequest {
+            task_id: task_id.to_owned(),
+            number: pull_request.number,
+            comment: format!(
+                "takt closed this pull request: {for_good} ({}).",
+                task.issue.identifier
+            ),
+        });
+    }
+
+    pub(super) fn on_pull_request_closed(
+        &mut self,
+        task_id: String,
+        number: u64,
+        result: Result<(), String>,
+    ) {
+        let current = self.state.tasks.get(&task_id).is_some_and(|task| {
+            task.state == TaskState::Cancelled
+                && !task.pull_request_closed
+                && task.pull_request.as_ref().map(|pr| pr.number) == Some(number)
+        });
+        if !current {
+            return self.stale(task_id, "pull_request_closed");
+        }
+        // A failure is asked again at the next poll; the shell logs why.
+        if result.is_ok() {
+            self.record(Record::PullRequestClosed { task_id, number });
         }
     }
 

@@ -1226,3 +1226,74 @@ fn a_restart_resumes_a_forge_merge_through_the_pull_request() {
     let step = h.feed(Event::Restarted);
     assert!(merges_pull_request(&step));
 }
+
+fn closes_pull_request(step: &Step) -> bool {
+    step.commands.iter().any(|c| {
+        matches!(c, Command::ClosePullRequest { task_id, number: 7, comment }
+            if task_id == "id-1" && comment.contains("T-1"))
+    })
+}
+
+#[test]
+fn cancelling_a_published_change_closes_its_pull_request_until_the_forge_confirms() {
+    let mut h = published(Policy::default());
+    let step = h.feed(Event::Operator(OperatorCommand::Cancel {
+        task: "T-1".into(),
+        by: "ops".into(),
+    }));
+    assert_eq!(h.task("id-1").state, TaskState::Cancelled);
+    assert!(closes_pull_request(&step), "{:?}", step.commands);
+
+    // The forge could not be reached: the next poll asks again.
+    h.feed(Event::PullRequestClosed {
+        task_id: "id-1".into(),
+        number: 7,
+        result: Err("forge_request: connection refused".into()),
+    });
+    assert!(!h.task("id-1").pull_request_closed);
+    let step = h.feed(Event::PollRequested);
+    assert!(closes_pull_request(&step), "{:?}", step.commands);
+
+    let step = h.feed(Event::PullRequestClosed {
+        task_id: "id-1".into(),
+        number: 7,
+        result: Ok(()),
+    });
+    assert!(matches!(
+        step.records.as_slice(),
+        [takt_core::Record::PullRequestClosed { number: 7, .. }]
+    ));
+    assert!(h.task("id-1").pull_request_closed);
+    let step = h.feed(Event::PollRequested);
+    assert!(
+        !closes_pull_request(&step),
+        "closed once: {:?}",
+        step.commands
+    );
+}
+
+#[test]
+fn a_closed_issue_closes_the_pull_request_but_leaving_the_active_states_does_not() {
+    let mut h = published(Policy::default());
+    h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![issue(1, "Done")],
+    });
+    assert_eq!(h.task("id-1").state, TaskState::Cancelled);
+    let step = h.feed(Event::PollRequested);
+    assert!(closes_pull_request(&step), "{:?}", step.commands);
+
+    let mut h = published(Policy::default());
+    let step = h.feed(Event::IssuesRefreshed {
+        requested: vec!["id-1".into()],
+        issues: vec![],
+    });
+    assert_eq!(h.task("id-1").state, TaskState::Cancelled);
+    assert!(
+        !closes_pull_request(&step),
+        "it may come back: {:?}",
+        step.commands
+    );
+    let step = h.feed(Event::PollRequested);
+    assert!(!closes_pull_request(&step), "{:?}", step.commands);
+}

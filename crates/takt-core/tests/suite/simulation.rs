@@ -438,6 +438,28 @@ impl World {
                     result,
                 });
             }
+            Command::ClosePullRequest {
+                task_id, number, ..
+            } => {
+                let task = self.state.tasks.get(&task_id);
+                if task.map(|task| task.state) != Some(TaskState::Cancelled)
+                    || self.pull_requests.get(&task_id) != Some(&number)
+                {
+                    self.fail(&format!(
+                        "{task_id} closes pull request {number} while not cancelled or not its own"
+                    ));
+                }
+                let result = if self.rng.random_bool(0.2) {
+                    Err("forge_request: connection reset".to_string())
+                } else {
+                    Ok(())
+                };
+                self.feed(Event::PullRequestClosed {
+                    task_id,
+                    number,
+                    result,
+                });
+            }
             Command::CheckPullRequest { task_id, number } => {
                 if self.pull_requests.get(&task_id) != Some(&number) {
                     self.fail(&format!(

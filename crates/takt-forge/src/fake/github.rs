@@ -78,6 +78,8 @@ struct Github {
     reviews: Vec<Review>,
     comments: Vec<Comment>,
     statuses: Vec<Status>,
+    /// (number, body) of conversation comments (not review comments).
+    conversation: Vec<(u64, String)>,
     checks: Vec<CheckRun>,
     mergeable: bool,
 }
@@ -115,6 +117,7 @@ impl GithubFake {
             reviews: Vec::new(),
             comments: Vec::new(),
             statuses: Vec::new(),
+            conversation: Vec::new(),
             checks: Vec::new(),
             mergeable: true,
         }));
@@ -161,6 +164,16 @@ impl GithubFake {
                 merged: p.merged,
                 merge_method: p.merge_method.clone(),
             })
+            .collect()
+    }
+
+    /// The conversation comments on pull request `number`, oldest first.
+    pub fn conversation(&self, number: u64) -> Vec<String> {
+        lock(&self.world)
+            .conversation
+            .iter()
+            .filter(|(n, _)| *n == number)
+            .map(|(_, body)| body.clone())
             .collect()
     }
 
@@ -532,6 +545,23 @@ impl Github {
                     return not_found();
                 };
                 self.route_pull(request, index, tail)
+            }
+            ("POST", ["issues", number, "comments"]) => {
+                let Some(number) = number
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| self.pulls.iter().any(|p| p.number == *n))
+                else {
+                    return not_found();
+                };
+                let body = request
+                    .body
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                self.conversation.push((number, body.to_owned()));
+                let id = self.core.id();
+                Reply::json(201, json!({"id": id, "body": body}))
             }
             ("POST", ["statuses", sha]) => {
                 let Some(state) = request.body.get("state").and_then(Value::as_str) else {

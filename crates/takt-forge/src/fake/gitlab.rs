@@ -57,6 +57,8 @@ struct Gitlab {
     reviewers: Vec<(u64, String, String)>,
     notes: Vec<Note>,
     statuses: Vec<Status>,
+    /// (number, body) of conversation comments (not review comments).
+    conversation: Vec<(u64, String)>,
     /// (pipeline id, sha).
     pipelines: Vec<(u64, String)>,
     mergeable: bool,
@@ -94,6 +96,7 @@ impl GitlabFake {
             reviewers: Vec::new(),
             notes: Vec::new(),
             statuses: Vec::new(),
+            conversation: Vec::new(),
             pipelines: Vec::new(),
             mergeable: true,
         }));
@@ -133,6 +136,16 @@ impl GitlabFake {
                 state: mr.state.clone(),
                 squash: mr.squash,
             })
+            .collect()
+    }
+
+    /// The notes posted on merge request `iid` outside reviews, oldest first.
+    pub fn conversation(&self, iid: u64) -> Vec<String> {
+        lock(&self.world)
+            .conversation
+            .iter()
+            .filter(|(i, _)| *i == iid)
+            .map(|(_, body)| body.clone())
             .collect()
     }
 
@@ -536,7 +549,22 @@ impl Gitlab {
                 if let Some(description) = request.body.get("description").and_then(Value::as_str) {
                     mr.description = description.to_owned();
                 }
+                match request.body.get("state_event").and_then(Value::as_str) {
+                    Some("close") if mr.state == "opened" => mr.state = "closed".to_owned(),
+                    Some("reopen") if mr.state == "closed" => mr.state = "opened".to_owned(),
+                    _ => {}
+                }
                 Reply::json(200, self.mr_json(&self.requests[index], true))
+            }
+            ("POST", ["notes"]) => {
+                let body = request
+                    .body
+                    .get("body")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                self.conversation.push((iid, body.to_owned()));
+                let id = self.core.id();
+                Reply::json(201, json!({"id": id, "body": body}))
             }
             ("GET", ["approvals"]) => {
                 let approved_by: Vec<Value> = self

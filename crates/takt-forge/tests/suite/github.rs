@@ -491,3 +491,31 @@ async fn checks_of_other_apps_give_their_summary_as_the_log() {
             .any(|r| r.path.contains("/actions/jobs/"))
     );
 }
+
+#[tokio::test]
+async fn closing_a_pull_request_comments_once_and_leaves_closed_or_unknown_ones_alone() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("h.txt", "h\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t8", None)
+        .await
+        .unwrap();
+    let pr = forge
+        .ensure_pull_request(&spec("takt/t8", "H", "h"))
+        .await
+        .unwrap();
+    forge
+        .close_pull_request(pr.number, "takt closed this pull request: cancelled (T-8).")
+        .await
+        .unwrap();
+    assert!(!fake.pulls()[0].open);
+    assert_eq!(
+        fake.conversation(pr.number),
+        ["takt closed this pull request: cancelled (T-8)."]
+    );
+    // Again (a retry after a crash), and an unknown number: nothing more happens.
+    forge.close_pull_request(pr.number, "again").await.unwrap();
+    forge.close_pull_request(999, "gone").await.unwrap();
+    assert_eq!(fake.conversation(pr.number).len(), 1);
+}

@@ -290,3 +290,30 @@ async fn crash_resume_and_a_racing_create_end_with_one_merge_request() {
         .count();
     assert_eq!(creates, 2, "the second create was refused as a duplicate");
 }
+
+#[tokio::test]
+async fn closing_a_merge_request_comments_once_and_leaves_closed_or_unknown_ones_alone() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("h.txt", "h\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t8", None)
+        .await
+        .unwrap();
+    let mr = forge
+        .ensure_pull_request(&spec("takt/t8", "H", "h"))
+        .await
+        .unwrap();
+    forge
+        .close_pull_request(mr.number, "takt closed this pull request: cancelled (T-8).")
+        .await
+        .unwrap();
+    assert_eq!(fake.merge_requests()[0].state, "closed");
+    assert_eq!(
+        fake.conversation(mr.number),
+        ["takt closed this pull request: cancelled (T-8)."]
+    );
+    forge.close_pull_request(mr.number, "again").await.unwrap();
+    forge.close_pull_request(999, "gone").await.unwrap();
+    assert_eq!(fake.conversation(mr.number).len(), 1);
+}

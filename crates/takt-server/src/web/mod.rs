@@ -112,6 +112,7 @@ pub const LIVE_KINDS: &[&str] = &[
     "merge_started",
     "pull_request_opened",
     "publish_failed",
+    "pull_request_closed",
     "checks_failed",
     "merged",
     "merge_conflicted",
