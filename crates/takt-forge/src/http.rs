@@ -1,8 +1,12 @@
 //! The HTTP side shared by both forges: one client (rustls with ring, as the gateway does),
 //! the token in one header marked sensitive, status codes mapped to [`ForgeError`], and
-//! pagination through `Link: <...>; rel="next"` (GitHub, GitLab) or `x-next-page` (GitLab).
+//! pagination through `Link: <...>; rel="next"` (GitHub, GitLab) or `x-next-page` (GitLab),
+//! and conditional GETs: a document read before is asked for with `If-None-Match`, and a
+//! `304 Not Modified` is answered from memory. Following every open pull request at every poll
+//! then costs GitHub's rate limit only for what changed (a 304 does not count against it).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -17,6 +21,8 @@ use crate::settings::Secret;
 const MAX_PAGES: usize = 20;
 /// The most bytes of a forge's error message kept in an error.
 const MESSAGE_CAP: usize = 500;
+/// Documents kept for conditional GETs; the cache starts over when it is full.
+const MAX_VALIDATED: usize = 2048;
 
 /// Which header carries the token.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +47,13 @@ impl Reply {
     }
 }
 
+/// A document as last read, with the validator that asks whether it changed.
+struct Validated {
+    etag: HeaderValue,
+    headers: HeaderMap,
+    text: String,
+}
+
 /// An authenticated client for one forge API root.
 #[derive(Clone)]
 pub(crate) struct Http {
@@ -49,6 +62,8 @@ pub(crate) struct Http {
     token: Secret,
     auth: AuthStyle,
     extra: Arc<Vec<(HeaderName, HeaderValue)>>,
+    /// Documents by URL, for conditional GETs.
+    validated: Arc<Mutex<HashMap<String, Validated>>>,
 }
 
 impl Http {
@@ -70,6 +85,7 @@ impl Http {
             token,
             auth,
             extra: Arc::new(extra),
+            validated: Arc::default(),
         })
     }
 
@@ -110,21 +126,76 @@ impl Http {
         Ok(builder)
     }
 
-    /// Sends one request; any non-2xx status becomes the matching [`ForgeError`].
+    /// Sends one request; any non-2xx status becomes the matching [`ForgeError`]. A GET of a
+    /// document read before is conditional, and `304 Not Modified` gives the document kept.
     pub async fn send(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
     ) -> Result<Reply, ForgeError> {
-        let reply = self
-            .send_raw(method.clone(), url.clone(), body, None)
+        let conditional = (method == Method::GET)
+            .then(|| self.validator(&url))
+            .flatten();
+        let mut reply = self
+            .send_with(method.clone(), url.clone(), body, None, conditional)
             .await?;
-        if reply.status.is_success() {
-            Ok(reply)
-        } else {
-            Err(self.classify(&method, &url, &reply))
+        if reply.status == StatusCode::NOT_MODIFIED {
+            match self.kept(&url) {
+                Some(kept) => return Ok(kept),
+                // Forgotten in between (the cache started over): ask plainly.
+                None => {
+                    reply = self
+                        .send_with(method.clone(), url.clone(), body, None, None)
+                        .await?;
+                }
+            }
         }
+        if !reply.status.is_success() {
+            return Err(self.classify(&method, &url, &reply));
+        }
+        if method == Method::GET {
+            self.keep(&url, &reply);
+        }
+        Ok(reply)
+    }
+
+    fn validated(&self) -> std::sync::MutexGuard<'_, HashMap<String, Validated>> {
+        self.validated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn validator(&self, url: &Url) -> Option<HeaderValue> {
+        self.validated()
+            .get(url.as_str())
+            .map(|kept| kept.etag.clone())
+    }
+
+    fn kept(&self, url: &Url) -> Option<Reply> {
+        self.validated().get(url.as_str()).map(|kept| Reply {
+            status: StatusCode::OK,
+            headers: kept.headers.clone(),
+            text: kept.text.clone(),
+        })
+    }
+
+    fn keep(&self, url: &Url, reply: &Reply) {
+        let Some(etag) = reply.headers.get(reqwest::header::ETAG).cloned() else {
+            return;
+        };
+        let mut validated = self.validated();
+        if validated.len() >= MAX_VALIDATED {
+            validated.clear();
+        }
+        validated.insert(
+            url.as_str().to_owned(),
+            Validated {
+                etag,
+                headers: reply.headers.clone(),
+                text: reply.text.clone(),
+            },
+        );
     }
 
     /// Sends one request and returns the reply whatever its status (transport errors aside);
@@ -136,6 +207,17 @@ impl Http {
         body: Option<&Value>,
         keep_tail: Option<usize>,
     ) -> Result<Reply, ForgeError> {
+        self.send_with(method, url, body, keep_tail, None).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        keep_tail: Option<usize>,
+        if_none_match: Option<HeaderValue>,
+    ) -> Result<Reply, ForgeError> {
         if url.origin() != self.base.origin() {
             return Err(ForgeError::Response(format!(
                 "refusing to send the token to {}, which is not the API's origin",
@@ -145,6 +227,9 @@ impl Http {
         let mut builder = self.authorize(self.client.request(method.clone(), url.clone()))?;
         if let Some(body) = body {
             builder = builder.json(body);
+        }
+        if let Some(etag) = if_none_match {
+            builder = builder.header(reqwest::header::IF_NONE_MATCH, etag);
         }
         tracing::debug!(method = %method, path = %url.path(), "forge request");
         let mut response = builder

@@ -4,8 +4,9 @@
 //! and response shapes and error statuses, on `127.0.0.1` at a free port. Branch heads are read
 //! from a local bare repository, the push remote, so a real `git push` is what the fake sees.
 //! Every request is recorded (method, path, query, body, headers other than the credential,
-//! and whether the credential was the expected token). Test controls add reviews, checks and
-//! failures.
+//! and whether the credential was the expected token, and the status answered). Test controls
+//! add reviews, checks and failures. Successful GETs carry an `ETag`, and a request whose
+//! `If-None-Match` still matches gets `304 Not Modified` without a body, as both forges do.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +38,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Whether the credential header carried the expected token.
     pub authorized: bool,
+    /// The status the fake answered.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -308,8 +311,62 @@ fn dispatch<W: World>(
             })
             .collect(),
         authorized,
+        status: 0,
     };
     world.core().requests.push(recorded);
+    let if_none_match = headers
+        .get("if-none-match")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let is_get = method == Method::GET;
+    let reply = answer(
+        &mut *world,
+        method,
+        &uri,
+        authorized,
+        &raw_query,
+        &body_text,
+    );
+    let reply = if is_get {
+        validate(reply, if_none_match.as_deref())
+    } else {
+        reply
+    };
+    if let Some(last) = world.core().requests.last_mut() {
+        last.status = reply.status;
+    }
+    reply
+}
+
+/// A GET's `200` gets an `ETag` (a hash of its body); when the request's `If-None-Match`
+/// names it, the answer is `304` without a body.
+fn validate(mut reply: Reply, if_none_match: Option<&str>) -> Reply {
+    if reply.status != 200 || reply.headers.iter().any(|(name, _)| name == "etag") {
+        return reply;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    reply.body.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    if if_none_match == Some(etag.as_str()) {
+        return Reply {
+            status: 304,
+            headers: vec![("etag".to_owned(), etag)],
+            body: String::new(),
+        };
+    }
+    reply.headers.push(("etag".to_owned(), etag));
+    reply
+}
+
+fn answer<W: World>(
+    world: &mut W,
+    method: Method,
+    uri: &Uri,
+    authorized: bool,
+    raw_query: &str,
+    body_text: &str,
+) -> Reply {
     if let Some(failure) = world.core().failures.pop_front() {
         let mut reply = Reply::text(failure.status, failure.body);
         reply.headers = failure.headers;
@@ -322,8 +379,8 @@ fn dispatch<W: World>(
     let incoming = Incoming {
         method,
         path: uri.path().to_owned(),
-        query: query_map(&raw_query),
-        body: serde_json::from_str(&body_text).unwrap_or(Value::Null),
+        query: query_map(raw_query),
+        body: serde_json::from_str(body_text).unwrap_or(Value::Null),
     };
     world.handle(&incoming)
 }

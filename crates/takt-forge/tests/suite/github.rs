@@ -519,3 +519,48 @@ async fn closing_a_pull_request_comments_once_and_leaves_closed_or_unknown_ones_
     forge.close_pull_request(999, "gone").await.unwrap();
     assert_eq!(fake.conversation(pr.number).len(), 1);
 }
+
+#[tokio::test]
+async fn a_second_look_at_an_unchanged_pull_request_costs_only_not_modified_answers() {
+    let (world, fake) = setup().await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let commit = world.commit("i.txt", "i\n");
+    forge
+        .push_branch(&world.git_dir(), &commit, "takt/t9", None)
+        .await
+        .unwrap();
+    let pr = forge
+        .ensure_pull_request(&spec("takt/t9", "I", "i"))
+        .await
+        .unwrap();
+    fake.add_check(&commit, "ci / test", Some("success"), "ok");
+    let first = forge.review_state(pr.number).await.unwrap();
+
+    let before = fake.requests().len();
+    let again = forge.review_state(pr.number).await.unwrap();
+    assert_eq!(first, again);
+    let looked: Vec<(String, u16)> = fake.requests()[before..]
+        .iter()
+        .map(|r| (format!("{} {}", r.method, r.path), r.status))
+        .collect();
+    assert!(!looked.is_empty());
+    assert!(
+        looked.iter().all(|(_, status)| *status == 304),
+        "every read was conditional and unchanged: {looked:?}"
+    );
+
+    // A change is seen at once: only what changed is read in full.
+    fake.approve(pr.number, "alice");
+    let before = fake.requests().len();
+    let after = forge.review_state(pr.number).await.unwrap();
+    assert_eq!(after.approvals.len(), 1, "{after:?}");
+    let full: Vec<String> = fake.requests()[before..]
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        full,
+        [format!("/repos/acme/widgets/pulls/{}/reviews", pr.number)]
+    );
+}
