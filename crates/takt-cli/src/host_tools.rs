@@ -441,6 +441,9 @@ mod tests {
         ) -> Result<PushOutcome, ForgeError> {
             Err(refused())
         }
+        async fn push_notes(&self, _: &Path, _: &str) -> Result<PushOutcome, ForgeError> {
+            Err(refused())
+        }
         async fn ensure_pull_request(
             &self,
             _: &PullRequestSpec,

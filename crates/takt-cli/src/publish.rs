@@ -14,7 +14,7 @@ use takt_forge::{
 use takt_protocol::{Millis, PullRequestRef};
 use takt_workflow::Workflow;
 use takt_workspace::WorkspaceManager;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Publishes verified changes to the configured forge.
 #[derive(Clone)]
@@ -88,6 +88,14 @@ impl Publisher {
             .push_branch(&mirror, commit, branch, previous.map(|pr| pr.head.as_str()))
             .await
             .map_err(text)?;
+        // The evidence the body names goes along; without it the request still stands.
+        if let Err(error) = self
+            .forge
+            .push_notes(&mirror, takt_verify::attest::NOTES_REF)
+            .await
+        {
+            warn!(issue_identifier = %task.issue.identifier, %error, "the attestation notes were not pushed");
+        }
         let base = self.base_branch().await?;
         let body = self.body(task, commit).await;
         let spec = PullRequestSpec {

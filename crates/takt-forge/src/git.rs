@@ -192,6 +192,73 @@ pub(crate) async fn push_branch(
     })
 }
 
+/// Pushes `refs/notes/<notes_ref>` from the mirror to the remote, fast-forward only (takt is
+/// the only writer of its notes; a remote ref that went elsewhere is not overwritten).
+pub(crate) async fn push_notes(
+    git: &Git,
+    git_dir: &Path,
+    target: &PushTarget<'_>,
+    notes_ref: &str,
+) -> Result<PushOutcome, ForgeError> {
+    let refname = format!("refs/notes/{notes_ref}");
+    let local = git
+        .cmd(git_dir)
+        .env("GIT_DIR", git_dir)
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &refname,
+        ])
+        .run()
+        .await
+        .ok()
+        .filter(|sha| !sha.is_empty());
+    let Some(local) = local else {
+        return Ok(PushOutcome::AlreadyThere);
+    };
+    let command = git
+        .cmd(git_dir)
+        .env("GIT_DIR", git_dir)
+        .args([
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "--end-of-options",
+            target.remote,
+        ])
+        .arg(format!("{local}:{refname}"));
+    let command = credential_env(target)
+        .into_iter()
+        .fold(command, |c, (k, v)| c.env(k, v));
+    let text = command.command_string();
+    let out = command
+        .output()
+        .await
+        .map_err(|e| git_error(target.token, text.clone(), e))?;
+    let stdout = target.token.redact(out.stdout.trim());
+    let stderr = target.token.redact(out.stderr.trim());
+    if out.success() {
+        // `=` marks a ref that was already up to date.
+        return Ok(if stdout.lines().any(|line| line.starts_with('=')) {
+            PushOutcome::AlreadyThere
+        } else {
+            PushOutcome::Pushed
+        });
+    }
+    if stdout.contains("[rejected]") || stderr.contains("[rejected]") {
+        return Err(ForgeError::Conflict(format!(
+            "the remote's {refname} is not behind takt's (someone else wrote notes there): {}",
+            if stdout.is_empty() { &stderr } else { &stdout }
+        )));
+    }
+    Err(ForgeError::Git {
+        command: target.token.redact(&text),
+        stderr,
+    })
+}
+
 /// Standard base64 with padding (RFC 4648), for the Basic header.
 pub(crate) fn base64(input: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use takt_workspace::Git;
 
 use crate::error::ForgeError;
-use crate::git::{PushOutcome, PushTarget, push_branch};
+use crate::git::{PushOutcome, PushTarget, push_branch, push_notes};
 use crate::http::{AuthStyle, Http, encode_segment};
 use crate::settings::{ForgeKind, ForgeSettings};
 use crate::{
@@ -308,6 +308,16 @@ impl Forge for Github {
             token: &self.settings.token,
         };
         push_branch(&self.git, git_dir, &target, commit, branch, lease).await
+    }
+
+    async fn push_notes(&self, git_dir: &Path, notes_ref: &str) -> Result<PushOutcome, ForgeError> {
+        let remote = self.settings.push_url();
+        let target = PushTarget {
+            kind: ForgeKind::Github,
+            remote: &remote,
+            token: &self.settings.token,
+        };
+        push_notes(&self.git, git_dir, &target, notes_ref).await
     }
 
     async fn ensure_pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest, ForgeError> {

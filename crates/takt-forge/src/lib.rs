@@ -290,6 +290,12 @@ pub trait Forge: Send + Sync {
         lease: Option<&str>,
     ) -> Result<PushOutcome, ForgeError>;
 
+    /// Pushes the attestation notes (`refs/notes/<notes_ref>` in the mirror at `git_dir`) to
+    /// the remote with the daemon's credentials, fast-forward only, so the evidence a request's
+    /// body names can be fetched from the forge. No notes yet: `AlreadyThere`. A remote notes
+    /// ref that someone else moved: [`ForgeError::Conflict`].
+    async fn push_notes(&self, git_dir: &Path, notes_ref: &str) -> Result<PushOutcome, ForgeError>;
+
     /// Finds the open request from `spec.branch` into `spec.base`, or opens one; updates its
     /// title and body when they differ.
     async fn ensure_pull_request(&self, spec: &PullRequestSpec) -> Result<PullRequest, ForgeError>;

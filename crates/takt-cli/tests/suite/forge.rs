@@ -302,6 +302,15 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
     assert!(!approvals.contains("github:alice"), "{approvals}");
     let pulls = w.github().pulls();
     assert_eq!(pulls.len(), 1, "one pull request across rounds: {pulls:?}");
+    // Both rounds' attestations went to the forge with the branch.
+    let remote = w.f.repo.root().join("remote.git");
+    for commit in [&first, &second] {
+        let note = git(
+            &remote,
+            &["notes", "--ref", "takt", "show", commit.as_str()],
+        );
+        assert!(note.contains("in-toto"), "{commit}: {note}");
+    }
     assert!(pulls[0].merged);
 }
 

@@ -120,3 +120,62 @@ async fn push_failures_name_git_without_the_token() {
         .unwrap_err();
     assert!(matches!(missing, ForgeError::Git { .. }), "{missing:?}");
 }
+
+#[tokio::test]
+async fn attestation_notes_are_pushed_fast_forward_only() {
+    let world = World::new();
+    let fake = GithubFake::start(&world.remote, "acme/widgets", TOKEN).await;
+    let forge = build(fake.settings(TOKEN)).unwrap();
+    let git_dir = world.git_dir();
+    assert_eq!(
+        forge.push_notes(&git_dir, "takt").await.unwrap(),
+        PushOutcome::AlreadyThere,
+        "no notes yet: nothing to push"
+    );
+
+    let commit = world.commit("n.txt", "1\n");
+    world.repo.git(&[
+        "notes",
+        "--ref",
+        "takt",
+        "add",
+        "-m",
+        "statement 1",
+        &commit,
+    ]);
+    assert_eq!(
+        forge.push_notes(&git_dir, "takt").await.unwrap(),
+        PushOutcome::Pushed
+    );
+    let note =
+        takt_test_support::git_output(&world.remote, &["notes", "--ref", "takt", "show", &commit]);
+    assert_eq!(String::from_utf8_lossy(&note.stdout).trim(), "statement 1");
+    assert_eq!(
+        forge.push_notes(&git_dir, "takt").await.unwrap(),
+        PushOutcome::AlreadyThere
+    );
+
+    // Someone else's notes on the remote are never overwritten.
+    let other = world.commit("n.txt", "2\n");
+    world.repo.git(&[
+        "notes",
+        "--ref",
+        "elsewhere",
+        "add",
+        "-m",
+        "not takt's",
+        &other,
+    ]);
+    world.repo.git(&[
+        "push",
+        "-q",
+        "-f",
+        world.remote.to_str().unwrap(),
+        "refs/notes/elsewhere:refs/notes/takt",
+    ]);
+    world
+        .repo
+        .git(&["notes", "--ref", "takt", "add", "-m", "statement 2", &other]);
+    let error = forge.push_notes(&git_dir, "takt").await.unwrap_err();
+    assert!(matches!(error, ForgeError::Conflict(_)), "{error:?}");
+}
