@@ -144,6 +144,7 @@ async fn fake_launch_flags_environment_and_a_fresh_config_dir() {
             "--verbose",
             "--permission-prompt-tool",
             "stdio",
+            "--strict-mcp-config",
             "--permission-mode",
             "acceptEdits",
             "--model",
