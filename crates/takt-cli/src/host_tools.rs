@@ -211,12 +211,7 @@ impl RunTools {
                 request.body.trim()
             ));
             for comment in &request.comments {
-                let place = match (&comment.path, comment.line) {
-                    (Some(path), Some(line)) => format!("{path}:{line}: "),
-                    (Some(path), None) => format!("{path}: "),
-                    _ => String::new(),
-                };
-                text.push_str(&format!("  - {place}{}\n", comment.body.trim()));
+                text.push_str(&format!("  - {}\n", comment.located()));
             }
         }
         if state.checks.is_empty() {

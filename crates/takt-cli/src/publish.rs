@@ -198,12 +198,7 @@ impl Publisher {
                 given_since(request.submitted_at.as_deref(), published_at_ms).unwrap_or(true);
             let mut body = request.body.trim().to_owned();
             for comment in &request.comments {
-                let place = match (&comment.path, comment.line) {
-                    (Some(path), Some(line)) => format!("{path}:{line}: "),
-                    (Some(path), None) => format!("{path}: "),
-                    _ => String::new(),
-                };
-                body.push_str(&format!("\n- {place}{}", comment.body.trim()));
+                body.push_str(&format!("\n- {}", comment.located()));
             }
             reviews.push(ForgeReviewNote {
                 by: format!("{}{}", self.login_prefix, request.author),

@@ -153,16 +153,43 @@ pub(crate) async fn push_branch(
         }
         (Some(_), None) => None,
     };
+    let lease = expect.map(|expect| format!("--force-with-lease={refname}:{expect}"));
+    let refused = match push(git, git_dir, target, lease, format!("{resolved}:{refname}")).await? {
+        Pushed::Done(_) => return Ok(PushOutcome::Pushed),
+        Pushed::Refused(why) => why,
+    };
+    Err(ForgeError::Conflict(format!(
+        "the remote refused to move {branch} to {resolved} (someone else's commits are on it): {refused}"
+    )))
+}
+
+/// How a `git push` of one refspec ended, short of an error.
+enum Pushed {
+    /// Pushed; git's porcelain report.
+    Done(String),
+    /// The remote refused it (not a fast-forward, or a stale lease); its words.
+    Refused(String),
+}
+
+/// `git push --porcelain` of `refspec` from the mirror with the daemon's credentials in the
+/// environment only; any other failure is a [`ForgeError::Git`] with the token redacted.
+async fn push(
+    git: &Git,
+    git_dir: &Path,
+    target: &PushTarget<'_>,
+    lease: Option<String>,
+    refspec: String,
+) -> Result<Pushed, ForgeError> {
     let mut command =
         git.cmd(git_dir)
             .env("GIT_DIR", git_dir)
             .args(["push", "--porcelain", "--no-verify"]);
-    if let Some(expect) = &expect {
-        command = command.arg(format!("--force-with-lease={refname}:{expect}"));
+    if let Some(lease) = lease {
+        command = command.arg(lease);
     }
     let command = command
         .args(["--end-of-options", target.remote])
-        .arg(format!("{resolved}:{refname}"));
+        .arg(refspec);
     let command = credential_env(target)
         .into_iter()
         .fold(command, |c, (k, v)| c.env(k, v));
@@ -171,20 +198,18 @@ pub(crate) async fn push_branch(
         .output()
         .await
         .map_err(|e| git_error(target.token, text.clone(), e))?;
-    if out.success() {
-        return Ok(PushOutcome::Pushed);
-    }
-    let stderr = target.token.redact(out.stderr.trim());
     let stdout = target.token.redact(out.stdout.trim());
-    if stdout.contains("[rejected]")
-        || stdout.contains("stale info")
-        || stderr.contains("[rejected]")
-        || stderr.contains("stale info")
-    {
-        return Err(ForgeError::Conflict(format!(
-            "the remote refused to move {branch} to {resolved} (someone else's commits are on it): {}",
-            if stdout.is_empty() { &stderr } else { &stdout }
-        )));
+    let stderr = target.token.redact(out.stderr.trim());
+    if out.success() {
+        return Ok(Pushed::Done(stdout));
+    }
+    let said = |word: &str| stdout.contains(word) || stderr.contains(word);
+    if said("[rejected]") || said("stale info") {
+        return Ok(Pushed::Refused(if stdout.is_empty() {
+            stderr
+        } else {
+            stdout
+        }));
     }
     Err(ForgeError::Git {
         command: target.token.redact(&text),
@@ -218,45 +243,16 @@ pub(crate) async fn push_notes(
     let Some(local) = local else {
         return Ok(PushOutcome::AlreadyThere);
     };
-    let command = git
-        .cmd(git_dir)
-        .env("GIT_DIR", git_dir)
-        .args([
-            "push",
-            "--porcelain",
-            "--no-verify",
-            "--end-of-options",
-            target.remote,
-        ])
-        .arg(format!("{local}:{refname}"));
-    let command = credential_env(target)
-        .into_iter()
-        .fold(command, |c, (k, v)| c.env(k, v));
-    let text = command.command_string();
-    let out = command
-        .output()
-        .await
-        .map_err(|e| git_error(target.token, text.clone(), e))?;
-    let stdout = target.token.redact(out.stdout.trim());
-    let stderr = target.token.redact(out.stderr.trim());
-    if out.success() {
+    match push(git, git_dir, target, None, format!("{local}:{refname}")).await? {
         // `=` marks a ref that was already up to date.
-        return Ok(if stdout.lines().any(|line| line.starts_with('=')) {
-            PushOutcome::AlreadyThere
-        } else {
-            PushOutcome::Pushed
-        });
+        Pushed::Done(report) if report.lines().any(|line| line.starts_with('=')) => {
+            Ok(PushOutcome::AlreadyThere)
+        }
+        Pushed::Done(_) => Ok(PushOutcome::Pushed),
+        Pushed::Refused(why) => Err(ForgeError::Conflict(format!(
+            "the remote's {refname} is not behind takt's (someone else wrote notes there): {why}"
+        ))),
     }
-    if stdout.contains("[rejected]") || stderr.contains("[rejected]") {
-        return Err(ForgeError::Conflict(format!(
-            "the remote's {refname} is not behind takt's (someone else wrote notes there): {}",
-            if stdout.is_empty() { &stderr } else { &stdout }
-        )));
-    }
-    Err(ForgeError::Git {
-        command: target.token.redact(&text),
-        stderr,
-    })
 }
 
 /// Standard base64 with padding (RFC 4648), for the Basic header.

@@ -137,6 +137,18 @@ pub struct ReviewComment {
     pub review_id: Option<u64>,
 }
 
+impl ReviewComment {
+    /// `path:line: text`, `path: text` or the text alone: one line of feedback.
+    pub fn located(&self) -> String {
+        let text = self.body.trim();
+        match (&self.path, self.line) {
+            (Some(path), Some(line)) => format!("{path}:{line}: {text}"),
+            (Some(path), None) => format!("{path}: {text}"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
 /// A reviewer whose latest review asks for changes, with what they said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRequest {

@@ -47,34 +47,49 @@ fn assert_fact_reached_the_model_through_the_tool(requests: &[LoggedRequest]) {
     );
 }
 
-/// WORKFLOW.md with the local tracker and an external mock behind the model endpoint; the
-/// prompt is the title alone.
-fn local_factory(provider: &str, base_url: &str, backend: &str) -> (GitRepo, Takt) {
+/// Runs one task with `backend` (its WORKFLOW.md section `section`) against a mock whose
+/// scenario reads the issue through `read_tool`, with the local tracker and a prompt that is
+/// the title alone; the issue's body holds [`FACT`]. Returns the model requests and the
+/// task's journal.
+fn read_the_issue_with(
+    backend: &str,
+    section: &str,
+    read_tool: &str,
+) -> (Vec<LoggedRequest>, String) {
+    let runtime = runtime();
+    let mock = runtime
+        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+            Scenario::new(
+                "tools",
+                vec![Step::tool(read_tool, json!({})), Step::text("DONE")],
+            ),
+        ])))
+        .unwrap();
+    let (provider, base_url) = match backend {
+        "claude" => ("anthropic", mock.base_url()),
+        _ => ("openai", mock.openai_base_url()),
+    };
     let repo = GitRepo::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")));
     write(
         &repo.workflow_path(),
         &format!(
             "---\ntracker: {{kind: local}}\nagent: {{backend: {backend}, max_attempts: 1, max_turns: 1}}\n\
              model: {{provider: {provider}, base_url: {base_url}, api_key: $TAKT_E2E_PROVIDER_KEY, name: gpt-5.5}}\n\
-             publish: {{forge: local}}\n---\n{{{{ issue.title }}}}\n"
+             {section}\npublish: {{forge: local}}\n---\n{{{{ issue.title }}}}\n"
         ),
     );
     let takt = Takt::new(TAKT, repo.workflow_path());
-    (repo, takt)
-}
-
-fn run_once(takt: &Takt) -> takt_test_support::Outcome {
+    takt.add_task(
+        "Look up the fact [[scenario:tools]]",
+        &["--body", &format!("The fact is {FACT}.")],
+    );
     let mut command = takt.command(&["run", "--once"]);
     command.env("TAKT_E2E_PROVIDER_KEY", "sk-e2e-provider-key");
-    takt_test_support::run_command(command)
-}
-
-fn scenario(read_tool: &str, namespace: Option<&str>) -> Scenario {
-    let mut read = Step::tool(read_tool, json!({}));
-    if let (Step::Tool(step), Some(namespace)) = (&mut read, namespace) {
-        step.namespace = Some(namespace.to_owned());
-    }
-    Scenario::new("tools", vec![read, Step::text("DONE")])
+    let out = takt_test_support::run_command(command);
+    let journal = takt.ok(&["task", "events", "TAKT-1", "--json"]).stdout;
+    let requests = mock.requests();
+    runtime.block_on(mock.shutdown()).unwrap();
+    (requests, format!("{out}\n{journal}"))
 }
 
 #[test]
@@ -182,34 +197,13 @@ fn codex_reads_its_issue_through_a_dynamic_tool() {
     let Some(codex) = agent_cli("codex", "TAKT_CODEX_BIN") else {
         return;
     };
-    let runtime = runtime();
-    let mock = runtime
-        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
-            scenario("issue_read", None),
-        ])))
-        .unwrap();
-    let (repo, takt) = local_factory("openai", &mock.openai_base_url(), "codex");
-    let text = std::fs::read_to_string(repo.workflow_path())
-        .unwrap()
-        .replacen(
-            "publish:",
-            &format!(
-                "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\npublish:",
-                codex.display()
-            ),
-            1,
-        );
-    write(&repo.workflow_path(), &text);
-    takt.add_task(
-        "Look up the fact [[scenario:tools]]",
-        &["--body", &format!("The fact is {FACT}.")],
+    let section = format!(
+        "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}",
+        codex.display()
     );
-    let out = run_once(&takt);
-    let requests = mock.requests();
+    let (requests, journal) = read_the_issue_with("codex", &section, "issue_read");
     assert_fact_reached_the_model_through_the_tool(&requests);
-    let journal = takt.ok(&["task", "events", "TAKT-1", "--json"]).stdout;
-    assert!(journal.contains("issue_read"), "{out}\n{journal}");
-    runtime.block_on(mock.shutdown()).unwrap();
+    assert!(journal.contains("issue_read"), "{journal}");
 }
 
 #[test]
@@ -217,36 +211,8 @@ fn claude_code_reads_its_issue_through_takts_mcp_server_in_the_sandbox() {
     let Some(claude) = agent_cli("claude", "TAKT_CLAUDE_BIN") else {
         return;
     };
-    let runtime = runtime();
-    let mock = runtime
-        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
-            scenario("mcp__takt__issue_read", None),
-        ])))
-        .unwrap();
-    let (repo, takt) = local_factory("anthropic", &mock.base_url(), "claude");
-    let text = std::fs::read_to_string(repo.workflow_path())
-        .unwrap()
-        .replacen(
-            "publish:",
-            &format!("claude: {{command: \"{}\"}}\npublish:", claude.display()),
-            1,
-        );
-    write(&repo.workflow_path(), &text);
-    takt.add_task(
-        "Look up the fact [[scenario:tools]]",
-        &["--body", &format!("The fact is {FACT}.")],
-    );
-    let out = run_once(&takt);
-    let requests = mock.requests();
-    let mcp_result = requests
-        .iter()
-        .map(body_text)
-        .find(|body| body.contains(FACT));
-    assert!(
-        mcp_result.is_some(),
-        "the MCP tool's answer never reached the model\n{out}\n{:#?}",
-        requests.iter().map(body_text).collect::<Vec<_>>()
-    );
+    let section = format!("claude: {{command: \"{}\"}}", claude.display());
+    let (requests, journal) = read_the_issue_with("claude", &section, "mcp__takt__issue_read");
     assert_fact_reached_the_model_through_the_tool(&requests);
-    runtime.block_on(mock.shutdown()).unwrap();
+    assert!(journal.contains("mcp__takt__issue_read"), "{journal}");
 }
