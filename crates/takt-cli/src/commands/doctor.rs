@@ -69,6 +69,24 @@ fn model_check(workflow: &takt_workflow::Workflow) -> Result<String, String> {
     }
 }
 
+/// Which host-side tools agents get (docs/host-tools.md); the command backend has no tool
+/// channel.
+fn host_tools_line(wf: &takt_workflow::Workflow) -> String {
+    if wf.agent.backend == BackendKind::Command {
+        return "none: the command backend has no tool channel".to_owned();
+    }
+    // Every remote tracker has comments; the local one keeps its record in the journal.
+    let tools = crate::host_tools::offered(
+        wf.tracker.kind != "local",
+        wf.publish.forge != takt_workflow::ForgeKind::Local,
+    );
+    tools
+        .iter()
+        .map(|tool| tool.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     let mut checks = Vec::new();
     let mut check = |name, required, result: Result<String, String>| {
@@ -207,6 +225,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                 BackendKind::Builtin => Ok("builtin: takt's own agent loop".to_owned()),
             };
             check("agent backend", true, backend);
+            check("host tools", false, Ok(host_tools_line(wf)));
             if crate::models::needs_model(wf) {
                 check("model", true, model_check(wf));
             }

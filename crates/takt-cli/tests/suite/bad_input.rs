@@ -190,6 +190,14 @@ fn a_backend_whose_program_is_missing_fails_runs_and_doctor_says_why() {
             && line.contains("npm install -g @openai/codex")),
         "{doctor}"
     );
+    // The local tracker has no comments and nothing is published to a forge.
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|line| line.contains("host tools") && line.trim_end().ends_with(" issue_read")),
+        "{doctor}"
+    );
     assert_eq!(f.takt.state_of("TAKT-1"), "awaiting_review");
     assert!(f.takt.audit_ok());
 }
@@ -690,6 +698,10 @@ fn doctor_names_a_missing_tracker_or_forge_token_and_run_refuses_to_publish_with
     assert!(line("forge").starts_with("FAIL"), "{doctor}");
     assert!(
         line("forge").contains("TAKT_E2E_NO_FORGE_TOKEN"),
+        "{doctor}"
+    );
+    assert!(
+        line("host tools").contains("the command backend has no tool channel"),
         "{doctor}"
     );
 
