@@ -46,7 +46,9 @@ impl Forge {
     }
 
     /// With `tracker`: the issues come from the fake GitHub Issues at that URL instead of the
-    /// local tracker, and merged issues are closed there.
+    /// local tracker, and merged issues are closed there. With `gitlab`: the GitLab fake. Both
+    /// use takt's built-in agent against the embedded mock model, which writes
+    /// `greeting.txt`; the other tests use a recording shell agent.
     fn start_with(label: &str, tracker: Option<&str>, gitlab: bool) -> Forge {
         let f = Factory::bare(label);
         let remote = f.repo.root().join("remote.git");
@@ -78,6 +80,22 @@ impl Forge {
         let mut workflow = takt_test_support::WorkflowFile::new(command);
         workflow.max_attempts = 4;
         let mut text = f.sandboxed(&workflow).render();
+        if tracker.is_some() || gitlab {
+            let scenarios = f.repo.root().join("scenarios");
+            takt_test_support::write(
+                &scenarios.join("default.yaml"),
+                "steps:\n  - tool: {name: write_file, arguments: {path: greeting.txt, content: \"hello\\n\"}}\n  \
+                 - tool: {name: finish, arguments: {summary: added a greeting}}\n  - text: DONE\n",
+            );
+            text = text.replacen(
+                "agent:\n  backend: command\n",
+                &format!(
+                    "model:\n  provider: mock\n  name: gpt-5.5\n  scenarios: {}\nagent:\n  backend: builtin\n",
+                    scenarios.display()
+                ),
+                1,
+            );
+        }
         if let Some(tracker_url) = tracker {
             text = text.replacen(
                 "tracker:\n  kind: local\n",
@@ -164,6 +182,19 @@ impl Forge {
     }
 
     /// The commit the pull request's branch points at on the remote.
+    /// `path` on `branch` of the remote (the fakes mark requests merged without moving the
+    /// base branch), if it is there.
+    fn show(&self, branch: &str, path: &str) -> Option<String> {
+        let remote = self.f.repo.root().join("remote.git");
+        let out = takt_test_support::git_output(
+            &remote,
+            &["show", &format!("refs/heads/{branch}:{path}")],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn head(&self, branch: &str) -> String {
         git(
             &self.f.repo.root().join("remote.git"),
@@ -403,6 +434,11 @@ fn a_github_issue_becomes_a_merged_pull_request_and_the_issue_is_commented_and_c
     });
     w.wait("the comment to say merged", || comment().contains("Merged"));
     assert_eq!(
+        w.show(&pull.head, "greeting.txt").as_deref(),
+        Some("hello\n"),
+        "the mock model's agent wrote the change that merged"
+    );
+    assert_eq!(
         issues.comments(1).len(),
         1,
         "one comment, edited in place: {}",
@@ -449,6 +485,10 @@ fn on_gitlab_a_change_becomes_one_merge_request_and_merges_once_approved_and_its
     let requests = fake.merge_requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].state, "merged");
+    assert_eq!(
+        w.show(&request.source_branch, "greeting.txt").as_deref(),
+        Some("hello\n")
+    );
     assert_eq!(requests[0].squash, Some(true));
     assert!(
         w.task(&id)["approvals"]
