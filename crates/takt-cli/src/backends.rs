@@ -125,7 +125,9 @@ pub fn backend_for(
 }
 
 /// Variables that must never reach an agent (R-066, R-140): the usual provider, tracker and
-/// forge credentials, the model key's variable, and every `$VAR` named in `tracker.provider`.
+/// forge credentials, the model key's variable, the API token's and every webhook secret's
+/// variable (an agent holding one could approve its own work or forge deliveries), and every
+/// `$VAR` named in `tracker.provider`.
 pub fn secret_env_names(workflow: &Workflow) -> Vec<String> {
     let mut names: Vec<String> = [
         "LINEAR_API_KEY",
@@ -147,6 +149,19 @@ pub fn secret_env_names(workflow: &Workflow) -> Vec<String> {
             .as_ref()
             .map(|secret| secret.var.clone()),
     );
+    let server = &workflow.server;
+    names.extend(
+        [
+            &server.token,
+            &server.github_webhook_secret,
+            &server.gitlab_webhook_secret,
+            &server.linear_webhook_secret,
+            &server.webhook_token,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|secret| secret.var.clone()),
+    );
     for value in workflow.tracker.provider.values() {
         if let Some(name) = value.as_str().and_then(takt_workflow::env_reference) {
             names.push(name.to_owned());
@@ -155,4 +170,32 @@ pub fn secret_env_names(workflow: &Workflow) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_api_token_and_every_webhook_secret_are_kept_from_agents() {
+        let text = "---\nserver:\n  token: $API_TOKEN_VAR\n  github_webhook_secret: $GH_HOOK_VAR\n  \
+            gitlab_webhook_secret: $GL_HOOK_VAR\n  linear_webhook_secret: $LIN_HOOK_VAR\n  \
+            webhook_token: $GENERIC_HOOK_VAR\n---\n";
+        let env = takt_workflow::MapEnv::new().with_home("/home/tester");
+        let workflow =
+            takt_workflow::parse(text, std::path::Path::new("/repo/WORKFLOW.md"), &env).unwrap();
+        let names = secret_env_names(&workflow);
+        for name in [
+            "API_TOKEN_VAR",
+            "GH_HOOK_VAR",
+            "GL_HOOK_VAR",
+            "LIN_HOOK_VAR",
+            "GENERIC_HOOK_VAR",
+            "GITHUB_TOKEN",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+    }
 }

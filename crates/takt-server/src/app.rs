@@ -25,6 +25,10 @@ pub struct App {
     pub daemon_timeout: Duration,
     /// The GitHub webhook secret (HMAC key); `None`: `/hooks/github` does not exist.
     pub github_secret: Option<Arc<str>>,
+    /// The GitLab webhook's secret token's digest; `None`: `/hooks/gitlab` does not exist.
+    pub gitlab_token: Option<TokenDigest>,
+    /// The Linear webhook's signing secret (HMAC key); `None`: `/hooks/linear` does not exist.
+    pub linear_secret: Option<Arc<str>>,
     /// The generic webhook token's digest; `None`: `/hooks/generic` does not exist.
     pub generic_token: Option<TokenDigest>,
     /// Turns true when the server starts shutting down; event streams end on it, so a graceful

@@ -9,10 +9,11 @@
 //!   `Origin` is not the server's own (or whose `Sec-Fetch-Site` is `cross-site`) is refused, so
 //!   a web page cannot cancel tasks through a loopback daemon.
 //!
-//! - Webhooks (`/hooks/github`, `/hooks/generic`) skip these rules: their senders cannot hold
-//!   the API token, and each hook checks its own credential (GitHub's signature, the hook
-//!   token) in `routes::hooks`. Neither credential is something a browser page can forge, so
-//!   the origin check is not needed there either.
+//! - Webhooks (`/hooks/github`, `/hooks/gitlab`, `/hooks/linear`, `/hooks/generic`) skip
+//!   these rules: their senders cannot hold the API token, and each hook checks its own
+//!   credential (GitHub's and Linear's signatures, GitLab's secret token, the hook token) in
+//!   `routes::hooks`. None is something a browser page can forge, so the origin check is not
+//!   needed there either.
 //!
 //! - The web dashboard (`crate::web`): a browser cannot send the bearer header, so a valid
 //!   session cookie (set by `/login`, see `web::session`) stands in for it on reads anywhere

@@ -29,9 +29,9 @@ pub enum ServerError {
     /// through. Not retryable: set a real token or none.
     #[error("the API token is blank; set a non-empty token or none")]
     BlankToken,
-    /// A configured webhook secret (`github`) or token (`generic`) is empty or whitespace:
-    /// anyone could sign a delivery or present the token. Not retryable: set a real secret or
-    /// none (which turns the hook off).
+    /// A configured webhook secret (`github`, `gitlab`, `linear`) or token (`generic`) is
+    /// empty or whitespace: anyone could sign a delivery or present the token. Not retryable:
+    /// set a real secret or none (which turns the hook off).
     #[error("the {hook} webhook secret is blank; set a non-empty secret or none")]
     BlankWebhookSecret { hook: &'static str },
     /// The listener's own address could not be read (the socket is unusable).

@@ -3,8 +3,8 @@
 //! Symphony's `/api/v1` endpoints with their exact shapes (`state`, `{issue_identifier}`,
 //! `refresh`), takt's task, command, evidence, artifact and cost endpoints, a resumable
 //! Server-Sent Events stream of journal entries, Prometheus metrics at `/metrics`, and webhook
-//! triggers at `/hooks/github` and `/hooks/generic`; and a web dashboard at `/` (server-rendered
-//! HTML, embedded assets).
+//! triggers at `/hooks/github`, `/hooks/gitlab`, `/hooks/linear` and `/hooks/generic`; and a web
+//! dashboard at `/` (server-rendered HTML, embedded assets).
 //! `docs/api.md` describes every endpoint; `docs/openapi.json` is [`openapi_json`].
 //!
 //! The server knows the daemon only through the [`DaemonPort`] trait: it reads published
@@ -25,7 +25,8 @@
 //! (bearer token, origin check), `routes` (one module per group of endpoints), `symphony`
 //! (Symphony's shapes from takt's state), `extract` (reading requests), `sse` (the event
 //! stream), `metrics`, `openapi` and `schemas` (the document), `error` (the envelope),
-//! `webhook` (signature checks and payload parsing behind `routes::hooks`), `web` (the HTML
+//! `webhook` (credential checks and payload parsing behind `routes::hooks`, one module per
+//! sender), `web` (the HTML
 //! dashboard, `docs/web.md`).
 
 mod app;
@@ -47,7 +48,7 @@ mod webhook;
 pub use error::ServerError;
 pub use openapi::openapi_json;
 pub use port::{
-    DaemonPort, GENERIC_SOURCE, GITHUB_SOURCE, NewTask, PortError, RefreshQueued, ScheduleStatus,
-    Snapshot, WebhookDelivery, WebhookOutcome, WebhookTrigger,
+    DaemonPort, GENERIC_SOURCE, GITHUB_SOURCE, GITLAB_SOURCE, LINEAR_SOURCE, NewTask, PortError,
+    RefreshQueued, ScheduleStatus, Snapshot, WebhookDelivery, WebhookOutcome, WebhookTrigger,
 };
 pub use server::{ServerConfig, check_bind, serve};

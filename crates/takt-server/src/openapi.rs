@@ -18,8 +18,8 @@ use crate::{error, metrics, schemas, sse};
             Requests that change state need `Authorization: Bearer <token>` when a token is \
             configured; reads need it too when the server listens beyond loopback. Errors use \
             the envelope `{\"error\": {\"code\", \"message\"}}`. The webhooks under \
-            `/hooks/` authenticate with their own credentials (GitHub's signature, the generic \
-            hook token) instead of the API token.",
+            `/hooks/` authenticate with their own credentials (GitHub's and Linear's signatures, \
+            GitLab's secret token, the generic hook token) instead of the API token.",
         license(name = "Apache-2.0"),
     ),
     paths(
@@ -41,8 +41,10 @@ use crate::{error, metrics, schemas, sse};
         health::health,
         sse::events,
         metrics::metrics,
-        hooks::github,
-        hooks::generic,
+        hooks::github::receive,
+        hooks::gitlab::receive,
+        hooks::linear::receive,
+        hooks::generic::receive,
     ),
     components(schemas(
         error::ErrorEnvelope,
@@ -60,7 +62,8 @@ use crate::{error, metrics, schemas, sse};
         (name = "evidence", description = "Stored artifacts"),
         (name = "events", description = "The journal as Server-Sent Events"),
         (name = "meta", description = "Health, cost and metrics"),
-        (name = "webhooks", description = "Triggers from GitHub and other systems"),
+        (name = "webhooks", description = "Triggers from GitHub, GitLab, Linear and other \
+            systems"),
     ),
 )]
 struct ApiDoc;

@@ -62,28 +62,39 @@ pub struct NewTask {
 
 /// The `source` of deliveries to `POST /hooks/github`.
 pub const GITHUB_SOURCE: &str = "github";
+/// The `source` of deliveries to `POST /hooks/gitlab`.
+pub const GITLAB_SOURCE: &str = "gitlab";
+/// The `source` of deliveries to `POST /hooks/linear`.
+pub const LINEAR_SOURCE: &str = "linear";
 /// The `source` of deliveries to `POST /hooks/generic`.
 pub const GENERIC_SOURCE: &str = "generic";
 
-/// A verified GitHub delivery reduced to what the daemon needs to decide whether to look at
-/// the tracker now: which event, on which repository and issue or pull request. The daemon
+/// A verified GitHub, GitLab or Linear delivery reduced to what the daemon needs to decide
+/// whether to look at the tracker now: which event, on which repository and issue or pull
+/// (merge) request. The daemon
 /// does not act on the payload itself (it is a hint, not the truth); it polls and reconciles,
 /// so a missed or reordered delivery cannot leave it with a wrong picture.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookTrigger {
-    /// Always [`GITHUB_SOURCE`].
+    /// [`GITHUB_SOURCE`], [`GITLAB_SOURCE`] or [`LINEAR_SOURCE`].
     pub source: String,
-    /// `X-GitHub-Delivery`: GitHub's id of the event, the same on a redelivery. The replay and
-    /// deduplication key together with `source`.
+    /// The sender's id of the delivery, the same on a redelivery: `X-GitHub-Delivery`,
+    /// GitLab's `Idempotency-Key` (or `X-Gitlab-Event-UUID` with a digest of the body),
+    /// `Linear-Delivery`. The replay and deduplication key together with `source`.
     pub delivery: String,
-    /// `X-GitHub-Event`: `issues`, `issue_comment`, `pull_request` or `check_suite`.
+    /// The event: GitHub's `X-GitHub-Event` (`issues`, `issue_comment`, `pull_request`,
+    /// `check_suite`), GitLab's `X-Gitlab-Event` (`Issue Hook`, `Note Hook`, ...), Linear's
+    /// entity type (`Issue`, `Comment`, `IssueLabel`).
     pub event: String,
-    /// The payload's `action` (`opened`, `created`, `synchronize`, `completed`, ...).
+    /// What happened: GitHub's `action` (`opened`, `synchronize`, ...), GitLab's
+    /// `object_attributes.action` or a pipeline's or job's status, Linear's `action`
+    /// (`create`, `update`, `remove`).
     pub action: Option<String>,
-    /// `repository.full_name` (`owner/name`).
+    /// `owner/name`: GitHub's `repository.full_name`, GitLab's
+    /// `project.path_with_namespace`; none for Linear.
     pub repository: Option<String>,
-    /// The issue's or pull request's number; for `check_suite`, the first pull request the
-    /// suite ran for, if any.
+    /// The issue's or pull request's number (GitLab: iid); for `check_suite` and GitLab
+    /// pipelines, the pull (merge) request they ran for, if any.
     pub number: Option<u64>,
     /// The issue's or pull request's title.
     pub title: Option<String>,
@@ -93,8 +104,8 @@ pub struct WebhookTrigger {
 /// deduplicate and act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookDelivery {
-    /// From GitHub: something changed on the tracker; poll and reconcile now instead of at the
-    /// next interval, so the dispatch decision follows at once.
+    /// From GitHub, GitLab or Linear: something changed on the tracker or the forge; poll and
+    /// reconcile now instead of at the next interval, so the dispatch decision follows at once.
     Trigger(WebhookTrigger),
     /// From `POST /hooks/generic`: create this local task (as [`DaemonPort::create_task`]
     /// does) and poll at once.
@@ -108,7 +119,7 @@ pub enum WebhookDelivery {
 }
 
 impl WebhookDelivery {
-    /// `github` or `generic`.
+    /// `github`, `gitlab`, `linear` or `generic`.
     pub fn source(&self) -> &str {
         match self {
             WebhookDelivery::Trigger(trigger) => &trigger.source,
@@ -200,7 +211,7 @@ pub trait DaemonPort: Send + Sync + 'static {
     /// that cannot create issues answers [`PortError::Refused`].
     async fn create_task(&self, task: NewTask) -> Result<Issue, PortError>;
 
-    /// Acts on an authenticated, well-formed webhook delivery: a GitHub trigger asks for a
+    /// Acts on an authenticated, well-formed webhook delivery: a trigger asks for a
     /// poll and reconciliation now (as [`DaemonPort::refresh`]), a generic one creates a task
     /// (as [`DaemonPort::create_task`]).
     ///
@@ -215,7 +226,8 @@ pub trait DaemonPort: Send + Sync + 'static {
 
     /// A webhook request the server refused: a missing or wrong signature or token, a replayed
     /// delivery id, a missing header, a malformed or oversized body. `source` is
-    /// [`GITHUB_SOURCE`] or [`GENERIC_SOURCE`]; `delivery` the delivery id the request claimed,
+    /// [`GITHUB_SOURCE`], [`GITLAB_SOURCE`], [`LINEAR_SOURCE`] or [`GENERIC_SOURCE`];
+    /// `delivery` the delivery id the request claimed,
     /// if it had a plausible one (unauthenticated, so possibly forged); `reason` says why, for
     /// a person. The daemon journals it so an operator can see probing and misconfigured
     /// senders; it must not fail the request, so it returns nothing. The server waits for it

@@ -32,6 +32,12 @@ pub struct ServerConfig {
     /// The secret of the GitHub webhook (the "Secret" field of the hook's settings), which
     /// signs every delivery to `POST /hooks/github`. `None`: that route answers 404.
     pub github_webhook_secret: Option<String>,
+    /// The secret token of the GitLab webhook (its "Secret token" field), which GitLab sends
+    /// verbatim with every delivery to `POST /hooks/gitlab`. `None`: that route answers 404.
+    pub gitlab_webhook_secret: Option<String>,
+    /// The signing secret of the Linear webhook (shown on the webhook's page in Linear), which
+    /// signs every delivery to `POST /hooks/linear`. `None`: that route answers 404.
+    pub linear_webhook_secret: Option<String>,
     /// The bearer token `POST /hooks/generic` requires (distinct from `token`, so a sender
     /// of tasks cannot approve or cancel them). `None`: that route answers 404.
     pub generic_webhook_token: Option<String>,
@@ -54,6 +60,8 @@ impl Default for ServerConfig {
             keep_alive: Duration::from_secs(15),
             daemon_timeout: Duration::from_secs(15),
             github_webhook_secret: None,
+            gitlab_webhook_secret: None,
+            linear_webhook_secret: None,
             generic_webhook_token: None,
         }
     }
@@ -71,6 +79,14 @@ impl std::fmt::Debug for ServerConfig {
                 &redacted(&self.github_webhook_secret),
             )
             .field(
+                "gitlab_webhook_secret",
+                &redacted(&self.gitlab_webhook_secret),
+            )
+            .field(
+                "linear_webhook_secret",
+                &redacted(&self.linear_webhook_secret),
+            )
+            .field(
                 "generic_webhook_token",
                 &redacted(&self.generic_webhook_token),
             )
@@ -82,11 +98,14 @@ fn redacted(secret: &Option<String>) -> Option<&'static str> {
     secret.as_ref().map(|_| "<redacted>")
 }
 
-/// A blank webhook secret would make signatures anyone can compute (HMAC with an empty key)
-/// and a blank hook token would let `Authorization: Bearer ` through.
+/// A blank webhook secret would make signatures anyone can compute (HMAC with an empty key),
+/// a blank GitLab token would match GitLab's hooks without a token, and a blank hook token
+/// would let `Authorization: Bearer ` through.
 fn check_webhooks(config: &ServerConfig) -> Result<(), ServerError> {
     for (hook, secret) in [
         ("github", &config.github_webhook_secret),
+        ("gitlab", &config.gitlab_webhook_secret),
+        ("linear", &config.linear_webhook_secret),
         ("generic", &config.generic_webhook_token),
     ] {
         if secret
@@ -133,6 +152,8 @@ pub async fn serve(
         keep_alive: config.keep_alive,
         daemon_timeout: config.daemon_timeout,
         github_secret: config.github_webhook_secret.as_deref().map(Arc::from),
+        gitlab_token: config.gitlab_webhook_secret.as_deref().map(TokenDigest::of),
+        linear_secret: config.linear_webhook_secret.as_deref().map(Arc::from),
         generic_token: config.generic_webhook_token.as_deref().map(TokenDigest::of),
         shutdown: stopping_rx,
     };
@@ -140,6 +161,8 @@ pub async fn serve(
         %addr,
         token = config.token.is_some(),
         github_hook = config.github_webhook_secret.is_some(),
+        gitlab_hook = config.gitlab_webhook_secret.is_some(),
+        linear_hook = config.linear_webhook_secret.is_some(),
         generic_hook = config.generic_webhook_token.is_some(),
         "serving the HTTP API"
     );
@@ -180,14 +203,28 @@ mod tests {
     fn the_token_and_the_webhook_secrets_are_not_printed() {
         let config = ServerConfig {
             github_webhook_secret: Some("gh-s3cret".into()),
+            gitlab_webhook_secret: Some("gl-s3cret".into()),
+            linear_webhook_secret: Some("lin-s3cret".into()),
             generic_webhook_token: Some("hook-t0ken".into()),
             ..ServerConfig::with_token(Some("hunter2".into()))
         };
         let printed = format!("{config:?}");
-        for secret in ["hunter2", "gh-s3cret", "hook-t0ken"] {
+        for secret in [
+            "hunter2",
+            "gh-s3cret",
+            "gl-s3cret",
+            "lin-s3cret",
+            "hook-t0ken",
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
-        assert!(printed.contains("github_webhook_secret"), "{printed}");
+        for field in [
+            "github_webhook_secret",
+            "gitlab_webhook_secret",
+            "linear_webhook_secret",
+        ] {
+            assert!(printed.contains(field), "{printed}");
+        }
     }
 
     #[test]
@@ -199,6 +236,22 @@ mod tests {
         assert!(matches!(
             check_webhooks(&blank),
             Err(ServerError::BlankWebhookSecret { hook: "github" })
+        ));
+        let blank = ServerConfig {
+            gitlab_webhook_secret: Some("\t".into()),
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            check_webhooks(&blank),
+            Err(ServerError::BlankWebhookSecret { hook: "gitlab" })
+        ));
+        let blank = ServerConfig {
+            linear_webhook_secret: Some(String::new()),
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            check_webhooks(&blank),
+            Err(ServerError::BlankWebhookSecret { hook: "linear" })
         ));
         let blank = ServerConfig {
             generic_webhook_token: Some(String::new()),

@@ -298,6 +298,10 @@ pub struct ServerConfig {
     pub token: Option<SecretRef>,
     /// The secret GitHub signs webhook deliveries with (`POST /hooks/github`).
     pub github_webhook_secret: Option<SecretRef>,
+    /// The secret token GitLab sends with webhook deliveries (`POST /hooks/gitlab`).
+    pub gitlab_webhook_secret: Option<SecretRef>,
+    /// The signing secret Linear signs webhook deliveries with (`POST /hooks/linear`).
+    pub linear_webhook_secret: Option<SecretRef>,
     /// The bearer token of `POST /hooks/generic`.
     pub webhook_token: Option<SecretRef>,
 }

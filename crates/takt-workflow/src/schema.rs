@@ -121,6 +121,8 @@ pub(crate) const SERVER: SectionSpec = SectionSpec {
         "host",
         "token",
         "github_webhook_secret",
+        "gitlab_webhook_secret",
+        "linear_webhook_secret",
         "webhook_token",
     ],
 };

@@ -35,6 +35,14 @@ pub async fn run(
             "github_webhook_secret",
             server.github_webhook_secret.as_ref(),
         )?;
+        let gitlab = secret(
+            "gitlab_webhook_secret",
+            server.gitlab_webhook_secret.as_ref(),
+        )?;
+        let linear = secret(
+            "linear_webhook_secret",
+            server.linear_webhook_secret.as_ref(),
+        )?;
         let generic = secret("webhook_token", server.webhook_token.as_ref())?;
         let listener = bind_api(&server.host, port, token.as_deref()).await?;
         let addr = listener.local_addr()?;
@@ -42,6 +50,8 @@ pub async fn run(
         tracing::info!(%addr, "HTTP API listening on http://{addr}/api/v1/state");
         let mut config = takt_server::ServerConfig::with_token(token);
         config.github_webhook_secret = github;
+        config.gitlab_webhook_secret = gitlab;
+        config.linear_webhook_secret = linear;
         config.generic_webhook_token = generic;
         daemon.serve_api(listener, config)?;
     }

@@ -235,7 +235,7 @@ fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
 fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
     let f = Factory::new("hooks", |f| {
         let mut wf = WorkflowFile::new(f.recording_agent());
-        wf.extra = "server:\n  github_webhook_secret: $TAKT_E2E_GH_SECRET\n  webhook_token: $TAKT_E2E_HOOK_TOKEN\n"
+        wf.extra = "server:\n  github_webhook_secret: $TAKT_E2E_GH_SECRET\n  gitlab_webhook_secret: $TAKT_E2E_GL_SECRET\n  webhook_token: $TAKT_E2E_HOOK_TOKEN\n"
             .into();
         wf
     });
@@ -243,6 +243,7 @@ fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
     let mut command = f.takt.command(&["run", "--port", "0"]);
     command
         .env("TAKT_E2E_GH_SECRET", "gh-secret")
+        .env("TAKT_E2E_GL_SECRET", "gl-secret")
         .env("TAKT_E2E_HOOK_TOKEN", "hook-token");
     let out = std::fs::File::create(&log).unwrap();
     command.stdout(out.try_clone().unwrap()).stderr(out);
@@ -315,6 +316,29 @@ fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
     );
     assert_eq!(status, 401);
 
+    // GitLab: a delivery with the secret token is accepted once; a wrong token is refused.
+    let payload = r#"{"object_kind": "issue", "project": {"path_with_namespace": "acme/app"}, "object_attributes": {"iid": 12, "title": "Crash on start", "action": "open"}}"#;
+    let gitlab = format!("{base}/hooks/gitlab");
+    let headers = [
+        ("X-Gitlab-Event", "Issue Hook"),
+        ("Idempotency-Key", "f5e5f430-f57b-4e6e-9fac-d9128cd7232f"),
+        ("X-Gitlab-Token", "gl-secret"),
+    ];
+    let (status, body) = post(&gitlab, payload, &headers);
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = post(&gitlab, payload, &headers);
+    assert_eq!(status, 409);
+    let (status, _) = post(
+        &gitlab,
+        payload,
+        &[
+            ("X-Gitlab-Event", "Issue Hook"),
+            ("Idempotency-Key", "another"),
+            ("X-Gitlab-Token", "gh-secret"),
+        ],
+    );
+    assert_eq!(status, 401);
+
     takt_test_support::signal(child.id(), "TERM");
     assert!(
         child.wait().unwrap().success(),
@@ -333,7 +357,7 @@ fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
             .iter()
             .filter(|l| l.starts_with("webhook_accepted"))
             .count(),
-        2,
+        3,
         "{kinds}"
     );
     let refused: Vec<&&str> = lines
@@ -342,8 +366,15 @@ fn webhooks_create_one_task_per_delivery_and_refusals_are_journaled() {
         .collect();
     assert_eq!(
         refused.len(),
-        4,
-        "two replays, a wrong token, a forged signature:\n{kinds}"
+        6,
+        "three replays, two wrong tokens, a forged signature:\n{kinds}"
     );
     assert!(kinds.contains("issues opened #12 in acme/app"), "{kinds}");
+    assert!(kinds.contains("Issue Hook open #12 in acme/app"), "{kinds}");
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("gitlab") && l.contains("X-Gitlab-Token")),
+        "{kinds}"
+    );
 }

@@ -46,11 +46,19 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route(
             hooks::GITHUB_PATH,
-            post(hooks::github).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+            post(hooks::github::receive).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+        )
+        .route(
+            hooks::GITLAB_PATH,
+            post(hooks::gitlab::receive).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+        )
+        .route(
+            hooks::LINEAR_PATH,
+            post(hooks::linear::receive).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
         )
         .route(
             hooks::GENERIC_PATH,
-            post(hooks::generic).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
+            post(hooks::generic::receive).layer(DefaultBodyLimit::max(hooks::MAX_BODY_BYTES)),
         )
         .merge(web::routes())
         // After the routes: it applies to the routes that exist.

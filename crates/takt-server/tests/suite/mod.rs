@@ -3,7 +3,9 @@
 mod auth;
 mod commands;
 mod fake;
+mod gitlab_hook;
 mod hooks;
+mod linear_hook;
 mod metrics;
 mod openapi;
 mod reads;

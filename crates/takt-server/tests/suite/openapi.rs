@@ -50,6 +50,8 @@ fn the_document_lists_every_route() {
         ("/api/v1/events", "get"),
         ("/metrics", "get"),
         ("/hooks/github", "post"),
+        ("/hooks/gitlab", "post"),
+        ("/hooks/linear", "post"),
         ("/hooks/generic", "post"),
     ] {
         assert!(
@@ -57,7 +59,7 @@ fn the_document_lists_every_route() {
             "{method} {path} is not in the document"
         );
     }
-    assert_eq!(paths.len(), 19);
+    assert_eq!(paths.len(), 21);
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -67,5 +69,10 @@ fn the_document_lists_every_route() {
         "bearer"
     );
     // The hooks authenticate themselves; the API token is not theirs.
-    assert!(document["paths"]["/hooks/github"]["post"]["security"].is_null());
+    for hook in ["/hooks/github", "/hooks/gitlab", "/hooks/linear"] {
+        assert!(
+            document["paths"][hook]["post"]["security"].is_null(),
+            "{hook}"
+        );
+    }
 }

@@ -231,6 +231,20 @@ pub(super) fn server(
         "github_webhook_secret",
         "TAKT_GITHUB_WEBHOOK_SECRET",
     );
+    let gitlab_webhook_secret = secret(
+        section,
+        report,
+        env,
+        "gitlab_webhook_secret",
+        "TAKT_GITLAB_WEBHOOK_SECRET",
+    );
+    let linear_webhook_secret = secret(
+        section,
+        report,
+        env,
+        "linear_webhook_secret",
+        "TAKT_LINEAR_WEBHOOK_SECRET",
+    );
     let webhook_token = secret(section, report, env, "webhook_token", "TAKT_WEBHOOK_TOKEN");
     section.check_unknown(report);
     ServerConfig {
@@ -238,6 +252,8 @@ pub(super) fn server(
         host,
         token,
         github_webhook_secret,
+        gitlab_webhook_secret,
+        linear_webhook_secret,
         webhook_token,
     }
 }

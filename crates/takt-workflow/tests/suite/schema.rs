@@ -852,6 +852,68 @@ fn server_token_comes_from_the_environment_never_from_the_file() {
 }
 
 #[test]
+fn gitlab_and_linear_webhook_secrets_come_from_the_environment() {
+    let env = super::env()
+        .with_var("GL_HOOK", "gl-s3cret")
+        .with_var("LIN_HOOK", "lin-s3cret");
+    let workflow = super::parse_with(
+        "---\nserver:\n  gitlab_webhook_secret: $GL_HOOK\n  linear_webhook_secret: $LIN_HOOK\n---\n",
+        &env,
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    let value = |secret: &Option<takt_workflow::SecretRef>| {
+        secret
+            .as_ref()
+            .map(|secret| (secret.var.clone(), secret.value.clone()))
+    };
+    assert_eq!(
+        value(&workflow.server.gitlab_webhook_secret),
+        Some(("GL_HOOK".to_owned(), Some("gl-s3cret".to_owned())))
+    );
+    assert_eq!(
+        value(&workflow.server.linear_webhook_secret),
+        Some(("LIN_HOOK".to_owned(), Some("lin-s3cret".to_owned())))
+    );
+    let printed = format!("{:?}", workflow.server);
+    assert!(
+        !printed.contains("gl-s3cret") && !printed.contains("lin-s3cret"),
+        "secrets stay out of Debug: {printed}"
+    );
+    let defaults = load_ok("---\nserver: {port: 0}\n---\n");
+    assert_eq!(defaults.server.gitlab_webhook_secret, None);
+    assert_eq!(defaults.server.linear_webhook_secret, None);
+    // An unset variable is a warning naming the key; `takt run` refuses to serve without it.
+    let unset = load_ok("---\nserver: {linear_webhook_secret: $LIN_HOOK}\n---\n");
+    assert!(
+        unset.warnings[0]
+            .message
+            .contains("`server.linear_webhook_secret` names $LIN_HOOK, which is not set"),
+        "{:?}",
+        unset.warnings
+    );
+    for key in ["gitlab_webhook_secret", "linear_webhook_secret"] {
+        assert_error(
+            &load_err(&format!("---\nserver:\n  {key}: literal\n---\n")),
+            "invalid_workflow_config",
+            &[
+                &format!("`server.{key}` holds a literal value"),
+                "line 3, column",
+                &format!("{key}: $TAKT_"),
+            ],
+        );
+    }
+    // A misspelt key is still caught, with the right suggestion.
+    let typo = load_ok("---\nserver:\n  gitlab_webhook_secert: $GL_HOOK\n---\n");
+    assert_eq!(typo.warnings.len(), 1, "{:?}", typo.warnings);
+    assert_eq!(typo.warnings[0].key, "server.gitlab_webhook_secert");
+    assert_eq!(
+        typo.warnings[0].fix,
+        "did you mean `gitlab_webhook_secret`?"
+    );
+    assert_eq!(typo.server.gitlab_webhook_secret, None);
+}
+
+#[test]
 fn a_section_must_be_a_mapping() {
     assert_error(
         &load_err("---\nagent: 5\n---\n"),
