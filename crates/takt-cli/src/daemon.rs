@@ -71,6 +71,10 @@ pub struct Daemon {
     /// Verifications running here, by (task, round): a second request for one (a restart
     /// re-asking for a verification this process already started) is not run twice.
     verifying: std::collections::HashSet<(String, u32)>,
+    /// Forge calls running, by kind and task. The core asks again at every poll until the
+    /// forge's answer is in; a second call racing the first could open a second pull request
+    /// (once the first merged) or comment twice, so it is not started.
+    forge_calls: std::collections::HashSet<(ForgeCall, String)>,
     /// The HTTP API's channels, when `takt run` serves one.
     api: Option<crate::api::ApiChannels>,
     /// The API server, while it runs.
@@ -82,6 +86,13 @@ pub struct Daemon {
     /// takt's comments on the source issues, written in order by one background task.
     writeback: Option<mpsc::UnboundedSender<(takt_protocol::Issue, String)>>,
     _lock: StateLock,
+}
+
+/// A forge call the daemon runs at most once at a time per task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ForgeCall {
+    Publish,
+    Close,
 }
 
 /// How much of the factory a process starts.
@@ -169,6 +180,7 @@ impl Daemon {
             cgroups_swept_at: std::time::Instant::now(),
             verifier: None,
             verifying: std::collections::HashSet::new(),
+            forge_calls: std::collections::HashSet::new(),
             api: None,
             server: None,
             snapshot_stale: false,
@@ -612,6 +624,17 @@ impl Daemon {
         if let Event::MergeFinished { .. } = event {
             self.merges_in_flight = self.merges_in_flight.saturating_sub(1);
         }
+        match event {
+            Event::Published { task_id, .. } => {
+                self.forge_calls
+                    .remove(&(ForgeCall::Publish, task_id.clone()));
+            }
+            Event::PullRequestClosed { task_id, .. } => {
+                self.forge_calls
+                    .remove(&(ForgeCall::Close, task_id.clone()));
+            }
+            _ => {}
+        }
         if let Event::VerificationFinished {
             task_id, report, ..
         } = event
@@ -697,6 +720,12 @@ impl Daemon {
                 ) else {
                     return Ok(());
                 };
+                if !self
+                    .forge_calls
+                    .insert((ForgeCall::Publish, task_id.clone()))
+                {
+                    return Ok(());
+                }
                 let events = self.events_tx.clone();
                 self.background.spawn(async move {
                     let result = publisher
@@ -746,6 +775,9 @@ impl Daemon {
                 let Some(publisher) = self.publisher.clone() else {
                     return Ok(());
                 };
+                if !self.forge_calls.insert((ForgeCall::Close, task_id.clone())) {
+                    return Ok(());
+                }
                 let events = self.events_tx.clone();
                 self.background.spawn(async move {
                     let result = publisher.close(number, &comment).await;
