@@ -21,6 +21,9 @@ use tracing::info;
 
 /// Comments one run may post.
 pub const MAX_COMMENTS: u32 = 3;
+/// Host tool calls one run may make: each may cost the daemon's tracker or forge rate limit,
+/// which a looping agent must not use up for every other task.
+pub const MAX_CALLS: u32 = 100;
 /// Longest comment an agent may post, in characters.
 pub const MAX_COMMENT_CHARS: usize = 8_000;
 /// The most text one tool answer carries (a failed check's log is cut first).
@@ -38,6 +41,7 @@ pub struct RunTools {
     /// Values never written to the tracker (the daemon's credentials).
     secrets: Vec<String>,
     comments_posted: AtomicU32,
+    calls: AtomicU32,
 }
 
 impl std::fmt::Debug for RunTools {
@@ -68,6 +72,7 @@ impl RunTools {
             pull_request,
             secrets: secrets.into_iter().filter(|s| s.len() >= 8).collect(),
             comments_posted: AtomicU32::new(0),
+            calls: AtomicU32::new(0),
         }
     }
 
@@ -250,7 +255,11 @@ impl HostTools for RunTools {
 
     async fn call(&self, name: &str, arguments: Value) -> HostToolOutput {
         let offered = self.specs().iter().any(|spec| spec.name == name);
+        let over = self.calls.fetch_add(1, Ordering::SeqCst) >= MAX_CALLS;
         let output = match (name, &self.forge) {
+            _ if over => HostToolOutput::error(format!(
+                "refused: this run has used its {MAX_CALLS} host tool calls; work with what you have"
+            )),
             _ if !offered => HostToolOutput::error(format!(
                 "unknown tool `{name}`; this run's host tools are: {}",
                 self.specs()
@@ -648,6 +657,16 @@ mod tests {
         assert!(
             over.is_error && over.text.contains("already posted"),
             "{over:?}"
+        );
+        // Reading has a budget too.
+        let made = 2 + MAX_COMMENTS + 1;
+        for _ in made..MAX_CALLS {
+            assert!(!tools.call("issue_read", json!({})).await.is_error);
+        }
+        let spent = tools.call("issue_read", json!({})).await;
+        assert!(
+            spent.is_error && spent.text.contains("host tool calls"),
+            "{spent:?}"
         );
 
         let tracker_posts = tracker.posted.lock().unwrap().clone();
