@@ -25,6 +25,7 @@ pub mod runner;
 pub mod secrets;
 pub mod spec;
 pub mod tamper;
+mod warm;
 
 pub use error::VerifyError;
 pub use evidence::{EvidenceStore, MemoryEvidence};

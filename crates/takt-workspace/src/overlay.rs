@@ -84,7 +84,10 @@ pub fn overlays_work(scratch: &Path) -> Result<(), String> {
     result.map_err(|error| error.to_string())
 }
 
-fn mount_overlay(lower: &Path, upper: &Path, work: &Path, at: &Path) -> Result<(), nix::Error> {
+/// Mounts a kernel overlay of `lower` (read-only) and `upper` (where every write goes; `work`
+/// is overlayfs' scratch on the same filesystem) on `at`. Root only here. Also used by the
+/// verifier for its warm build caches.
+pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, at: &Path) -> Result<(), nix::Error> {
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
@@ -216,8 +219,9 @@ pub(crate) fn remount(settings: &OverlaySettings, key: &str, path: &Path) -> boo
     mount_overlay(&golden, &task.join("upper"), &task.join("work"), path).is_ok()
 }
 
-/// Unmounts the overlay on `path`, if there is one.
-pub(crate) fn detach(path: &Path) {
+/// Unmounts the overlay on `path`, if there is one (lazily: a process still inside keeps its
+/// view until it leaves).
+pub fn detach(path: &Path) {
     if is_mounted(path)
         && let Err(error) = umount2(path, MntFlags::MNT_DETACH)
     {
