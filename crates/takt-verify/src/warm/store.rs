@@ -102,7 +102,13 @@ impl Caches {
         if let Ok(entries) = fs_err::read_dir(&self.dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".build-") {
+                // `.build-<key>-<pid>-…`: this process's own may be a build in progress (a
+                // reloaded daemon's previous verifier).
+                let pid = name
+                    .strip_prefix(".build-")
+                    .and_then(|rest| rest.split('-').nth(1))
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                if pid.is_some_and(|pid| pid != std::process::id()) {
                     leftovers.push(entry.path());
                 }
             }
@@ -326,4 +332,76 @@ fn unique() -> String {
         "{nanos}-{}",
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    async fn frozen(caches: &Arc<Caches>, root: &Path, key: &str) -> Lease {
+        let built = root.join(format!("built-{key}"));
+        fs_err::create_dir_all(built.join("debug")).unwrap();
+        fs_err::write(built.join("debug/out"), key).unwrap();
+        caches.freeze(key, "base", &built).await.unwrap()
+    }
+
+    fn used_at(caches: &Caches, key: &str, secs: u64) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(caches.dir.join(key).join("used"))
+            .unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_most_recently_used_and_every_cache_in_use() {
+        let root = tempfile::tempdir().unwrap();
+        let caches = Caches::at(&root.path().join("caches"));
+        caches.prepare().await.unwrap();
+        let mut leases = Vec::new();
+        for i in 0..KEEP + 2 {
+            let key = format!("k{i}");
+            leases.push(frozen(&caches, root.path(), &key).await);
+            used_at(&caches, &key, 1_000 + i as u64);
+        }
+        // The least recently used one is still in use; the others are released.
+        let oldest = leases.remove(0);
+        drop(leases);
+        caches.prune();
+        let left: Vec<String> = (0..KEEP + 2)
+            .map(|i| format!("k{i}"))
+            .filter(|key| caches.dir.join(key).exists())
+            .collect();
+        assert_eq!(left, ["k0", "k2", "k3", "k4", "k5"]);
+        drop(oldest);
+        caches.prune();
+        assert!(!caches.dir.join("k0").exists(), "released, it goes too");
+    }
+
+    #[tokio::test]
+    async fn a_cache_changed_after_freezing_is_spoiled_and_can_be_discarded() {
+        let root = tempfile::tempdir().unwrap();
+        let caches = Caches::at(&root.path().join("caches"));
+        caches.prepare().await.unwrap();
+        drop(frozen(&caches, root.path(), "k").await);
+        let lease = match caches.open("k").await {
+            Opened::Ready(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            fs_err::read_to_string(lease.target.join("debug/out")).unwrap(),
+            "k"
+        );
+        assert!(!caches.discard("k"), "in use");
+        drop(lease);
+        fs_err::write(root.path().join("caches/k/target/debug/planted"), "x").unwrap();
+        match caches.open("k").await {
+            Opened::Spoiled(why) => assert!(why.contains("changed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(caches.discard("k"));
+        assert!(matches!(caches.open("k").await, Opened::Missing));
+    }
 }
