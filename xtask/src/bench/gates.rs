@@ -17,7 +17,7 @@ use takt_workspace::{Hooks, RepoSource, WorkspaceManager, WorkspaceSettings};
 
 use super::{Dist, Machine, Section, git, ms, table, verdict};
 
-const REPETITIONS: usize = 5;
+const REPETITIONS: usize = 7;
 
 /// Functions in the workspace's unchanged library crate (each with a test).
 const FUNCTIONS: usize = 150;
