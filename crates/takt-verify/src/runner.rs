@@ -167,7 +167,13 @@ impl Verifier {
         let gates = self.gate_list(job, &change.dir);
         // Held until the gates are done: unmounts the cache and releases it when dropped.
         let warm = if job.settings.warm_cache {
-            self.warm_up(&base, &gates, &mut change, &hidden, scratch)
+            let changed: Vec<String> = report
+                .changed_files
+                .iter()
+                .flat_map(|file| std::iter::once(&file.path).chain(&file.old_path))
+                .cloned()
+                .collect();
+            self.warm_up(&base, &gates, &mut change, &changed, &hidden, scratch)
                 .await
         } else {
             change.build_cache = "cold: verify.warm_cache is off".to_owned();

@@ -85,11 +85,37 @@ pub fn overlays_work(scratch: &Path) -> Result<(), String> {
 }
 
 /// Mounts a kernel overlay of `lower` (read-only) and `upper` (where every write goes; `work`
-/// is overlayfs' scratch on the same filesystem) on `at`. Root only here. Also used by the
-/// verifier for its warm build caches.
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, at: &Path) -> Result<(), nix::Error> {
+/// is overlayfs' scratch on the same filesystem) on `at`. Root only here.
+pub(crate) fn mount_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+) -> Result<(), nix::Error> {
+    mount_with(lower, upper, work, at, "")
+}
+
+/// [`mount_overlay`] for an upper layer that is thrown away when unmounted and never mounted
+/// again (the verifier's warm build caches): `volatile` skips every sync to the upper
+/// filesystem, which a build's many small writes would otherwise pay for.
+pub fn mount_throwaway_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+) -> Result<(), nix::Error> {
+    mount_with(lower, upper, work, at, ",volatile")
+}
+
+fn mount_with(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+    extra: &str,
+) -> Result<(), nix::Error> {
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{extra}",
         lower.display(),
         upper.display(),
         work.display()

@@ -147,16 +147,21 @@ impl Verifier {
     /// Makes `change` warm when it can — its `target/` an overlay of the frozen cache of
     /// `base` (built now from the base commit when there is none), the checkout placed at the
     /// fixed path — and records in `change.build_cache` how its gates start and why. `None`
-    /// when they run cold.
+    /// when they run cold. `changed` lists every path the change touched (both sides of a
+    /// rename).
     pub(crate) async fn warm_up(
         &self,
         base: &str,
         gates: &[GateSpec],
         change: &mut Checkout,
+        changed: &[String],
         hidden: &[PathBuf],
         scratch: &Path,
     ) -> Option<Mounted> {
-        match self.try_warm(base, gates, change, hidden, scratch).await {
+        match self
+            .try_warm(base, gates, change, changed, hidden, scratch)
+            .await
+        {
             Ok((mounted, fixed, note)) => {
                 info!(commit = %change.commit, build_cache = %note, "gates run warm");
                 change.fixed = Some(fixed);
@@ -176,6 +181,7 @@ impl Verifier {
         base: &str,
         gates: &[GateSpec],
         change: &Checkout,
+        changed: &[String],
         hidden: &[PathBuf],
         scratch: &Path,
     ) -> Result<(Mounted, place::Fixed, String), String> {
@@ -241,16 +247,7 @@ impl Verifier {
                 }
             }
         };
-        let changed = self
-            .workspaces
-            .diff(base, &change.commit, &["--name-only", "--no-renames", "-z"])
-            .await
-            .map_err(|error| format!("listing the change's files: {error}"))?;
-        let changed: Vec<String> = changed
-            .split('\0')
-            .filter(|path| !path.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let changed = changed.to_vec();
         let dir = change.dir.clone();
         tokio::task::spawn_blocking(move || mtime::normalize(&dir, &changed))
             .await
@@ -281,7 +278,7 @@ async fn mount(lease: &Lease, checkout: &Path, layers: &Path) -> Result<PathBuf,
             .await
             .map_err(|error| format!("creating {}: {error}", dir.display()))?;
     }
-    takt_workspace::mount_overlay(&lease.target, &upper, &work, &at)
+    takt_workspace::mount_throwaway_overlay(&lease.target, &upper, &work, &at)
         .map_err(|error| format!("mounting the cache on {}: {error}", at.display()))?;
     Ok(at)
 }
