@@ -117,7 +117,14 @@ fn bare(dir: &Path, command: &str) -> Result<f64> {
     Ok(elapsed)
 }
 
-fn verifier(dir: &Path, source: &Path, helper: &Path) -> Result<(Verifier, String)> {
+/// A verifier with its own state under `dir`; gates in the daemon's gate sandbox, or
+/// unconfined (`sandbox.mode: none`) when `confined` is false.
+fn make_verifier(
+    dir: &Path,
+    source: &Path,
+    helper: &Path,
+    confined: bool,
+) -> Result<(Verifier, String)> {
     let manager = Arc::new(WorkspaceManager::new(WorkspaceSettings {
         root: dir.join("ws"),
         mirror_dir: dir.join("state").join("mirror.git"),
@@ -135,7 +142,11 @@ fn verifier(dir: &Path, source: &Path, helper: &Path) -> Result<(Verifier, Strin
         network: takt_sandbox::Network::None,
         ..takt_sandbox::Policy::default()
     };
-    let sandbox = takt_sandbox::Sandbox::new(policy, &host, helper.to_path_buf(), "bench-gates")?;
+    let sandbox = if confined {
+        takt_sandbox::Sandbox::new(policy, &host, helper.to_path_buf(), "bench-gates")?
+    } else {
+        takt_sandbox::Sandbox::unconfined(policy)
+    };
     let mechanism = sandbox.describe();
     Ok((
         Verifier::new(
@@ -247,36 +258,24 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         .tempdir()?;
     let source = dir.path().join("source");
     let commit = sample_workspace(&source)?;
-    let (verifier, mechanism) = verifier(dir.path(), &source, &helper)?;
+    let (verifier, mechanism) = make_verifier(dir.path(), &source, &helper, true)?;
     runtime.block_on(verifier.workspaces().sync_mirror())?;
     let state = dir.path().join("state");
 
-    // (a) warm. The first verification against the base builds the cache (the gate run on
-    // the base commit, then the change's run on top): reported, not counted.
+    // The first verification against the base builds the cache (the gate run on the base
+    // commit, then the change's run on top): reported, not counted. Likewise for the
+    // unconfined verifier (its own state) and the in-place checkout's first build.
     let warm_job = job(&commit, true);
+    let cold_job = job(&commit, false);
     let (first_ms, _, first_note) = verify_once(&runtime, &verifier, &warm_job)?;
     anyhow::ensure!(
         first_note.starts_with("warm: "),
         "the first verification did not run warm: {first_note}"
     );
     println!("  first warm verification (cache built from the base): {first_ms:.0} ms");
-    let mut warm_totals = Vec::new();
-    let mut warm_gates = Vec::new();
-    let mut note = String::new();
-    for rep in 1..=REPETITIONS {
-        let (total, gate, build_cache) = verify_once(&runtime, &verifier, &warm_job)?;
-        anyhow::ensure!(
-            build_cache.starts_with("warm: ") && build_cache.contains("reused"),
-            "rep {rep} did not reuse the cache: {build_cache}"
-        );
-        println!("  warm rep {rep}: verification {total:.0} ms, gate {gate:.0} ms");
-        warm_totals.push(total);
-        warm_gates.push(gate);
-        note = build_cache;
-    }
-
-    // (b) in place: a plain checkout of the base built once, then the one-line edit and the
-    // same command again, each rep editing the line to its other form.
+    let (unconfined, _) = make_verifier(&dir.path().join("unconfined"), &source, &helper, false)?;
+    runtime.block_on(unconfined.workspaces().sync_mirror())?;
+    verify_once(&runtime, &unconfined, &warm_job)?;
     let in_place = dir.path().join("in-place");
     git(
         &source,
@@ -290,27 +289,47 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         ],
     )?;
     let in_place_first = bare(&in_place, GATE)?;
+
+    // The ways take turns within each rep, so a change in the machine's load (it is shared)
+    // falls on all of them alike.
+    let (mut warm_totals, mut warm_gates) = (Vec::new(), Vec::new());
+    let (mut unconfined_totals, mut unconfined_gates) = (Vec::new(), Vec::new());
     let mut in_place_runs = Vec::new();
+    let (mut cold_totals, mut cold_gates) = (Vec::new(), Vec::new());
+    let mut note = String::new();
     for rep in 1..=REPETITIONS {
+        // (a) warm, the cache reused.
+        let (total, gate, build_cache) = verify_once(&runtime, &verifier, &warm_job)?;
+        anyhow::ensure!(
+            build_cache.starts_with("warm: ") && build_cache.contains("reused"),
+            "rep {rep} did not reuse the cache: {build_cache}"
+        );
+        warm_totals.push(total);
+        warm_gates.push(gate);
+        note = build_cache;
+        // (a') the same with the gate unconfined: the sandbox's share of the difference.
+        let (unconfined_total, unconfined_gate, build_cache) =
+            verify_once(&runtime, &unconfined, &warm_job)?;
+        anyhow::ensure!(build_cache.contains("reused"), "{build_cache}");
+        unconfined_totals.push(unconfined_total);
+        unconfined_gates.push(unconfined_gate);
+        // (b) in place: the line edited to its other form, the same command again.
         fs_err::write(
             in_place.join("app/src/lib.rs"),
             app_lib(EDITS[(rep + 1) % 2]),
         )?;
-        let elapsed = bare(&in_place, GATE)?;
-        println!("  in place rep {rep}: {elapsed:.0} ms");
-        in_place_runs.push(elapsed);
-    }
-
-    // (c) cold: the same verification with the cache off (a clean build every time).
-    let cold_job = job(&commit, false);
-    let mut cold_totals = Vec::new();
-    let mut cold_gates = Vec::new();
-    for rep in 1..=REPETITIONS {
-        let (total, gate, build_cache) = verify_once(&runtime, &verifier, &cold_job)?;
+        let in_place_ms = bare(&in_place, GATE)?;
+        in_place_runs.push(in_place_ms);
+        // (c) cold: the cache off, a clean build.
+        let (cold_total, cold_gate, build_cache) = verify_once(&runtime, &verifier, &cold_job)?;
         anyhow::ensure!(build_cache.starts_with("cold: "), "{build_cache}");
-        println!("  cold rep {rep}: verification {total:.0} ms, gate {gate:.0} ms");
-        cold_totals.push(total);
-        cold_gates.push(gate);
+        cold_totals.push(cold_total);
+        cold_gates.push(cold_gate);
+        println!(
+            "  rep {rep}: warm {total:.0} ms (gate {gate:.0}), unconfined warm \
+             {unconfined_total:.0} ms (gate {unconfined_gate:.0}), in place {in_place_ms:.0} ms, \
+             cold {cold_total:.0} ms (gate {cold_gate:.0})"
+        );
     }
 
     // (d) the fallback not taken: copying the frozen cache into a checkout (and removing it).
@@ -336,12 +355,14 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     let median = |values: &[f64]| Dist::of(values).map_or(0.0, |dist| dist.p50);
     let (warm_p50, warm_gate_p50) = (median(&warm_totals), median(&warm_gates));
     let in_place_p50 = median(&in_place_runs);
+    let (unconfined_p50, unconfined_gate_p50) =
+        (median(&unconfined_totals), median(&unconfined_gates));
     let (cold_p50, cold_gate_p50) = (median(&cold_totals), median(&cold_gates));
     let (copy_p50, removal_p50) = (median(&copies), median(&removals));
     let warm_vs_in_place = warm_p50 / in_place_p50;
     let cold_vs_warm = cold_p50 / warm_p50;
     println!(
-        "  medians: warm {warm_p50:.0} ms (gate {warm_gate_p50:.0}), in place {in_place_p50:.0} ms, \
+        "  medians: warm {warm_p50:.0} ms (gate {warm_gate_p50:.0}), unconfined {unconfined_p50:.0} ms, in place {in_place_p50:.0} ms, \
          cold {cold_p50:.0} ms (gate {cold_gate_p50:.0}); copy {copy_p50:.0} ms + removal {removal_p50:.0} ms"
     );
 
@@ -350,6 +371,11 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
             "(a) takt, warm (`verify.warm_cache: true`, cache reused)".to_owned(),
             ms(warm_p50),
             ms(warm_gate_p50),
+        ],
+        vec![
+            "(a′) takt, warm, the gate unconfined (`sandbox.mode: none`)".to_owned(),
+            ms(unconfined_p50),
+            ms(unconfined_gate_p50),
         ],
         vec![
             "(b) in place: `cargo test` again after the edit, plain checkout".to_owned(),
@@ -366,11 +392,13 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         "`cargo run --release -p xtask -- bench gates` verifies a one-line change to a small Rust \
          workspace (a library of {FUNCTIONS} functions with a test each, unchanged, and the crate \
          the change edits, which depends on it) with one gate, `{GATE}`, in the gate sandbox \
-         ({mechanism}), {REPETITIONS} times each way, on {} CPUs:\n\n\
+         ({mechanism}), {REPETITIONS} times each way (the ways take turns within each round), on \
+         {} CPUs:\n\n\
          - **(a) warm**: takt with `verify.warm_cache: true`. The first verification against \
          the base built the cache ({} ms: the gate on the base commit, then on the change; not \
          counted); each counted one checks out the change, mounts the base's frozen `target/` \
-         under an overlay, and runs the gate at the fixed path. Evidence: `{note}`.\n\
+         under an overlay, and runs the gate at the fixed path. Evidence: `{note}`. (a′) is \
+         the same without the sandbox, to tell the sandbox's cost from the cache's.\n\
          - **(b) in place**: the same command in a plain checkout of the base, built once \
          ({} ms), run again after each one-line edit — a developer's incremental build.\n\
          - **(c) cold**: takt with `verify.warm_cache: false`, a clean build each time.\n\n",
@@ -388,9 +416,12 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     ));
     markdown.push_str(&format!(
         "\nRatios of the medians: warm / in place **{warm_vs_in_place:.2}x** (target ≤ 1.5x — {}); \
-         cold / warm **{cold_vs_warm:.2}x**. The warm verification's whole time (checkout, diff, \
-         file times, overlay, sandbox, parsing) is compared with the bare incremental command.\n",
-        verdict(warm_vs_in_place <= 1.5)
+         cold / warm **{cold_vs_warm:.2}x**; unconfined warm / in place {:.2}x. The warm \
+         verification's whole time (checkout, diff, file times, overlay, sandbox, parsing) is \
+         compared with the bare incremental command; most of what it adds is the gate \
+         sandbox's launch and confinement (section 5), the same for cold gates.\n",
+        verdict(warm_vs_in_place <= 1.5),
+        unconfined_p50 / in_place_p50,
     ));
     markdown.push_str(&format!(
         "\nWithout overlays (takt not root) gates run cold, not from a copy: copying this cache \
