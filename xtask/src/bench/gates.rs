@@ -388,7 +388,8 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
             ms(cold_gate_p50),
         ],
     ];
-    let mut markdown = format!(
+    let mut markdown = format!("{}\n\n", machine.measured_line());
+    markdown.push_str(&format!(
         "`cargo run --release -p xtask -- bench gates` verifies a one-line change to a small Rust \
          workspace (a library of {FUNCTIONS} functions with a test each, unchanged, and the crate \
          the change edits, which depends on it) with one gate, `{GATE}`, in the gate sandbox \
@@ -405,7 +406,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         machine.cpus,
         ms(first_ms),
         ms(in_place_first),
-    );
+    ));
     markdown.push_str(&table(
         &[
             "way (median of runs)",
