@@ -64,6 +64,7 @@ pub fn settings(workflow: &Workflow) -> VerifySettings {
         keep_going: verify.keep_going,
         baseline: verify.baseline,
         base_tests: verify.base_tests,
+        warm_cache: verify.warm_cache,
     }
 }
 

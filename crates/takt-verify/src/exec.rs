@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::VerifyError;
 use crate::spec::GateSpec;
+use crate::warm::place::Fixed;
 
 /// Output kept per stream: the head and the tail, so a runaway log cannot fill the disk while
 /// the summary at the end (where test runners print failures) survives.
@@ -24,17 +25,19 @@ pub struct Executed {
     pub stderr: Vec<u8>,
 }
 
-/// Runs `gate` in `checkout` inside `sandbox`. `run_dir` receives the sandbox's spec and
-/// containment report and is never visible inside.
-pub async fn execute(
+/// Runs `gate` in `checkout` inside `sandbox`, seen at `fixed`'s path when given (warm runs).
+/// `run_dir` receives the sandbox's spec and containment report and is never visible inside.
+pub(crate) async fn execute(
     sandbox: &Sandbox,
     gate: &GateSpec,
     checkout: &Path,
+    fixed: Option<&Fixed>,
     run_dir: PathBuf,
 ) -> Result<Executed, VerifyError> {
+    let seen_at = fixed.map_or(checkout, |fixed| fixed.at.as_path());
     let scope = RunScope {
         run_id: format!("gate-{}", gate.name),
-        workspace: checkout.to_path_buf(),
+        workspace: seen_at.to_path_buf(),
         run_dir,
         git_dirs: Vec::new(),
     };
@@ -50,17 +53,21 @@ pub async fn execute(
     let launch = Launch {
         program: "sh".into(),
         args: vec!["-c".into(), gate.run.clone()],
-        cwd: checkout.to_path_buf(),
+        cwd: seen_at.to_path_buf(),
         env,
         read_only: Vec::new(),
         remove_env: Vec::new(),
     };
-    let mut command = sandbox
+    let command = sandbox
         .command(&scope, launch)
         .map_err(|error| VerifyError::Launch {
             gate: gate.name.clone(),
             reason: error.to_string(),
         })?;
+    let mut command = match fixed {
+        Some(fixed) => fixed.wrap(&command, checkout),
+        None => command,
+    };
     command.stdin(std::process::Stdio::null());
     let started = Instant::now();
     let mut child = command.spawn().map_err(|error| VerifyError::Launch {

@@ -19,6 +19,10 @@ pub(crate) struct Checkout {
     pub dir: PathBuf,
     pub commit: String,
     pub tree: String,
+    /// Where its gates see it when that is not `dir`: the fixed path of warm runs.
+    pub fixed: Option<crate::warm::place::Fixed>,
+    /// How its gates' builds start, for the evidence (`warm: …` / `cold: …`, with why).
+    pub build_cache: String,
 }
 
 /// How a gate's failures are judged.
@@ -38,8 +42,23 @@ impl Verifier {
         checkout: &Checkout,
         run_dir: PathBuf,
     ) -> Result<GateRun, VerifyError> {
-        let executed = execute(&self.sandbox, gate, &checkout.dir, run_dir).await?;
-        let environment = self.environment(&gate.run).await;
+        // A report left by an earlier run (or by the cache a warm checkout starts from) must
+        // never be read as this run's.
+        for report in &gate.junit {
+            let _ = fs_err::tokio::remove_file(checkout.dir.join(report)).await;
+        }
+        let executed = execute(
+            &self.sandbox,
+            gate,
+            &checkout.dir,
+            checkout.fixed.as_ref(),
+            run_dir,
+        )
+        .await?;
+        let mut environment = self.environment(&gate.run).await;
+        if !checkout.build_cache.is_empty() {
+            environment.insert("build_cache".into(), checkout.build_cache.clone());
+        }
         self.record(gate, checkout, executed, environment).await
     }
 
@@ -202,20 +221,34 @@ impl Verifier {
         let run = self
             .run_once(gate, checkout, run_root.join(format!("{}-base", gate.name)))
             .await?;
+        self.write_baseline(&cache, &run).await?;
+        Ok(Some(run))
+    }
+
+    /// Keeps `run`, a run of `gate` on the base commit `base_sha` made for another reason
+    /// (building a warm cache), as its baseline. Best effort: a later failure runs it again.
+    pub(crate) async fn store_baseline(&self, base_sha: &str, gate: &GateSpec, run: &GateRun) {
+        let cache = self.baseline_path(base_sha, gate);
+        if let Err(error) = self.write_baseline(&cache, run).await {
+            tracing::warn!(%error, "could not keep a base run as its baseline");
+        }
+    }
+
+    async fn write_baseline(&self, cache: &Path, run: &GateRun) -> Result<(), VerifyError> {
         if let Some(parent) = cache.parent() {
             fs_err::tokio::create_dir_all(parent)
                 .await
                 .map_err(VerifyError::io("creating", parent))?;
         }
-        let json = serde_json::to_vec_pretty(&run).unwrap_or_default();
-        let tmp = cache.with_extension("tmp");
+        let json = serde_json::to_vec_pretty(run).unwrap_or_default();
+        let tmp = cache.with_extension(format!("tmp-{}", std::process::id()));
         fs_err::tokio::write(&tmp, json)
             .await
             .map_err(VerifyError::io("writing", &tmp))?;
-        fs_err::tokio::rename(&tmp, &cache)
+        fs_err::tokio::rename(&tmp, cache)
             .await
-            .map_err(VerifyError::io("storing", &cache))?;
-        Ok(Some(run))
+            .map_err(VerifyError::io("storing", cache))?;
+        Ok(())
     }
 
     fn baseline_path(&self, base_sha: &str, gate: &GateSpec) -> PathBuf {
@@ -259,7 +292,11 @@ impl<'a> BaseCheckout<'a> {
     async fn get(&mut self, verifier: &Verifier) -> Result<&Checkout, VerifyError> {
         let checkout = match self.made.take() {
             Some(checkout) => checkout,
-            None => verifier.checkout(&self.sha, &self.dir, self.hidden).await?,
+            None => {
+                let mut checkout = verifier.checkout(&self.sha, &self.dir, self.hidden).await?;
+                checkout.build_cache = "cold: a baseline run on the base commit".to_owned();
+                checkout
+            }
         };
         Ok(self.made.insert(checkout))
     }

@@ -4,7 +4,8 @@
 //! detected from the repository, and hidden holdback gates — run in a fresh sandbox; failures are
 //! compared with a cached baseline of the base commit and re-run to catch flaky tests; the diff is
 //! read for tampering with the checks and for credentials; then the judge and the blind
-//! reviewers, each seeing only the task, the diff and the raw gate evidence, give verdicts. The
+//! reviewers, each seeing only the task, the diff and the raw gate evidence, give verdicts. With
+//! `verify.warm_cache`, gates start from a frozen build cache of the base commit (`warm`). The
 //! result is a [`takt_protocol::VerificationReport`]; the core turns it into a risk tier and a
 //! decision. An in-toto-style attestation of the outcome is written as a git note.
 
@@ -25,6 +26,7 @@ pub mod runner;
 pub mod secrets;
 pub mod spec;
 pub mod tamper;
+mod warm;
 
 pub use error::VerifyError;
 pub use evidence::{EvidenceStore, MemoryEvidence};

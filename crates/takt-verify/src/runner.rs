@@ -25,6 +25,8 @@ pub struct VerifySettings {
     pub keep_going: bool,
     pub baseline: bool,
     pub base_tests: bool,
+    /// Start gates from a frozen build cache of the base commit (see [`crate::warm`]).
+    pub warm_cache: bool,
 }
 
 impl Default for VerifySettings {
@@ -35,6 +37,7 @@ impl Default for VerifySettings {
             keep_going: false,
             baseline: true,
             base_tests: false,
+            warm_cache: false,
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Verifier {
     /// Verifications running at once: gate commands (compilers, test suites) use every core,
     /// so more in parallel than there are cores only makes each slower.
     slots: tokio::sync::Semaphore,
+    pub(crate) warm: crate::warm::Warm,
 }
 
 impl Verifier {
@@ -80,6 +84,7 @@ impl Verifier {
         root: PathBuf,
         evidence: Arc<dyn EvidenceStore>,
     ) -> Verifier {
+        let warm = crate::warm::Warm::new(&root);
         Verifier {
             workspaces,
             sandbox,
@@ -90,6 +95,7 @@ impl Verifier {
             slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |cpus| cpus.get().min(4)),
             ),
+            warm,
         }
     }
 
@@ -155,10 +161,24 @@ impl Verifier {
             .iter()
             .filter_map(|gate| gate.hidden_files.clone())
             .collect();
-        let change = self
+        let mut change = self
             .checkout(&job.commit, &scratch.join("change"), &hidden)
             .await?;
         let gates = self.gate_list(job, &change.dir);
+        // Held until the gates are done: unmounts the cache and releases it when dropped.
+        let warm = if job.settings.warm_cache {
+            let changed: Vec<String> = report
+                .changed_files
+                .iter()
+                .flat_map(|file| std::iter::once(&file.path).chain(&file.old_path))
+                .cloned()
+                .collect();
+            self.warm_up(&base, &gates, &mut change, &changed, &hidden, scratch)
+                .await
+        } else {
+            change.build_cache = "cold: verify.warm_cache is off".to_owned();
+            None
+        };
         info!(
             identifier = %job.identifier,
             commit = %job.commit,
@@ -191,6 +211,7 @@ impl Verifier {
                 .await?;
             report.gates.extend(outcomes);
         }
+        drop(warm);
         if report.gates_green()
             && let Some(panel) = &job.review
         {
@@ -237,6 +258,8 @@ impl Verifier {
             dir: dir.to_path_buf(),
             commit: commit.to_owned(),
             tree,
+            fixed: None,
+            build_cache: String::new(),
         })
     }
 
@@ -289,7 +312,10 @@ impl Verifier {
         if touched.is_empty() {
             return Ok(Vec::new());
         }
-        let checkout = self.checkout(&job.commit, dir, hidden).await?;
+        let mut checkout = self.checkout(&job.commit, dir, hidden).await?;
+        checkout.build_cache =
+            "cold: the base-tests checkout (the change with the base's test files) is not cached"
+                .to_owned();
         for path in &touched {
             let Some(original) = self.workspaces.file_at(&report.base, path).await? else {
                 continue;

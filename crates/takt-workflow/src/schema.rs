@@ -235,6 +235,7 @@ pub(crate) const VERIFY: SectionSpec = SectionSpec {
         "keep_going",
         "base_tests",
         "baseline",
+        "warm_cache",
     ],
 };
 

@@ -42,5 +42,7 @@ pub use key::{branch_name, workspace_key};
 pub use manager::{BaseRef, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings};
 pub use merge::MergeOutcome;
 pub use mirror::MIRROR_REFSPEC;
-pub use overlay::{OverlaySettings, overlays_work};
+pub use overlay::{
+    OverlaySettings, detach as unmount_overlay, mount_throwaway_overlay, overlays_work,
+};
 pub use paths::WorkspaceLayout;

@@ -84,9 +84,38 @@ pub fn overlays_work(scratch: &Path) -> Result<(), String> {
     result.map_err(|error| error.to_string())
 }
 
-fn mount_overlay(lower: &Path, upper: &Path, work: &Path, at: &Path) -> Result<(), nix::Error> {
+/// Mounts a kernel overlay of `lower` (read-only) and `upper` (where every write goes; `work`
+/// is overlayfs' scratch on the same filesystem) on `at`. Root only here.
+pub(crate) fn mount_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+) -> Result<(), nix::Error> {
+    mount_with(lower, upper, work, at, "")
+}
+
+/// [`mount_overlay`] for an upper layer that is thrown away when unmounted and never mounted
+/// again (the verifier's warm build caches): `volatile` skips every sync to the upper
+/// filesystem, which a build's many small writes would otherwise pay for.
+pub fn mount_throwaway_overlay(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+) -> Result<(), nix::Error> {
+    mount_with(lower, upper, work, at, ",volatile")
+}
+
+fn mount_with(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    at: &Path,
+    extra: &str,
+) -> Result<(), nix::Error> {
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}{extra}",
         lower.display(),
         upper.display(),
         work.display()
@@ -216,8 +245,9 @@ pub(crate) fn remount(settings: &OverlaySettings, key: &str, path: &Path) -> boo
     mount_overlay(&golden, &task.join("upper"), &task.join("work"), path).is_ok()
 }
 
-/// Unmounts the overlay on `path`, if there is one.
-pub(crate) fn detach(path: &Path) {
+/// Unmounts the overlay on `path`, if there is one (lazily: a process still inside keeps its
+/// view until it leaves).
+pub fn detach(path: &Path) {
     if is_mounted(path)
         && let Err(error) = umount2(path, MntFlags::MNT_DETACH)
     {

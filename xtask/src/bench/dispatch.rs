@@ -480,7 +480,7 @@ fn git_breakdown(session: &Session) -> (Vec<GitRow>, Dist, Dist) {
 }
 
 pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
-    let takt = root.join("target").join("release").join("takt");
+    let takt = super::release_binary(root, "takt");
     let built = fs_err::metadata(&takt)
         .and_then(|m| m.modified())
         .map_err(|_| {

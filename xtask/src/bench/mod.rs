@@ -6,6 +6,7 @@ mod api;
 pub mod core;
 mod dispatch;
 mod doc;
+mod gates;
 mod gateway;
 mod sandbox;
 mod trackers;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     "dispatch",
     "workspace",
     "core",
@@ -28,6 +29,7 @@ pub const ALL: [&str; 10] = [
     "sandbox",
     "gateway",
     "verify",
+    "gates",
     "api",
     "webhook",
     "trackers",
@@ -79,6 +81,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "sandbox" => sandbox::run(&root, &machine)?,
             "gateway" => gateway::run(&machine)?,
             "verify" => verify::run(&root, &machine)?,
+            "gates" => gates::run(&root, &machine)?,
             "api" => api::run(&machine)?,
             "webhook" => webhook::run(&root, &machine)?,
             "trackers" => trackers::run(&machine)?,
@@ -106,6 +109,15 @@ pub fn repo_root() -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask's manifest directory has no parent")
+}
+
+/// A release binary of this workspace: in `$CARGO_TARGET_DIR/release` when that is set (a
+/// relative one from the workspace root, as cargo reads it), else `target/release`.
+pub fn release_binary(root: &Path, name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("release").join(name)
 }
 
 /// The machine and the moment a run happened on.

@@ -112,7 +112,7 @@ fn bare_gates(source: &Path, commit: &str, scratch: &Path, commands: &[String]) 
 }
 
 pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
-    let helper = root.join("target").join("release").join("takt");
+    let helper = super::release_binary(root, "takt");
     anyhow::ensure!(
         helper.is_file(),
         "{} is missing; build it first with `cargo build --release -p takt-cli`",

@@ -2,6 +2,7 @@
 
 mod review;
 mod runner;
+mod warm;
 
 use takt_core::ports::ModelAccess;
 use takt_mock_model::{MockConfig, MockModel, Scenario};

@@ -12,14 +12,14 @@ use takt_test_support::{GitRepo, git, read_or_empty};
 use takt_verify::{GateSpec, MemoryEvidence, Speed, Verifier, VerifyJob, VerifySettings};
 use takt_workspace::{Hooks, RepoSource, WorkspaceManager, WorkspaceSettings};
 
-struct Bench {
-    repo: GitRepo,
-    state: tempfile::TempDir,
-    verifier: Verifier,
+pub(super) struct Bench {
+    pub repo: GitRepo,
+    pub state: tempfile::TempDir,
+    pub verifier: Verifier,
 }
 
 impl Bench {
-    fn new() -> Bench {
+    pub fn new() -> Bench {
         let repo = GitRepo::new();
         let state = tempfile::tempdir().unwrap();
         let manager = WorkspaceManager::new(WorkspaceSettings {
@@ -49,7 +49,7 @@ impl Bench {
     }
 
     /// Commits `files` on a branch off main and returns the commit (main stays where it was).
-    fn change(&self, branch: &str, files: &[(&str, &str)]) -> String {
+    pub fn change(&self, branch: &str, files: &[(&str, &str)]) -> String {
         let path = self.repo.path();
         git(path, &["checkout", "-q", "-b", branch, "main"]);
         for (file, content) in files {
@@ -62,7 +62,7 @@ impl Bench {
         sha
     }
 
-    fn verify(
+    pub fn verify(
         &self,
         commit: &str,
         gates: Vec<GateSpec>,
@@ -89,12 +89,12 @@ impl Bench {
     }
 
     /// A log file outside every checkout that gate commands append to.
-    fn log(&self) -> std::path::PathBuf {
+    pub fn log(&self) -> std::path::PathBuf {
         self.state.path().join("gate.log")
     }
 }
 
-fn gate(name: &str, run: &str) -> GateSpec {
+pub(super) fn gate(name: &str, run: &str) -> GateSpec {
     GateSpec {
         name: name.into(),
         run: run.into(),
@@ -108,14 +108,14 @@ fn gate(name: &str, run: &str) -> GateSpec {
     }
 }
 
-fn settings() -> VerifySettings {
+pub(super) fn settings() -> VerifySettings {
     VerifySettings {
         gates_auto: false,
         ..VerifySettings::default()
     }
 }
 
-fn runs(log: &Path) -> usize {
+pub(super) fn runs(log: &Path) -> usize {
     read_or_empty(log).lines().count()
 }
 

@@ -23,6 +23,7 @@ pub(super) fn verify(section: &Section<'_>, report: &mut Report<'_>) -> VerifyCo
     let keep_going = report.boolean(section, "keep_going", defaults.keep_going);
     let base_tests = report.boolean(section, "base_tests", defaults.base_tests);
     let baseline = report.boolean(section, "baseline", defaults.baseline);
+    let warm_cache = report.boolean(section, "warm_cache", defaults.warm_cache);
     section.check_unknown(report);
     VerifyConfig {
         gates_auto,
@@ -30,5 +31,6 @@ pub(super) fn verify(section: &Section<'_>, report: &mut Report<'_>) -> VerifyCo
         keep_going,
         base_tests,
         baseline,
+        warm_cache,
     }
 }

@@ -42,6 +42,7 @@ fn defaults_without_the_sections() {
             keep_going: false,
             base_tests: false,
             baseline: true,
+            warm_cache: false,
         }
     );
     assert_eq!(w.review.max_rounds, 2);
@@ -280,7 +281,7 @@ fn hidden_files_expand_home() {
 fn verify_settings_are_read() {
     let w = load_ok(
         "---\nverify: {gates_auto: false, flaky_reruns: 0, keep_going: true, base_tests: true, \
-         baseline: false}\ngates:\n  - {name: unit, run: make}\n---\n",
+         baseline: false, warm_cache: true}\ngates:\n  - {name: unit, run: make}\n---\n",
     );
     assert_eq!(
         w.verify,
@@ -290,6 +291,7 @@ fn verify_settings_are_read() {
             keep_going: true,
             base_tests: true,
             baseline: false,
+            warm_cache: true,
         }
     );
     assert!(w.warnings.is_empty(), "{:?}", w.warnings);
@@ -299,7 +301,7 @@ fn verify_settings_are_read() {
 fn bad_verify_values_are_each_reported() {
     let err = load_err(
         "---\nverify:\n  flaky_reruns: 6\n  keep_going: 1\n  baseline: \"no\"\n  gate_auto: \
-         false\n---\n",
+         false\n  warm_cache: \"yes\"\n---\n",
     );
     assert_error(
         &err,
@@ -308,6 +310,7 @@ fn bad_verify_values_are_each_reported() {
             "`verify.flaky_reruns` must be an integer from 0 to 5, but it is the integer 6",
             "`verify.keep_going` must be `true` or `false`",
             "`verify.baseline` must be `true` or `false`",
+            "`verify.warm_cache` must be `true` or `false`",
             "unknown key `verify.gate_auto`",
             "did you mean `gates_auto`?",
         ],

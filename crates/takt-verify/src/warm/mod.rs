@@ -1,0 +1,284 @@
+//! Warm build caches for gates (`verify.warm_cache`).
+//!
+//! A cold gate run compiles everything; most changes touch one crate. takt keeps, per base
+//! commit, the build outputs its gates produced on that base (Cargo's `target/`) and lets a
+//! change's gates start from them:
+//!
+//! - **Made from the base commit only.** The cache is built by running the gates on a clean
+//!   checkout of the base (those runs also serve as the base's baselines) and frozen. Nothing a
+//!   change's gates write ever flows back: they see the cache through a kernel overlay whose
+//!   upper layer is private to the verification and discarded with it.
+//! - **Frozen.** The cache lives under a directory only root may enter, never bound into a
+//!   sandbox, and is sealed (see [`seal`]): a cache that changed since it was frozen is
+//!   discarded, never used.
+//! - **Trusted by the build tool, not by takt.** Cargo still decides what is fresh. For its
+//!   mtime checks to be right, every checkout appears at one fixed path (see [`place`]) and
+//!   files the change did not touch get the base checkout's fixed old mtime (see [`mtime`]).
+//! - **Optional.** Overlays and mount namespaces need root here. Without them gates run cold,
+//!   and the evidence says why (a copy of the cache was measured, see docs/BENCHMARKS.md, but
+//!   without a mount namespace the checkout cannot keep the fixed path it needs).
+//!
+//! Each gate run's `environment.build_cache` in the report says `warm: …` or `cold: …` and why.
+
+mod build;
+mod key;
+mod mtime;
+pub(crate) mod place;
+mod seal;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::gates::Checkout;
+use crate::runner::Verifier;
+use crate::spec::GateSpec;
+use store::{Caches, Lease, Opened};
+
+/// The directory Cargo writes its outputs to, relative to the checkout: the one build cache
+/// takt keeps (only when the checkout has a `Cargo.toml` at its root).
+const CACHED_DIR: &str = "target";
+
+/// A verifier's warm caches: where they live and whether this host can use them.
+#[derive(Debug)]
+pub(crate) struct Warm {
+    /// `<verify>/warm`.
+    root: PathBuf,
+    caches: Arc<Caches>,
+    /// Probed on first use: the tools for the fixed path, or why warm runs cannot work here.
+    ready: tokio::sync::OnceCell<Result<place::Tools, String>>,
+}
+
+/// A change's checkout with the cache mounted on its `target/`: unmounted when dropped, and
+/// only then is the cache released.
+#[derive(Debug)]
+pub(crate) struct Mounted {
+    at: PathBuf,
+    _lease: Lease,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        takt_workspace::unmount_overlay(&self.at);
+    }
+}
+
+impl Warm {
+    pub(crate) fn new(verify_root: &Path) -> Warm {
+        let root = verify_root.join("warm");
+        Warm {
+            caches: Caches::at(&root.join("caches")),
+            root,
+            ready: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The path every warm checkout appears at inside the gate sandbox.
+    fn fixed_path(&self) -> PathBuf {
+        self.root.join("checkout")
+    }
+
+    /// The placement tools, or why warm runs cannot work on this host (probed once).
+    async fn ready(&self, checkouts: &Path) -> Result<place::Tools, String> {
+        self.ready
+            .get_or_init(|| async {
+                let result = self.probe(checkouts).await;
+                match &result {
+                    Ok(_) => info!(dir = %self.root.display(), "warm build caches available"),
+                    Err(reason) => warn!(%reason, "warm build caches unavailable; gates run cold"),
+                }
+                result
+            })
+            .await
+            .clone()
+    }
+
+    async fn probe(&self, checkouts: &Path) -> Result<place::Tools, String> {
+        self.caches.prepare().await?;
+        let at = self.fixed_path();
+        fs_err::tokio::create_dir_all(&at)
+            .await
+            .map_err(|e| format!("creating {}: {e}", at.display()))?;
+        let scratch = self.root.clone();
+        tokio::task::spawn_blocking(move || takt_workspace::overlays_work(&scratch))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|reason| format!("overlays cannot be mounted ({reason})"))?;
+        let tools = place::Tools::find()?;
+        place::probe(&tools, &self.root, &at).await?;
+        sweep_stale_mounts(checkouts);
+        Ok(tools)
+    }
+}
+
+/// Unmounts caches left mounted on checkouts by a takt process that died (its checkouts are
+/// named `…-<pid>-<n>`). Mounts of live processes stay.
+fn sweep_stale_mounts(checkouts: &Path) {
+    let Ok(table) = fs_err::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in table.lines() {
+        let Some(point) = line.split_whitespace().nth(4) else {
+            continue;
+        };
+        let point = Path::new(point);
+        let Ok(rest) = point.strip_prefix(checkouts) else {
+            continue;
+        };
+        let pid = rest
+            .components()
+            .next()
+            .and_then(|name| name.as_os_str().to_str())
+            .and_then(|name| name.rsplit('-').nth(1))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && fs_err::metadata(format!("/proc/{pid}")).is_err()
+        {
+            warn!(mount = %point.display(), "unmounting a warm cache a dead takt left mounted");
+            takt_workspace::unmount_overlay(point);
+        }
+    }
+}
+
+impl Verifier {
+    /// Makes `change` warm when it can — its `target/` an overlay of the frozen cache of
+    /// `base` (built now from the base commit when there is none), the checkout placed at the
+    /// fixed path — and records in `change.build_cache` how its gates start and why. `None`
+    /// when they run cold. `changed` lists every path the change touched (both sides of a
+    /// rename).
+    pub(crate) async fn warm_up(
+        &self,
+        base: &str,
+        gates: &[GateSpec],
+        change: &mut Checkout,
+        changed: &[String],
+        hidden: &[PathBuf],
+        scratch: &Path,
+    ) -> Option<Mounted> {
+        match self
+            .try_warm(base, gates, change, changed, hidden, scratch)
+            .await
+        {
+            Ok((mounted, fixed, note)) => {
+                info!(commit = %change.commit, build_cache = %note, "gates run warm");
+                change.fixed = Some(fixed);
+                change.build_cache = format!("warm: {note}");
+                Some(mounted)
+            }
+            Err(reason) => {
+                info!(commit = %change.commit, %reason, "gates run cold");
+                change.build_cache = format!("cold: {reason}");
+                None
+            }
+        }
+    }
+
+    async fn try_warm(
+        &self,
+        base: &str,
+        gates: &[GateSpec],
+        change: &Checkout,
+        changed: &[String],
+        hidden: &[PathBuf],
+        scratch: &Path,
+    ) -> Result<(Mounted, place::Fixed, String), String> {
+        let tools = self
+            .warm
+            .ready(&self.root.join("checkouts"))
+            .await
+            .map_err(|reason| {
+                format!(
+                    "{reason}; without an overlay and a private mount namespace the checkout \
+                     cannot appear at the fixed path cached outputs need, so takt builds cold \
+                     rather than copying the cache"
+                )
+            })?;
+        if !change.dir.join("Cargo.toml").is_file() {
+            return Err(
+                "no build cache is known for this repository (takt keeps Cargo's target/ for a \
+                 Cargo.toml at the root)"
+                    .to_owned(),
+            );
+        }
+        if fs_err::symlink_metadata(change.dir.join(CACHED_DIR)).is_ok() {
+            return Err(format!(
+                "the change's tree has its own `{CACHED_DIR}`, which the cache would hide"
+            ));
+        }
+        let fixed = place::Fixed {
+            at: self.warm.fixed_path(),
+            tools,
+        };
+        let key = self.cache_key(base, gates, hidden).await?;
+        let short = &base[..base.len().min(12)];
+        let (lease, how) = {
+            let _building = self.warm.caches.build_lock(&key).await;
+            match self.warm.caches.open(&key).await {
+                Opened::Ready(lease) => (lease, "reused".to_owned()),
+                Opened::Missing => {
+                    if let Some(reason) = self.warm.caches.failed(&key) {
+                        return Err(format!(
+                            "building the cache of base {short} failed earlier: {reason}"
+                        ));
+                    }
+                    let lease = self
+                        .build_cache(base, &key, gates, hidden, &fixed, scratch)
+                        .await
+                        .inspect_err(|reason| self.warm.caches.remember_failure(&key, reason))?;
+                    (lease, "built now from the base commit".to_owned())
+                }
+                Opened::Spoiled(why) => {
+                    warn!(cache = %key, base, %why, "a warm build cache is spoiled");
+                    if !self.warm.caches.discard(&key) {
+                        return Err(format!(
+                            "the cache of base {short} is unusable ({why}) and still in use"
+                        ));
+                    }
+                    let lease = self
+                        .build_cache(base, &key, gates, hidden, &fixed, scratch)
+                        .await?;
+                    (
+                        lease,
+                        format!("rebuilt from the base commit: the old one {why}"),
+                    )
+                }
+            }
+        };
+        let changed = changed.to_vec();
+        let dir = change.dir.clone();
+        tokio::task::spawn_blocking(move || mtime::normalize(&dir, &changed))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| format!("setting the checkout's file times: {error}"))?;
+        let mounted = mount(&lease, &change.dir, &scratch.join("warm-layers")).await?;
+        let mounted = Mounted {
+            at: mounted,
+            _lease: lease,
+        };
+        let note = format!(
+            "{CACHED_DIR}/ is an overlay of the build cache of base {short} (cache {}, {how}), \
+             the checkout at {}",
+            &key[..12],
+            fixed.at.display()
+        );
+        Ok((mounted, fixed, note))
+    }
+}
+
+/// Mounts the leased cache on `checkout/target` with its upper layer in `layers`; returns the
+/// mount point.
+async fn mount(lease: &Lease, checkout: &Path, layers: &Path) -> Result<PathBuf, String> {
+    let at = checkout.join(CACHED_DIR);
+    let (upper, work) = (layers.join("upper"), layers.join("work"));
+    for dir in [&at, &upper, &work] {
+        fs_err::tokio::create_dir_all(dir)
+            .await
+            .map_err(|error| format!("creating {}: {error}", dir.display()))?;
+    }
+    takt_workspace::mount_throwaway_overlay(&lease.target, &upper, &work, &at)
+        .map_err(|error| format!("mounting the cache on {}: {error}", at.display()))?;
+    Ok(at)
+}

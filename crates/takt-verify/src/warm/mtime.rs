@@ -1,0 +1,107 @@
+//! Modification times that let a build tool trust the cache: Cargo decides what to rebuild by
+//! comparing source mtimes with its outputs'. A fresh checkout gives every file "now", newer
+//! than any cached output, so everything would rebuild. Files the change did not touch are
+//! byte-identical to the base commit the cache was built from, so they get one fixed old time
+//! (in the base checkout too); files the change touched, and the directories holding them
+//! (a deletion shows only there), get "now" and rebuild.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
+
+/// 2000-01-01T00:00:00Z: older than any cache takt builds, newer than the zero some tools
+/// treat as "unknown".
+pub(crate) const FROZEN_SECS: i64 = 946_684_800;
+
+/// Gives everything under `root` the frozen time, then `changed` (paths relative to `root`,
+/// as git prints them) and their ancestors the current time. Symlinks are set themselves,
+/// never followed. Blocking: call it off the async threads.
+pub(crate) fn normalize(root: &Path, changed: &[String]) -> std::io::Result<()> {
+    let frozen = TimeSpec::new(FROZEN_SECS, 0);
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            }
+            set(&entry.path(), frozen)?;
+        }
+    }
+    let now = TimeSpec::from_duration(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
+    let mut touched: HashSet<PathBuf> = HashSet::new();
+    for path in changed {
+        let mut at = root.join(path);
+        // A deleted file is gone; its directory (or the nearest one left) still tells.
+        while !touched.contains(&at) && at.starts_with(root) && at != root {
+            if fs_err::symlink_metadata(&at).is_ok() {
+                set(&at, now)?;
+            }
+            touched.insert(at.clone());
+            if !at.pop() {
+                break;
+            }
+        }
+    }
+    set(root, now)
+}
+
+fn set(path: &Path, time: TimeSpec) -> std::io::Result<()> {
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn mtime(path: &Path) -> i64 {
+        fs_err::symlink_metadata(path).unwrap().mtime()
+    }
+
+    #[test]
+    fn untouched_files_are_frozen_and_the_change_is_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in ["a/same.rs", "a/changed.rs", "b/other.rs", "c/kept.rs"] {
+            fs_err::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            fs_err::write(root.join(file), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("/nonexistent", root.join("link")).unwrap();
+        normalize(
+            root,
+            &[
+                "a/changed.rs".into(),
+                "c/deleted.rs".into(),
+                "new/gone".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(mtime(&root.join("a/same.rs")), FROZEN_SECS);
+        assert_eq!(mtime(&root.join("b/other.rs")), FROZEN_SECS);
+        assert_eq!(mtime(&root.join("b")), FROZEN_SECS);
+        assert_eq!(mtime(&root.join("c/kept.rs")), FROZEN_SECS);
+        assert_eq!(mtime(&root.join("link")), FROZEN_SECS, "the link itself");
+        let recent = mtime(&root.join("a/changed.rs"));
+        assert!(recent > FROZEN_SECS + 1_000_000);
+        assert!(mtime(&root.join("a")) > FROZEN_SECS + 1_000_000);
+        assert!(
+            mtime(&root.join("c")) > FROZEN_SECS + 1_000_000,
+            "the directory a file was deleted from"
+        );
+    }
+}
