@@ -745,3 +745,61 @@ fn base_tests_catch_a_change_that_weakens_the_test_it_breaks() {
     let tamper = task["failure"]["verification"]["tamper"].to_string();
     assert!(tamper.contains("test_modified"), "{tamper}");
 }
+
+/// `verify.warm_cache` through the daemon, with the gates in the gate sandbox (bubblewrap as
+/// the agent user where this host has it): the first round builds the base's cache, the second
+/// round's gates start from it, and the change that merges is the second round's.
+#[test]
+fn a_second_round_against_the_same_base_runs_its_gates_warm_in_the_sandbox() {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root {
+        eprintln!("skipped: warm caches need a root daemon (overlays)");
+        return;
+    }
+    let factory = Factory::new("verify-warm", |f| {
+        f.repo.commit_file(
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            "crate",
+        );
+        f.repo
+            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
+        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        let script = "if [ \"$TAKT_ATTEMPT\" = 1 ]; then sed -i 's/a + b/a - b/' src/lib.rs; \
+                      else sed -i 's/a - b/b + a/' src/lib.rs; fi\n";
+        workflow(
+            agent(f, script),
+            "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
+        )
+    });
+    let id = factory.takt.add_task("Reorder add", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
+    let evidence = evidence_of(&factory, &id);
+    assert_eq!(evidence["report"]["round"], 2, "{evidence:#}");
+    let test = gate(&evidence, "cargo-test");
+    assert_eq!(test["status"], "passed", "{test:#}");
+    let cache = test["runs"][0]["environment"]["build_cache"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cache.starts_with("warm:") && cache.contains("reused"),
+        "the second round reused the base's cache: {cache}\n{evidence:#}"
+    );
+    let sandbox = test["runs"][0]["environment"]["sandbox"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(sandbox.contains("bwrap"), "{sandbox}");
+    assert_eq!(
+        factory
+            .repo
+            .show_file("main", "src/lib.rs")
+            .as_deref()
+            .map(|lib| lib.contains("b + a")),
+        Some(true)
+    );
+}
