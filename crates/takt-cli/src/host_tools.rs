@@ -40,6 +40,8 @@ pub struct RunTools {
     pull_request: Option<PullRequestRef>,
     /// Values never written to the tracker (the daemon's credentials).
     secrets: Vec<String>,
+    /// The tools this run has, fixed at dispatch.
+    specs: Vec<HostToolSpec>,
     comments_posted: AtomicU32,
     calls: AtomicU32,
 }
@@ -64,7 +66,9 @@ impl RunTools {
         pull_request: Option<PullRequestRef>,
         secrets: Vec<String>,
     ) -> RunTools {
+        let specs = offered(tracker.has_comments(), forge.is_some());
         RunTools {
+            specs,
             run_id: run_id.to_owned(),
             issue,
             tracker,
@@ -250,11 +254,11 @@ impl RunTools {
 #[async_trait]
 impl HostTools for RunTools {
     fn specs(&self) -> Vec<HostToolSpec> {
-        offered(self.tracker.has_comments(), self.forge.is_some())
+        self.specs.clone()
     }
 
     async fn call(&self, name: &str, arguments: Value) -> HostToolOutput {
-        let offered = self.specs().iter().any(|spec| spec.name == name);
+        let offered = self.specs.iter().any(|spec| spec.name == name);
         let over = self.calls.fetch_add(1, Ordering::SeqCst) >= MAX_CALLS;
         let output = match (name, &self.forge) {
             _ if over => HostToolOutput::error(format!(
@@ -262,7 +266,7 @@ impl HostTools for RunTools {
             )),
             _ if !offered => HostToolOutput::error(format!(
                 "unknown tool `{name}`; this run's host tools are: {}",
-                self.specs()
+                self.specs
                     .iter()
                     .map(|spec| spec.name)
                     .collect::<Vec<_>>()

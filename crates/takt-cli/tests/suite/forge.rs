@@ -318,8 +318,20 @@ fn a_red_check_sends_the_change_back_with_its_log_and_the_next_round_updates_the
     let second = w.head(&branch);
     w.github()
         .add_check(&second, "ci/test", Some("success"), "ok");
-    // Green, but alice's approval is of the first round's commit: a few polls change nothing.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Green, but alice's approval is of the first round's commit. Two more reads of the
+    // checks mean the daemon has acted on at least one answer that saw them green: still
+    // nothing merges.
+    let reads = || {
+        w.github()
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(&format!("/commits/{second}/check-runs")))
+            .count()
+    };
+    let seen = reads();
+    w.wait("two more reads of the green checks, or a merge", || {
+        reads() >= seen + 2 || w.task(&id)["state"] != "awaiting_review"
+    });
     assert_eq!(
         w.task(&id)["state"],
         "awaiting_review",
