@@ -67,8 +67,23 @@ fn an_answer_in_an_issue_comment_mentioning_the_bot_resumes_the_blocked_task() {
     );
     assert!(comment().contains("takt answer GH-1"), "{}", comment());
     // A comment without the mention is conversation, not an answer.
+    // Two more reads of the comments (`since=`: the answer reader's) mean the daemon has
+    // looked at one that held mallory's comment.
+    let answer_reads = || {
+        issues
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/issues/1/comments") && r.query.contains("since="))
+            .count()
+    };
+    let seen = answer_reads();
     issues.add_comment(1, "mallory", "I'd say red");
-    std::thread::sleep(Duration::from_millis(800));
+    wait_until(
+        "two more reads of the comments, or an unblock",
+        Duration::from_secs(60),
+        || answer_reads() >= seen + 2 || f.takt.state_of("GH-1") != "blocked",
+        || format!("{}\n{}", logs(), comment()),
+    );
     assert_eq!(f.takt.state_of("GH-1"), "blocked", "{}", logs());
     issues.add_comment(1, "grace", "@Acme-Bot Blue, like the sky");
     wait_until(
