@@ -121,6 +121,12 @@ impl UsageMeter {
         }
     }
 
+    /// The provider's final figures, once its usage report was seen (a stream may still send
+    /// its end marker after it).
+    pub fn final_usage(&self) -> Option<(Usage, Option<String>)> {
+        self.complete.then(|| (self.usage, self.model.clone()))
+    }
+
     pub fn feed(&mut self, chunk: &[u8]) {
         self.bytes = self.bytes.saturating_add(chunk.len() as u64);
         if !self.sse {

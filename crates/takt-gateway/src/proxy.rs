@@ -305,6 +305,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         response: transcripts
             .enabled
             .then(|| Capture::new(transcripts.max_bytes)),
+        charged: None,
         report: Some(Report {
             call,
             grant,
@@ -462,6 +463,17 @@ struct Metered {
     meter: Option<UsageMeter>,
     response: Option<Capture>,
     report: Option<Report>,
+    /// What the call was charged when the provider's final usage arrived, before the rest of
+    /// the answer reached the agent: its next request must already see this one's spend.
+    charged: Option<Charge>,
+}
+
+/// A call's spend as recorded in the ledger.
+struct Charge {
+    usage: crate::meter::Usage,
+    model: Option<String>,
+    cost_micros: Option<u64>,
+    exhausted: Option<Exhaustion>,
 }
 
 /// The `model` field of a request, when the response did not name one.
@@ -479,28 +491,28 @@ impl Metered {
             return;
         };
         let shared = &report.call.shared;
-        // Only a successful model turn spent tokens the provider may have failed to report;
-        // an error, a model list or a token count did not.
-        let turn = matches!(
-            report.call.api,
-            Api::Responses | Api::ChatCompletions | Api::Messages
-        );
-        let (usage, model) = if turn && (200..300).contains(&report.status) {
-            meter.finish_estimating(report.request.len() as u64)
-        } else {
-            meter.finish()
+        let Charge {
+            usage,
+            model,
+            cost_micros,
+            exhausted,
+        } = match self.charged.take() {
+            Some(charge) => charge,
+            None => {
+                // Only a successful model turn spent tokens the provider may have failed to
+                // report; an error, a model list or a token count did not.
+                let turn = matches!(
+                    report.call.api,
+                    Api::Responses | Api::ChatCompletions | Api::Messages
+                );
+                let (usage, model) = if turn && (200..300).contains(&report.status) {
+                    meter.finish_estimating(report.request.len() as u64)
+                } else {
+                    meter.finish()
+                };
+                charge(&report, usage, model)
+            }
         };
-        let model = model.or_else(|| requested_model(&report.request));
-        let (prices, budget) = shared.live(|live| (live.prices.clone(), live.budget));
-        let cost_micros = prices.cost_micros(model.as_deref(), &usage);
-        let spend = Spend::new(usage.total(), cost_micros.unwrap_or(0));
-        let (_, after) = shared.ledger().record(
-            &report.grant.run_id,
-            &report.grant.task_id,
-            shared.clock.now(),
-            spend,
-        );
-        let exhausted = budget::exhausted_by(&budget, &after);
         let transcript = self.response.take().map(|response| {
             let needles = shared.live(|live| {
                 transcript::needles(
@@ -538,6 +550,27 @@ impl Metered {
     }
 }
 
+/// Records `usage` in the ledger for the call `report` describes.
+fn charge(report: &Report, usage: crate::meter::Usage, model: Option<String>) -> Charge {
+    let shared = &report.call.shared;
+    let model = model.or_else(|| requested_model(&report.request));
+    let (prices, budget) = shared.live(|live| (live.prices.clone(), live.budget));
+    let cost_micros = prices.cost_micros(model.as_deref(), &usage);
+    let spend = Spend::new(usage.total(), cost_micros.unwrap_or(0));
+    let (_, after) = shared.ledger().record(
+        &report.grant.run_id,
+        &report.grant.task_id,
+        shared.clock.now(),
+        spend,
+    );
+    Charge {
+        usage,
+        model,
+        cost_micros,
+        exhausted: budget::exhausted_by(&budget, &after),
+    }
+}
+
 impl Stream for Metered {
     type Item = reqwest::Result<Bytes>;
 
@@ -550,6 +583,12 @@ impl Stream for Metered {
                 }
                 if let Some(capture) = self.response.as_mut() {
                     capture.push(bytes);
+                }
+                if self.charged.is_none()
+                    && let (Some(meter), Some(report)) = (&self.meter, &self.report)
+                    && let Some((usage, model)) = meter.final_usage()
+                {
+                    self.charged = Some(charge(report, usage, model));
                 }
             }
             Poll::Ready(Some(Err(_)) | None) => self.report(),
