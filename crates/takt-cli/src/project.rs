@@ -127,25 +127,43 @@ pub fn workspaces_for(workflow: &Workflow, state_dir: &Path) -> Result<Workspace
     Ok(WorkspaceManager::new(settings)?)
 }
 
-/// Overlay workspaces when `workspace.overlay` asks for them and this daemon can mount them
-/// (root); otherwise plain worktrees, with a warning saying why.
+/// Overlay workspaces when `workspace.overlay` asks for them (the default) and this daemon can
+/// mount them; otherwise plain worktrees, with a warning saying why.
 fn overlay_for(workflow: &Workflow, state_dir: &Path) -> Option<takt_workspace::OverlaySettings> {
+    match overlay_support(workflow, state_dir) {
+        Ok(settings) => settings,
+        Err(reason) => {
+            tracing::warn!("{reason}; workspaces are git worktrees");
+            None
+        }
+    }
+}
+
+/// What new workspaces will be: overlays (`Ok(Some)`), worktrees by choice (`Ok(None)`), or
+/// worktrees because overlays cannot be had here (`Err`, saying why). Probes by really
+/// mounting one under `<state>/overlay`.
+pub fn overlay_support(
+    workflow: &Workflow,
+    state_dir: &Path,
+) -> Result<Option<takt_workspace::OverlaySettings>, String> {
     if !workflow.workspace.overlay {
-        return None;
+        return Ok(None);
     }
     let dir = state_dir.join("overlay");
-    if let Err(error) = fs_err::create_dir_all(&dir)
+    fs_err::create_dir_all(&dir)
         .map_err(|e| e.to_string())
         .and_then(|()| takt_workspace::overlays_work(&dir))
-    {
-        tracing::warn!(%error, "workspace.overlay is on, but overlays cannot be mounted here (they need a root daemon); workspaces are git worktrees");
-        return None;
-    }
+        .map_err(|error| {
+            format!(
+                "overlay workspaces cannot be mounted here ({error}): they need a root daemon \
+                 and a kernel with overlayfs on a file system it accepts as an upper layer"
+            )
+        })?;
     let owner = takt_sandbox::user::running_as_root()
         .then(|| takt_sandbox::user::ensure(&workflow.sandbox.user).ok())
         .flatten()
         .map(|user| (user.uid, user.gid));
-    Some(takt_workspace::OverlaySettings { dir, owner })
+    Ok(Some(takt_workspace::OverlaySettings { dir, owner }))
 }
 
 /// The core's view of a workflow. Applied live on reload (R-044).

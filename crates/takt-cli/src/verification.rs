@@ -65,6 +65,7 @@ pub fn settings(workflow: &Workflow) -> VerifySettings {
         baseline: verify.baseline,
         base_tests: verify.base_tests,
         warm_cache: verify.warm_cache,
+        warm_cache_max_bytes: verify.warm_cache_max_mb.saturating_mul(1 << 20),
     }
 }
 

@@ -174,8 +174,11 @@ impl GitRepo {
 }
 
 impl Drop for GitRepo {
-    /// A failing test keeps its directory (repository, state, logs) for a post-mortem.
+    /// A failing test keeps its directory (repository, state, logs) for a post-mortem. Overlay
+    /// workspaces a root daemon mounted below it are unmounted either way: they outlive the
+    /// daemon on purpose, but not the test.
     fn drop(&mut self) {
+        unmount_below(self.temp.path());
         if std::thread::panicking() {
             self.temp.disable_cleanup(true);
             eprintln!(
@@ -183,6 +186,35 @@ impl Drop for GitRepo {
                 self.temp.path().display()
             );
         }
+    }
+}
+
+/// Unmounts what a root daemon left mounted below a directory when dropped (for tests whose
+/// directory is not a [`GitRepo`]).
+pub struct UnmountBelow(pub PathBuf);
+
+impl Drop for UnmountBelow {
+    fn drop(&mut self) {
+        unmount_below(&self.0);
+    }
+}
+
+/// Lazily unmounts every mount point below `dir`, deepest first.
+pub fn unmount_below(dir: &Path) {
+    let table = fs_err::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4))
+        .filter(|point| point.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ = Command::new("umount")
+            .args(["-l", point])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

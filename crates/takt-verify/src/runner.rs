@@ -27,6 +27,8 @@ pub struct VerifySettings {
     pub base_tests: bool,
     /// Start gates from a frozen build cache of the base commit (see [`crate::warm`]).
     pub warm_cache: bool,
+    /// Bytes the warm caches may take on disk together.
+    pub warm_cache_max_bytes: u64,
 }
 
 impl Default for VerifySettings {
@@ -38,6 +40,7 @@ impl Default for VerifySettings {
             baseline: true,
             base_tests: false,
             warm_cache: false,
+            warm_cache_max_bytes: 20 << 30,
         }
     }
 }
@@ -173,8 +176,13 @@ impl Verifier {
                 .flat_map(|file| std::iter::once(&file.path).chain(&file.old_path))
                 .cloned()
                 .collect();
-            self.warm_up(&base, &gates, &mut change, &changed, &hidden, scratch)
-                .await
+            let scope = crate::warm::Scope {
+                base: &base,
+                gates: &gates,
+                hidden: &hidden,
+                max_bytes: job.settings.warm_cache_max_bytes,
+            };
+            self.warm_up(&scope, &mut change, &changed, scratch).await
         } else {
             change.build_cache = "cold: verify.warm_cache is off".to_owned();
             None

@@ -92,7 +92,8 @@ pub struct WorkspaceConfig {
     /// The branch work starts from and merges into (takt extension); `None` means the
     /// repository's current `HEAD` branch.
     pub base_branch: Option<String>,
-    /// Overlay workspaces over shared golden trees (takt extension; needs a root daemon).
+    /// Overlay workspaces over shared golden trees (takt extension). Default true: used
+    /// wherever the daemon can mount them (root, a kernel with overlayfs), else worktrees.
     pub overlay: bool,
 }
 
@@ -527,7 +528,13 @@ pub struct VerifyConfig {
     /// warm verdict also trusts the build tool's and the repository's build scripts' change
     /// tracking, which a cold build does not need.
     pub warm_cache: bool,
+    /// Disk the warm caches may take together, in MiB (default 20480). A base whose outputs
+    /// alone exceed it gets no cache: its gates run cold.
+    pub warm_cache_max_mb: u64,
 }
+
+/// 20 GiB: four caches of a large Rust workspace's debug `target/`.
+pub const DEFAULT_WARM_CACHE_MAX_MB: u64 = 20 * 1024;
 
 impl Default for VerifyConfig {
     fn default() -> Self {
@@ -538,6 +545,7 @@ impl Default for VerifyConfig {
             base_tests: false,
             baseline: true,
             warm_cache: false,
+            warm_cache_max_mb: DEFAULT_WARM_CACHE_MAX_MB,
         }
     }
 }

@@ -236,6 +236,7 @@ pub(crate) const VERIFY: SectionSpec = SectionSpec {
         "base_tests",
         "baseline",
         "warm_cache",
+        "warm_cache_max_mb",
     ],
 };
 

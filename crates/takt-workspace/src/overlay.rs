@@ -9,8 +9,8 @@
 //!
 //! Layout under the overlay directory: `golden/<sha>/` (the tree, no `.git`),
 //! `golden/<sha>.index` (its git index, stat data fresh), `tasks/<key>/{upper,work,lower}`.
-//! Overlays need root here (a mount in the host's namespace); elsewhere workspaces are plain
-//! worktrees.
+//! Overlays need root here (a mount in the host's namespace, so the workspace stays browsable
+//! like a worktree and survives the daemon); elsewhere workspaces are plain worktrees.
 
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,8 @@ fn unescape(text: &str) -> String {
 /// Whether this process can mount overlays (root, and the kernel has them): probed once by
 /// really mounting one in `scratch`.
 pub fn overlays_work(scratch: &Path) -> Result<(), String> {
-    let base = scratch.join(".overlay-probe");
+    // Per process: `takt doctor` may probe while the daemon does.
+    let base = scratch.join(format!(".overlay-probe-{}", std::process::id()));
     let _ = fs_err::remove_dir_all(&base);
     let dirs = ["lower", "upper", "work", "merged"].map(|d| base.join(d));
     for dir in &dirs {

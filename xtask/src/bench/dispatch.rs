@@ -326,6 +326,9 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
         .prefix("takt-bench-dispatch-")
         .tempdir()
         .context("creating a temporary directory")?;
+    // Declared after the directory, so dropped before it: the daemon's overlay workspaces
+    // outlive it on purpose, but not the benchmark.
+    let _unmount = takt_test_support::UnmountBelow(temp.path().to_path_buf());
     let repo = temp.path().join("repo");
     let stamps = temp.path().join("stamps");
     fs_err::create_dir_all(&repo)?;

@@ -31,6 +31,9 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     let temp = tempfile::Builder::new()
         .prefix("takt-bench-webhook-")
         .tempdir()?;
+    // Declared after the directory, so dropped before it: the daemon's overlay workspaces
+    // outlive it on purpose, but not the benchmark.
+    let _unmount = takt_test_support::UnmountBelow(temp.path().to_path_buf());
     let repo = temp.path().join("repo");
     let stamps = temp.path().join("stamps");
     fs_err::create_dir_all(&repo)?;

@@ -524,7 +524,7 @@ all checkout: without writing files it takes {nocheck} ms, so writing the {FILES
             );
             format!(
                 "{markdown}
-**Overlay workspaces** (`workspace.overlay: true`, a root daemon). The golden tree of the base
+**Overlay workspaces** (`workspace.overlay`, the default for a root daemon). The golden tree of the base
 commit is made once ({golden:.0} ms here: `read-tree` + `checkout-index` of the {FILES_TEXT}
 files, and the index refreshed); each task then gets `git worktree add --no-checkout` plus a
 kernel overlay mount and a copy of the golden index. {REPETITIONS} new workspaces after a

@@ -226,6 +226,19 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             };
             check("agent backend", true, backend);
             check("host tools", false, Ok(host_tools_line(wf)));
+            check(
+                "workspaces",
+                false,
+                crate::project::overlay_support(wf, &project.state_dir).map(
+                    |overlay| match overlay {
+                        Some(overlay) => format!(
+                            "kernel overlays over shared golden trees ({})",
+                            overlay.dir.display()
+                        ),
+                        None => "git worktrees (`workspace.overlay: false`)".to_owned(),
+                    },
+                ),
+            );
             if crate::models::needs_model(wf) {
                 check("model", true, model_check(wf));
             }

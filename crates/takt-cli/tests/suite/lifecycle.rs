@@ -857,6 +857,7 @@ fn output_into_a_closed_pipe_does_not_panic() {
 #[test]
 fn the_demo_runs_to_its_end_with_every_agent_sandboxed() {
     let dir = tempfile::tempdir().unwrap();
+    let _unmount = takt_test_support::UnmountBelow(dir.path().to_path_buf());
     let mut command = std::process::Command::new(super::TAKT);
     command
         .args(["demo", "--dir"])

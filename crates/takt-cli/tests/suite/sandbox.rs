@@ -264,11 +264,16 @@ fn overlay_workspaces_run_sandboxed_agents_and_merge() {
     if !takt_sandbox_root() {
         return; // Overlays need a root daemon.
     }
+    // The default: no `workspace.overlay` in the workflow.
     let f = Factory::bare("sandbox-overlay");
-    let _unmount = UnmountUnder(f.repo.root().to_path_buf());
-    let mut wf = WorkflowFile::new(f.recording_agent());
-    wf.extra = "workspace:\n  overlay: true\n".into();
-    f.write_workflow(&wf);
+    f.write_workflow(&WorkflowFile::new(f.recording_agent()));
+    let doctor = f.takt.run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("kernel overlays over shared golden trees"),
+        "{doctor}"
+    );
     f.takt.add_task("First", &[]);
     f.takt.add_task("Second", &[]);
     let out = f.takt.run_once();
@@ -310,23 +315,27 @@ fn overlay_workspaces_run_sandboxed_agents_and_merge() {
     );
 }
 
-/// Unmounts whatever a failing test left mounted under its directory.
-struct UnmountUnder(std::path::PathBuf);
-
-impl Drop for UnmountUnder {
-    fn drop(&mut self) {
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for point in table
-            .lines()
-            .filter_map(|line| line.split_whitespace().nth(4))
-        {
-            if point.starts_with(self.0.to_str().unwrap_or("/nonexistent")) {
-                let _ = std::process::Command::new("umount")
-                    .args(["-l", point])
-                    .status();
-            }
-        }
-    }
+/// `workspace.overlay: false` keeps plain worktrees, and `takt doctor` says so.
+#[test]
+fn overlays_switched_off_give_worktrees() {
+    let f = Factory::bare("sandbox-no-overlay");
+    let mut wf = WorkflowFile::new(f.recording_agent());
+    wf.extra = "workspace:\n  overlay: false\n".into();
+    f.write_workflow(&wf);
+    f.takt.add_task("First", &[]);
+    f.takt.run_once();
+    assert_eq!(f.takt.state_of("TAKT-1"), "awaiting_review");
+    let ws = f.takt.state_dir().join("workspaces/TAKT-1");
+    assert!(ws.join(".git").is_file(), "a worktree's .git file");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(ws.to_str().unwrap()), "not a mount");
+    let doctor = f.takt.run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("git worktrees (`workspace.overlay: false`)"),
+        "{doctor}"
+    );
 }
 
 /// `before_run` runs over what the previous attempt's agent left in the workspace: a script

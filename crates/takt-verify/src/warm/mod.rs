@@ -51,6 +51,16 @@ pub(crate) struct Warm {
     ready: tokio::sync::OnceCell<Result<place::Tools, String>>,
 }
 
+/// What a change's warm start is for: its base, the gates and hidden files the cache is keyed
+/// by, and the disk all caches may take together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub base: &'a str,
+    pub gates: &'a [GateSpec],
+    pub hidden: &'a [PathBuf],
+    pub max_bytes: u64,
+}
+
 /// A change's checkout with the cache mounted on its `target/`: unmounted when dropped, and
 /// only then is the cache released.
 #[derive(Debug)]
@@ -151,17 +161,12 @@ impl Verifier {
     /// rename).
     pub(crate) async fn warm_up(
         &self,
-        base: &str,
-        gates: &[GateSpec],
+        scope: &Scope<'_>,
         change: &mut Checkout,
         changed: &[String],
-        hidden: &[PathBuf],
         scratch: &Path,
     ) -> Option<Mounted> {
-        match self
-            .try_warm(base, gates, change, changed, hidden, scratch)
-            .await
-        {
+        match self.try_warm(scope, change, changed, scratch).await {
             Ok((mounted, fixed, note)) => {
                 info!(commit = %change.commit, build_cache = %note, "gates run warm");
                 change.fixed = Some(fixed);
@@ -178,13 +183,12 @@ impl Verifier {
 
     async fn try_warm(
         &self,
-        base: &str,
-        gates: &[GateSpec],
+        scope: &Scope<'_>,
         change: &Checkout,
         changed: &[String],
-        hidden: &[PathBuf],
         scratch: &Path,
     ) -> Result<(Mounted, place::Fixed, String), String> {
+        let base = scope.base;
         let tools = self
             .warm
             .ready(&self.root.join("checkouts"))
@@ -212,7 +216,7 @@ impl Verifier {
             at: self.warm.fixed_path(),
             tools,
         };
-        let key = self.cache_key(base, gates, hidden).await?;
+        let key = self.cache_key(scope).await?;
         let short = &base[..base.len().min(12)];
         let (lease, how) = {
             let _building = self.warm.caches.build_lock(&key).await;
@@ -225,7 +229,7 @@ impl Verifier {
                         ));
                     }
                     let lease = self
-                        .build_cache(base, &key, gates, hidden, &fixed, scratch)
+                        .build_cache(scope, &key, &fixed, scratch)
                         .await
                         .inspect_err(|reason| self.warm.caches.remember_failure(&key, reason))?;
                     (lease, "built now from the base commit".to_owned())
@@ -237,9 +241,7 @@ impl Verifier {
                             "the cache of base {short} is unusable ({why}) and still in use"
                         ));
                     }
-                    let lease = self
-                        .build_cache(base, &key, gates, hidden, &fixed, scratch)
-                        .await?;
+                    let lease = self.build_cache(scope, &key, &fixed, scratch).await?;
                     (
                         lease,
                         format!("rebuilt from the base commit: the old one {why}"),

@@ -48,6 +48,26 @@ pub(crate) fn seal(root: &Path) -> std::io::Result<String> {
         .collect())
 }
 
+/// The disk space the tree at `root` takes (allocated blocks, hard links counted once).
+/// Blocking: call it off the async threads.
+pub(crate) fn disk_usage(root: &Path) -> std::io::Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0u64;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs_err::symlink_metadata(&path)?;
+        if meta.nlink() < 2 || meta.is_dir() || seen.insert((meta.dev(), meta.ino())) {
+            bytes = bytes.saturating_add(meta.blocks().saturating_mul(512));
+        }
+        if meta.is_dir() {
+            for entry in fs_err::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -73,5 +93,21 @@ mod tests {
         let resealed = seal(&root).unwrap();
         fs_err::write(root.join("debug/new"), "").unwrap();
         assert_ne!(seal(&root).unwrap(), resealed);
+    }
+
+    #[test]
+    fn disk_usage_counts_allocated_blocks_and_a_hard_link_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("target");
+        fs_err::create_dir_all(root.join("debug")).unwrap();
+        let empty = disk_usage(&root).unwrap();
+        fs_err::write(root.join("debug/big"), vec![7u8; 1 << 20]).unwrap();
+        let with_file = disk_usage(&root).unwrap();
+        assert!(
+            with_file - empty >= 1 << 20,
+            "{with_file} - {empty} covers the MiB written"
+        );
+        fs_err::hard_link(root.join("debug/big"), root.join("debug/again")).unwrap();
+        assert_eq!(disk_usage(&root).unwrap(), with_file);
     }
 }

@@ -1,9 +1,10 @@
 //! The frozen caches on disk, `<verify>/warm/caches/<key>/`: `target/` (the outputs, used only
 //! as the read-only lower layer of overlays), `seal` (see [`super::seal`]), `base` (the commit,
-//! for people) and `used` (its mtime orders caches by last use).
+//! for people), `bytes` (its disk usage) and `used` (its mtime orders caches by last use).
 //!
-//! Bounded: after a new cache is frozen, all but the [`KEEP`] most recently used are removed,
-//! never one in use. Removal renames into `.trash/` (instant) and deletes in the background:
+//! Bounded: after a new cache is frozen, the most recently used are kept while they number at
+//! most [`KEEP`] and fit in `verify.warm_cache_max_mb` together; the rest are removed, never
+//! one in use. Removal renames into `.trash/` (instant) and deletes in the background:
 //! deleting a `target/` on this kind of disk takes seconds.
 
 use std::collections::BTreeMap;
@@ -186,6 +187,7 @@ impl Caches {
         key: &str,
         base: &str,
         built: &Path,
+        bytes: u64,
     ) -> Result<Lease, String> {
         let staging = self
             .dir
@@ -207,6 +209,7 @@ impl Caches {
         for (name, text) in [
             ("seal", sealed),
             ("base", base.to_owned()),
+            ("bytes", bytes.to_string()),
             ("used", now_text()),
         ] {
             let path = staging.join(name);
@@ -250,12 +253,13 @@ impl Caches {
         true
     }
 
-    /// Keeps the [`KEEP`] most recently used caches and those in use; the rest go.
-    pub(crate) fn prune(&self) {
+    /// Keeps the most recently used caches while they number at most [`KEEP`] and take at
+    /// most `max_bytes` together, and every cache in use; the rest go.
+    pub(crate) fn prune(&self, max_bytes: u64) {
         let Ok(in_use) = self.in_use.lock() else {
             return;
         };
-        let mut caches: Vec<(std::time::SystemTime, String)> = fs_err::read_dir(&self.dir)
+        let mut caches: Vec<(std::time::SystemTime, String, u64)> = fs_err::read_dir(&self.dir)
             .map(|entries| {
                 entries
                     .flatten()
@@ -267,16 +271,25 @@ impl Caches {
                         let used = fs_err::metadata(entry.path().join("used"))
                             .and_then(|meta| meta.modified())
                             .unwrap_or(std::time::UNIX_EPOCH);
-                        Some((used, name))
+                        // Caches frozen before sizes were recorded count by number only.
+                        let bytes = fs_err::read_to_string(entry.path().join("bytes"))
+                            .ok()
+                            .and_then(|text| text.trim().parse().ok())
+                            .unwrap_or(0);
+                        Some((used, name, bytes))
                     })
                     .collect()
             })
             .unwrap_or_default();
         caches.sort_by(|a, b| b.cmp(a));
-        let mut removed = false;
-        for (_, key) in caches.into_iter().skip(KEEP) {
-            if !in_use.contains_key(&key) {
-                tracing::info!(cache = %key, "removing a warm build cache (least recently used)");
+        let (mut kept, mut kept_bytes, mut removed) = (0usize, 0u64, false);
+        for (_, key, bytes) in caches {
+            let fits = kept < KEEP && kept_bytes.saturating_add(bytes) <= max_bytes;
+            if fits || in_use.contains_key(&key) {
+                kept += 1;
+                kept_bytes = kept_bytes.saturating_add(bytes);
+            } else {
+                tracing::info!(cache = %key, bytes, "removing a warm build cache (least recently used)");
                 self.trash(&self.dir.join(&key));
                 removed = true;
             }
@@ -340,10 +353,21 @@ mod tests {
     use super::*;
 
     async fn frozen(caches: &Arc<Caches>, root: &Path, key: &str) -> Lease {
+        frozen_sized(caches, root, key, 1).await
+    }
+
+    async fn frozen_sized(caches: &Arc<Caches>, root: &Path, key: &str, bytes: u64) -> Lease {
         let built = root.join(format!("built-{key}"));
         fs_err::create_dir_all(built.join("debug")).unwrap();
         fs_err::write(built.join("debug/out"), key).unwrap();
-        caches.freeze(key, "base", &built).await.unwrap()
+        caches.freeze(key, "base", &built, bytes).await.unwrap()
+    }
+
+    fn left(caches: &Caches, keys: usize) -> Vec<String> {
+        (0..keys)
+            .map(|i| format!("k{i}"))
+            .filter(|key| caches.dir.join(key).exists())
+            .collect()
     }
 
     fn used_at(caches: &Caches, key: &str, secs: u64) {
@@ -369,15 +393,41 @@ mod tests {
         // The least recently used one is still in use; the others are released.
         let oldest = leases.remove(0);
         drop(leases);
-        caches.prune();
-        let left: Vec<String> = (0..KEEP + 2)
-            .map(|i| format!("k{i}"))
-            .filter(|key| caches.dir.join(key).exists())
-            .collect();
-        assert_eq!(left, ["k0", "k2", "k3", "k4", "k5"]);
+        caches.prune(u64::MAX);
+        assert_eq!(left(&caches, KEEP + 2), ["k0", "k2", "k3", "k4", "k5"]);
         drop(oldest);
-        caches.prune();
+        caches.prune(u64::MAX);
         assert!(!caches.dir.join("k0").exists(), "released, it goes too");
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_caches_that_fit_the_byte_limit_together() {
+        let root = tempfile::tempdir().unwrap();
+        let caches = Caches::at(&root.path().join("caches"));
+        caches.prepare().await.unwrap();
+        for (i, mib) in [4u64, 3, 2, 2].into_iter().enumerate() {
+            let key = format!("k{i}");
+            drop(frozen_sized(&caches, root.path(), &key, mib << 20).await);
+            used_at(&caches, &key, 1_000 + i as u64);
+        }
+        // Newest first: k3 (2 MiB) and k2 (2) fit in 5 MiB; k1 (3) would not, and k0 is older.
+        caches.prune(5 << 20);
+        assert_eq!(left(&caches, 4), ["k2", "k3"]);
+        // A cache in use stays even past the limit, and counts against it.
+        let held = match caches.open("k2").await {
+            Opened::Ready(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        used_at(&caches, "k2", 500);
+        caches.prune(2 << 20);
+        assert_eq!(left(&caches, 4), ["k2", "k3"]);
+        caches.prune(1 << 20);
+        assert_eq!(
+            left(&caches, 4),
+            ["k2"],
+            "k3 no longer fits; k2, in use, stays"
+        );
+        drop(held);
     }
 
     #[tokio::test]

@@ -289,6 +289,53 @@ fn gates_run_cold_when_warm_cache_is_off_or_nothing_is_cached() {
     assert!(caches(&bench).is_empty());
 }
 
+#[test]
+fn a_base_whose_outputs_exceed_the_byte_limit_gets_no_cache_and_is_not_built_again() {
+    let Some((bench, _unmount)) = warm_bench(&[
+        ("Cargo.toml", "[workspace]\n"),
+        ("build.sh", BUILD),
+        ("src.txt", "base\n"),
+    ]) else {
+        return;
+    };
+    let log = bench.log();
+    let check = gate(
+        "build",
+        &format!("echo run >> {}; sh build.sh", log.display()),
+    );
+    let tiny = VerifySettings {
+        warm_cache_max_bytes: 1024,
+        ..warm()
+    };
+    let first = bench.change("one", &[("src.txt", "one\n")]);
+    let report = bench.verify(&first, vec![check.clone()], tiny);
+    let run = only_run(&report);
+    assert_eq!(report.gates[0].status, GateStatus::Passed);
+    assert!(
+        build_cache(run).starts_with("cold: ")
+            && build_cache(run).contains("more than verify.warm_cache_max_mb allows (1 KiB)"),
+        "{}",
+        build_cache(run)
+    );
+    assert_eq!(stdout(&bench, run).trim(), "fresh", "built cold");
+    assert!(caches(&bench).is_empty(), "nothing kept");
+    assert_eq!(runs(&log), 2, "the base's run, then the change's");
+
+    let second = bench.change("two", &[("src.txt", "two\n")]);
+    let report = bench.verify(&second, vec![check], tiny);
+    let run = only_run(&report);
+    assert!(
+        build_cache(run).contains("failed earlier") && build_cache(run).contains("1 KiB"),
+        "{}",
+        build_cache(run)
+    );
+    assert_eq!(
+        runs(&log),
+        3,
+        "the base is not built again for a cache it cannot keep"
+    );
+}
+
 const WORKSPACE: &str = "[workspace]\nmembers = [\"numbers\", \"app\"]\nresolver = \"2\"\n";
 
 /// Each crate's tests also check that the crate runs where it was compiled: a crate reused

@@ -55,7 +55,7 @@ pub(super) fn workspace(
         check_ref_name(section, report, "base_branch", branch);
     }
     section.check_unknown(report);
-    let overlay = report.boolean(section, "overlay", false);
+    let overlay = report.boolean(section, "overlay", true);
     WorkspaceConfig {
         root,
         repo,

@@ -8,6 +8,9 @@ use crate::reader::{Report, Section};
 /// Most re-runs of a failing gate: each one costs a full gate run.
 const MAX_FLAKY_RERUNS: i128 = 5;
 
+/// 16 TiB: beyond any disk, and far from overflowing a byte count.
+const MAX_WARM_CACHE_MB: i128 = 1 << 24;
+
 pub(super) fn verify(section: &Section<'_>, report: &mut Report<'_>) -> VerifyConfig {
     let defaults = VerifyConfig::default();
     let gates_auto = report.boolean(section, "gates_auto", defaults.gates_auto);
@@ -24,6 +27,17 @@ pub(super) fn verify(section: &Section<'_>, report: &mut Report<'_>) -> VerifyCo
     let base_tests = report.boolean(section, "base_tests", defaults.base_tests);
     let baseline = report.boolean(section, "baseline", defaults.baseline);
     let warm_cache = report.boolean(section, "warm_cache", defaults.warm_cache);
+    let warm_cache_max_mb = report
+        .integer(
+            section,
+            "warm_cache_max_mb",
+            1..=MAX_WARM_CACHE_MB,
+            "a number of MiB from 1 to 16777216",
+            "write a size in MiB such as `warm_cache_max_mb: 20480` (20 GiB)",
+        )
+        .map_or(defaults.warm_cache_max_mb, |mb| {
+            u64::try_from(mb).unwrap_or(defaults.warm_cache_max_mb)
+        });
     section.check_unknown(report);
     VerifyConfig {
         gates_auto,
@@ -32,5 +46,6 @@ pub(super) fn verify(section: &Section<'_>, report: &mut Report<'_>) -> VerifyCo
         base_tests,
         baseline,
         warm_cache,
+        warm_cache_max_mb,
     }
 }

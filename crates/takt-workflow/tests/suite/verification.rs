@@ -43,6 +43,7 @@ fn defaults_without_the_sections() {
             base_tests: false,
             baseline: true,
             warm_cache: false,
+            warm_cache_max_mb: 20480,
         }
     );
     assert_eq!(w.review.max_rounds, 2);
@@ -281,7 +282,7 @@ fn hidden_files_expand_home() {
 fn verify_settings_are_read() {
     let w = load_ok(
         "---\nverify: {gates_auto: false, flaky_reruns: 0, keep_going: true, base_tests: true, \
-         baseline: false, warm_cache: true}\ngates:\n  - {name: unit, run: make}\n---\n",
+         baseline: false, warm_cache: true, warm_cache_max_mb: 512}\ngates:\n  - {name: unit, run: make}\n---\n",
     );
     assert_eq!(
         w.verify,
@@ -292,6 +293,7 @@ fn verify_settings_are_read() {
             base_tests: true,
             baseline: false,
             warm_cache: true,
+            warm_cache_max_mb: 512,
         }
     );
     assert!(w.warnings.is_empty(), "{:?}", w.warnings);
@@ -317,6 +319,15 @@ fn bad_verify_values_are_each_reported() {
     );
     let err = load_err("---\nverify: {flaky_reruns: -1}\n---\n");
     assert_error(&err, "invalid_workflow_config", &["from 0 to 5"]);
+    let err = load_err("---\nverify: {warm_cache_max_mb: 0}\n---\n");
+    assert_error(
+        &err,
+        "invalid_workflow_config",
+        &[
+            "`verify.warm_cache_max_mb` must be a number of MiB from 1 to 16777216",
+            "warm_cache_max_mb: 20480",
+        ],
+    );
 }
 
 #[test]
