@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use serde_json::json;
 use takt_test_support::{WorkflowFile, run_command, write};
 
 use super::Factory;
@@ -23,7 +24,7 @@ fn hostile_script(f: &Factory, home: &std::path::Path, port: u16) -> String {
     let state = f.takt.state_dir();
     let log = f.log_dir();
     format!(
-        r#"if [ "$TAKT_ISSUE_IDENTIFIER" = "TAKT-1" ]; then
+        r#"if [ "${{TAKT_ISSUE_IDENTIFIER:-TAKT-1}}" = "TAKT-1" ]; then
 {{
 echo "--- ssh"; cat {home}/.ssh/id_rsa; cat "$HOME/.ssh/id_rsa"
 echo "--- other workspace"; ls {state}/workspaces; cat {state}/workspaces/TAKT-2/changes/TAKT-2.txt
@@ -112,7 +113,13 @@ fn hostile_beside_honest(mode: &str) {
     }
     let out = run_command(command);
     assert_eq!(out.code, Some(0), "{out}");
+    assert_contained(&f, &home, &listener);
+}
 
+/// What every hostile agent beside an honest one must have run into: `TAKT-1` ran
+/// [`hostile_script`] (its findings in `log/hostile.txt`), `TAKT-2` wrote its change.
+fn assert_contained(f: &Factory, home: &std::path::Path, listener: &TcpListener) {
+    let port = listener.local_addr().unwrap().port();
     let seen = String::from_utf8_lossy(&std::fs::read(f.log_dir().join("hostile.txt")).unwrap())
         .into_owned();
     assert!(
@@ -230,6 +237,122 @@ esac
     assert_eq!(f.takt.state_of("TAKT-3"), "awaiting_review");
     let events = f.takt.json(&["task", "events", "TAKT-2"]).to_string();
     assert!(events.contains("sandbox_violation"), "{events}");
+}
+
+/// The same escape attempts from takt's built-in loop driven by the mock model: its commands
+/// (`run`) go through the sandbox like a command agent's, and its file tools, which run in the
+/// daemon, refuse every path outside the workspace.
+#[test]
+fn a_hostile_builtin_agent_is_contained_while_an_honest_task_lands() {
+    use takt_mock_model::{MockConfig, MockModel, Scenario, Step};
+    let f = Factory::bare("sandbox-hostile-builtin");
+    let home = f.repo.root().join("operator-home");
+    write(&home.join(".ssh/id_rsa"), "OPERATOR-SSH-SENTINEL\n");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = f.scripts_dir().join("hostile.sh");
+    write(&script, &hostile_script(&f, &home, port));
+    let state = f.takt.state_dir();
+    let reach_out = [
+        json!({"path": home.join(".ssh/id_rsa")}),
+        json!({"path": state.join("takt.db")}),
+        json!({"path": "../TAKT-2/changes/TAKT-2.txt"}),
+    ];
+    let mut hostile: Vec<Step> = reach_out
+        .iter()
+        .map(|arguments| Step::tool("read_file", arguments.clone()))
+        .collect();
+    hostile.extend([
+        Step::tool(
+            "write_file",
+            json!({"path": f.repo.path().join("PWNED"), "content": "pwned"}),
+        ),
+        Step::tool(
+            "run",
+            json!({"command": format!("sh {}", script.display())}),
+        ),
+        Step::tool("finish", json!({"summary": "tried"})),
+        Step::text("DONE"),
+    ]);
+    let honest = vec![
+        Step::tool(
+            "write_file",
+            json!({"path": "changes/TAKT-2.txt", "content": "TAKT-2 was here\n"}),
+        ),
+        Step::tool("finish", json!({"summary": "wrote it"})),
+        Step::text("DONE"),
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = runtime
+        .block_on(MockModel::start(MockConfig::with_scenarios(vec![
+            Scenario::new("hostile", hostile),
+            Scenario::new("honest", honest),
+        ])))
+        .unwrap();
+    let mut wf = f.sandboxed(&WorkflowFile::new("true"));
+    wf.max_concurrent_agents = 1;
+    wf.extra = format!(
+        "{}\nmodel: {{provider: openai, base_url: {}, api_key: $TAKT_E2E_PROVIDER_KEY, name: gpt-5.5}}\n",
+        wf.extra,
+        mock.openai_base_url()
+    );
+    f.write_workflow(&wf);
+    let workflow = std::fs::read_to_string(f.repo.workflow_path()).unwrap();
+    write(
+        &f.repo.workflow_path(),
+        &workflow.replacen("backend: command", "backend: builtin", 1),
+    );
+    f.takt.add_task("Hostile [[scenario:hostile]]", &[]);
+    f.takt.add_task("Honest [[scenario:honest]]", &[]);
+
+    let mut command = f.takt.command(&["run", "--once"]);
+    command.env("HOME", &home);
+    command.env("TAKT_E2E_PROVIDER_KEY", "sk-e2e-provider-key");
+    for (name, value) in DAEMON_SECRETS {
+        command.env(name, value);
+    }
+    let out = run_command(command);
+    let requests = mock.requests();
+    runtime.block_on(mock.shutdown()).unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_contained(&f, &home, &listener);
+
+    // The file tools answered each reach outside with a refusal, and nothing of what lies
+    // there reached the model.
+    let mut answers = std::collections::BTreeMap::new();
+    for request in requests.iter().filter(|request| request.method == "POST") {
+        for message in request.body["messages"].as_array().into_iter().flatten() {
+            if message["role"] == "tool" {
+                answers.insert(
+                    message["tool_call_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    message["content"].as_str().unwrap_or_default().to_owned(),
+                );
+            }
+        }
+    }
+    let refused = answers
+        .values()
+        .filter(|answer| {
+            answer.starts_with("error: refused:") && answer.contains("outside the workspace")
+        })
+        .count();
+    assert_eq!(refused, 4, "three reads and a write refused: {answers:#?}");
+    for answer in answers.values() {
+        for secret in ["SENTINEL", "SQLite format", "TAKT-2 was here"] {
+            assert!(
+                !answer.contains(secret),
+                "{secret} reached the model: {answer}"
+            );
+        }
+    }
 }
 
 fn takt_sandbox_root() -> bool {
