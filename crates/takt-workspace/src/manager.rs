@@ -262,14 +262,26 @@ impl WorkspaceManager {
             git_dir,
             created_now,
         };
-        let mut existing = self.inspect(&path).await?;
-        if !matches!(existing, Existing::Worktree(_))
-            && let Some(overlay) = &self.settings.overlay
-            && crate::overlay::remount(overlay, &key, &path)
-        {
-            tracing::info!(identifier, path = %path.display(), "overlay workspace mounted again");
-            existing = self.inspect(&path).await?;
+        // An overlay whose mount is gone (a reboot) comes back before anything looks at the
+        // directory: unmounted, it is an empty mount point that would pass for a checkout
+        // with every file deleted once its `.git` file were repaired.
+        let mut unmountable = None;
+        if let Some(overlay) = &self.settings.overlay {
+            match crate::overlay::remount(overlay, &key, &path) {
+                Ok(true) => {
+                    tracing::info!(identifier, path = %path.display(), "overlay workspace mounted again");
+                }
+                Ok(false) => {}
+                Err(reason) => unmountable = Some(reason),
+            }
         }
+        let existing = match unmountable {
+            Some(reason) => Existing::Stale(format!(
+                "an overlay workspace that cannot be mounted again ({reason}); its uncommitted \
+                 edits are lost, its commits are on the task branch"
+            )),
+            None => self.inspect(&path).await?,
+        };
         match existing {
             Existing::Worktree(admin) => {
                 tracing::debug!(identifier, path = %path.display(), "reusing workspace");

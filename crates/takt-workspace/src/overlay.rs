@@ -232,18 +232,25 @@ pub(crate) async fn attach(
     Ok(())
 }
 
-/// Mounts an existing task overlay again (after a reboot); `false` when there is none.
-pub(crate) fn remount(settings: &OverlaySettings, key: &str, path: &Path) -> bool {
+/// Mounts the task overlay of `key` on `path` again when its layers exist but it is not
+/// mounted (after a reboot): `Ok(true)` when it did, `Ok(false)` when there is nothing to
+/// mount or it already is, `Err` (why) when the layers exist but cannot be mounted.
+pub(crate) fn remount(settings: &OverlaySettings, key: &str, path: &Path) -> Result<bool, String> {
     let task = settings.task_dir(key);
     let Ok(sha) = fs_err::read_to_string(task.join("lower")) else {
-        return false;
+        return Ok(false);
     };
-    let golden = settings.golden(sha.trim());
-    if is_mounted(path) || fs_err::metadata(&golden).is_err() {
-        return false;
+    if is_mounted(path) {
+        return Ok(false);
     }
-    let _ = fs_err::create_dir_all(path);
-    mount_overlay(&golden, &task.join("upper"), &task.join("work"), path).is_ok()
+    let golden = settings.golden(sha.trim());
+    if fs_err::metadata(&golden).is_err() {
+        return Err(format!("its golden tree {} is gone", golden.display()));
+    }
+    fs_err::create_dir_all(path).map_err(|error| error.to_string())?;
+    mount_overlay(&golden, &task.join("upper"), &task.join("work"), path)
+        .map(|()| true)
+        .map_err(|error| format!("mounting it failed: {error}"))
 }
 
 /// Unmounts the overlay on `path`, if there is one (lazily: a process still inside keeps its

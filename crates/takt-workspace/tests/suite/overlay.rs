@@ -98,6 +98,42 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
     assert!(!again.created_now);
     assert_eq!(read(&again.path, "new.txt"), "new\n");
 
+    // After a reboot (the mount gone, its layers kept) the overlay comes back with its
+    // uncommitted edits.
+    write(&first.path, "uncommitted.txt", "kept\n");
+    let unmounted = std::process::Command::new("umount")
+        .arg(&first.path)
+        .status()
+        .unwrap();
+    assert!(unmounted.success());
+    assert!(!first.path.join("uncommitted.txt").exists(), "unmounted");
+    let rebooted = manager.ensure("OV-1", &base).await.unwrap();
+    assert!(!rebooted.created_now, "the same workspace, not a new one");
+    assert_eq!(read(&rebooted.path, "uncommitted.txt"), "kept\n");
+    assert_eq!(read(&rebooted.path, "src/lib.rs"), "pub fn two() {}\n");
+    assert_eq!(
+        git(&rebooted.path, &["status", "--porcelain"]),
+        "?? uncommitted.txt"
+    );
+
+    // Without its golden tree the overlay cannot come back: the workspace is made again from
+    // the task branch (a worktree), never reused as an empty directory.
+    assert!(
+        std::process::Command::new("umount")
+            .arg(&first.path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let moved = golden.with_extension("away");
+    std::fs::rename(&golden, &moved).unwrap();
+    let remade = manager.ensure("OV-1", &base).await.unwrap();
+    std::fs::rename(&moved, &golden).unwrap();
+    assert!(remade.created_now);
+    assert_eq!(read(&remade.path, "new.txt"), "new\n", "the committed work");
+    assert!(!remade.path.join("uncommitted.txt").exists());
+    assert_eq!(git(&remade.path, &["status", "--porcelain"]), "");
+
     // Removal unmounts, and the layers go to the trash.
     manager.remove("OV-1").await.unwrap();
     assert!(!first.path.exists());
