@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
 use crate::engine::Engine;
@@ -808,13 +808,19 @@ impl Daemon {
                 self.merges_in_flight += 1;
                 let workspaces = self.workspaces.clone();
                 let events = self.events_tx.clone();
+                // An operator command waits for its background work; a daemon has the time.
+                let prepare = !self.inline;
                 self.background.spawn(async move {
                     let result = match forge {
                         Some((number, publisher)) => publisher.merge(number, &commit).await,
                         None => merge(&workspaces, &identifier, &branch, &commit).await,
                     };
                     info!(issue_identifier = %identifier, ?result, "merge finished");
+                    let merged = matches!(result, MergeResult::Merged { .. });
                     let _ = events.send(Event::MergeFinished { task_id, result });
+                    if merged && prepare {
+                        prepare_next_base(&workspaces).await;
+                    }
                 });
             }
             Command::Verify {
@@ -1423,6 +1429,23 @@ impl Daemon {
             Err(error) => {
                 warn!(%error, "startup terminal cleanup skipped: the tracker did not answer")
             }
+        }
+    }
+}
+
+/// After a merge moved the base: its golden tree, made now, off any task's critical path.
+async fn prepare_next_base(workspaces: &WorkspaceManager) {
+    let prepared = match workspaces.sync_mirror().await {
+        Ok(base) => workspaces
+            .prepare_golden(&base.sha)
+            .await
+            .map(|()| base.sha),
+        Err(error) => Err(error),
+    };
+    match prepared {
+        Ok(sha) => debug!(base = %sha, "the new base's golden tree is ready"),
+        Err(error) => {
+            warn!(%error, "could not prepare the new base's golden tree; the next task makes it")
         }
     }
 }

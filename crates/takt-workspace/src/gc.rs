@@ -122,6 +122,13 @@ impl WorkspaceManager {
                 let index = golden.with_extension("index");
                 let _ = fs_err::tokio::remove_file(index).await;
             }
+            for unfinished in crate::overlay::unfinished_goldens(overlay) {
+                if unfinished.is_dir() {
+                    self.trash(&unfinished).await;
+                } else {
+                    let _ = fs_err::tokio::remove_file(unfinished).await;
+                }
+            }
         }
         self.reap_trash();
         let mut entries = match fs_err::tokio::read_dir(root).await {

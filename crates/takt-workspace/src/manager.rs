@@ -114,6 +114,9 @@ pub struct WorkspaceManager {
     pub(crate) mirror_lock: Mutex<()>,
     /// Serializes merges into the source.
     pub(crate) merge_lock: Mutex<()>,
+    /// Serializes making golden trees: a task waits for the one being made in the background
+    /// instead of making it a second time.
+    pub(crate) golden_lock: Mutex<()>,
     /// Whether the source and the mirror have been checked once (they are re-checked only
     /// when a check or fetch fails, which resets this).
     pub(crate) validated: std::sync::atomic::AtomicBool,
@@ -166,6 +169,7 @@ impl WorkspaceManager {
             git,
             mirror_lock: Mutex::new(()),
             merge_lock: Mutex::new(()),
+            golden_lock: Mutex::new(()),
             validated: std::sync::atomic::AtomicBool::new(false),
             base_branch_name: std::sync::OnceLock::new(),
             reaping: std::sync::Arc::default(),
@@ -310,13 +314,16 @@ impl WorkspaceManager {
                             .into(),
                     })?;
             let attached = async {
-                let golden = crate::overlay::ensure_golden(
-                    overlay,
-                    &self.git,
-                    &self.settings.mirror_dir,
-                    &base.sha,
-                )
-                .await?;
+                let golden = {
+                    let _making = self.golden_lock.lock().await;
+                    crate::overlay::ensure_golden(
+                        overlay,
+                        &self.git,
+                        &self.settings.mirror_dir,
+                        &base.sha,
+                    )
+                    .await?
+                };
                 crate::overlay::attach(overlay, &key, &path, &admin, &base.sha, &golden).await
             };
             if let Err(error) = attached.await {
@@ -542,6 +549,19 @@ impl WorkspaceManager {
 
     /// Decides whether `path` holds a usable worktree of the mirror, using the file system only
     /// (a transient git failure must never make a workspace look stale and get deleted).
+    /// Makes the golden tree of `sha` now (the base just moved there), so the next task that
+    /// starts from it gets its workspace in milliseconds instead of paying for the checkout.
+    /// Does nothing without overlay workspaces.
+    pub async fn prepare_golden(&self, sha: &str) -> Result<(), WorkspaceError> {
+        let Some(overlay) = &self.settings.overlay else {
+            return Ok(());
+        };
+        let _making = self.golden_lock.lock().await;
+        crate::overlay::ensure_golden(overlay, &self.git, &self.settings.mirror_dir, sha)
+            .await
+            .map(drop)
+    }
+
     async fn inspect(&self, path: &Path) -> Result<Existing, WorkspaceError> {
         let meta = match fs_err::tokio::symlink_metadata(path).await {
             Ok(meta) => meta,

@@ -263,6 +263,29 @@ pub fn detach(path: &Path) {
     }
 }
 
+/// Halves of golden trees another process began and never finished (a daemon stopped while
+/// making one): `.tmp-<sha>-<pid>` and its `.index`. Only one daemon uses a state directory,
+/// so any pid but ours is gone.
+pub(crate) fn unfinished_goldens(settings: &OverlaySettings) -> Vec<PathBuf> {
+    let ours = std::process::id().to_string();
+    fs_err::read_dir(settings.dir.join("golden"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let stem = name.strip_suffix(".index").unwrap_or(&name);
+                    name.starts_with(".tmp-") && stem.rsplit('-').next() != Some(ours.as_str())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Golden trees no task overlay uses, except the newest (the next task likely starts there).
 pub(crate) fn unused_goldens(settings: &OverlaySettings) -> Vec<PathBuf> {
     let used: std::collections::HashSet<String> = fs_err::read_dir(settings.dir.join("tasks"))

@@ -438,6 +438,32 @@ fn overlay_workspaces_run_sandboxed_agents_and_merge() {
     );
 }
 
+/// A merge moves the base; the daemon makes the new base's golden tree right away, so the next
+/// task's workspace is a mount away instead of a checkout on its critical path.
+#[test]
+fn after_a_merge_the_next_bases_golden_tree_is_made_before_any_task_needs_it() {
+    if !takt_sandbox_root() {
+        return; // Overlays need a root daemon.
+    }
+    let f = Factory::bare("sandbox-next-base");
+    let mut wf = WorkflowFile::new(f.recording_agent());
+    wf.auto_merge = true;
+    f.write_workflow(&wf);
+    let mut daemon = f.takt.spawn_daemon(&f.repo.root().join("daemon.log"));
+    daemon.wait_ready(&f.takt.state_dir());
+    f.takt.add_task("First", &[]);
+    f.wait_for_state("TAKT-1", "done", Duration::from_secs(60));
+    let main = f.repo.rev_parse("main");
+    let golden = f.takt.state_dir().join("overlay/golden").join(&main);
+    takt_test_support::wait_until(
+        "the merged base's golden tree",
+        Duration::from_secs(30),
+        || golden.join("changes/TAKT-1.txt").is_file(),
+        || daemon.log(),
+    );
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.log());
+}
+
 /// `workspace.overlay: false` keeps plain worktrees, and `takt doctor` says so.
 #[test]
 fn overlays_switched_off_give_worktrees() {

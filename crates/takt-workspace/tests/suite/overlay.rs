@@ -142,3 +142,47 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
     assert!(!fx.path("state/overlay/tasks/OV-1").exists());
     manager.remove("OV-2").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_prepared_golden_tree_serves_the_next_workspace_and_unfinished_ones_are_swept() {
+    let fx = Fixture::new();
+    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let Some(manager) = overlay_manager(&fx) else {
+        return;
+    };
+    let base = manager.sync_mirror().await.unwrap();
+    let goldens = fx.path("state/overlay/golden");
+    manager.prepare_golden(&base.sha).await.unwrap();
+    let golden = goldens.join(&base.sha);
+    assert_eq!(read(&golden, "README.md"), read(&fx.source, "README.md"));
+    let made = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&golden).unwrap().ino()
+    };
+    let ws = manager.ensure("OV-1", &base).await.unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts.contains(&format!("lowerdir={}", golden.display())),
+        "the workspace is an overlay of the prepared tree"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&golden).unwrap().ino(), made);
+    }
+
+    // A daemon stopped while making a golden tree leaves its halves; the next sweep removes
+    // them, but never one this process is making.
+    let gone = [
+        goldens.join(format!(".tmp-{}-1", base.sha)),
+        goldens.join(format!(".tmp-{}-1.index", base.sha)),
+    ];
+    std::fs::create_dir_all(&gone[0]).unwrap();
+    std::fs::write(&gone[1], "").unwrap();
+    let ours = goldens.join(format!(".tmp-{}-{}", base.sha, std::process::id()));
+    std::fs::create_dir_all(&ours).unwrap();
+    manager.gc(&["OV-1".to_owned()].into()).await.unwrap();
+    assert!(!gone[0].exists() && !gone[1].exists());
+    assert!(ours.exists());
+    assert!(golden.exists(), "in use");
+    manager.remove(ws.identifier.as_str()).await.unwrap();
+}
