@@ -327,8 +327,11 @@ impl WorkspaceManager {
                 crate::overlay::attach(overlay, &key, &path, &admin, &base.sha, &golden).await
             };
             if let Err(error) = attached.await {
-                let _ = self.discard(&path).await;
-                return Err(error);
+                // The task still gets a workspace: a plain checkout, said so in the log.
+                tracing::warn!(identifier, path = %path.display(), %error, "the overlay workspace failed; this workspace is a git worktree");
+                // Under the mirror lock: `discard` would wait for it forever.
+                self.delete_path(&path).await?;
+                self.add_worktree(&path, &branch, &base.sha, false).await?;
             }
         }
         let Existing::Worktree(admin) = self.inspect(&path).await? else {

@@ -186,3 +186,24 @@ async fn a_prepared_golden_tree_serves_the_next_workspace_and_unfinished_ones_ar
     assert!(golden.exists(), "in use");
     manager.remove(ws.identifier.as_str()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failing_overlay_gives_the_task_a_worktree_instead() {
+    let fx = Fixture::new();
+    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let Some(manager) = overlay_manager(&fx) else {
+        return;
+    };
+    // A file where the golden trees go: no golden tree can be made.
+    std::fs::write(fx.path("state/overlay/golden"), "in the way").unwrap();
+    let (_, ws) = workspace(&manager, "OV-1").await;
+    assert!(ws.created_now);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(ws.path.to_str().unwrap()),
+        "not an overlay"
+    );
+    assert_eq!(read(&ws.path, "README.md"), read(&fx.source, "README.md"));
+    assert_eq!(git(&ws.path, &["status", "--porcelain"]), "");
+    manager.remove("OV-1").await.unwrap();
+}
