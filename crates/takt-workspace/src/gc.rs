@@ -204,12 +204,14 @@ impl WorkspaceManager {
         Ok(())
     }
 
-    /// Unmounts the overlay on `path`, if it is one, and sends its layers to the trash.
+    /// Unmounts the overlay on `path`, if it is one, and sends its layers to the trash. It
+    /// unmounts even with overlays switched off since: deleting through a mounted overlay would
+    /// only write whiteouts, and its mount point could never be removed.
     async fn drop_overlay(&self, path: &Path) {
+        crate::overlay::detach(path);
         let Some(overlay) = &self.settings.overlay else {
             return;
         };
-        crate::overlay::detach(path);
         if let Some(key) = path.file_name().map(|n| n.to_string_lossy().into_owned()) {
             let task = overlay.task_dir(&key);
             if fs_err::tokio::metadata(&task).await.is_ok() {

@@ -207,3 +207,24 @@ async fn a_failing_overlay_gives_the_task_a_worktree_instead() {
     assert_eq!(git(&ws.path, &["status", "--porcelain"]), "");
     manager.remove("OV-1").await.unwrap();
 }
+
+#[tokio::test]
+async fn an_overlay_workspace_is_removed_cleanly_after_overlays_were_switched_off() {
+    let fx = Fixture::new();
+    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let Some(manager) = overlay_manager(&fx) else {
+        return;
+    };
+    let (base, ws) = workspace(&manager, "OV-1").await;
+    drop(manager);
+    let plain = WorkspaceManager::new(fx.settings()).unwrap();
+    let again = plain.ensure("OV-1", &base).await.unwrap();
+    assert!(
+        !again.created_now,
+        "the mounted overlay is still the workspace"
+    );
+    plain.remove("OV-1").await.unwrap();
+    assert!(!ws.path.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(ws.path.to_str().unwrap()), "unmounted");
+}
