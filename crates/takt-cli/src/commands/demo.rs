@@ -54,6 +54,9 @@ polling:
   interval_ms: 1000
 workspace:
   root: .takt/workspaces
+  # A four-file repository gains nothing from overlays, and a workspace left mounted would
+  # keep `rm -rf` of the demo's directory from finishing.
+  overlay: false
 agent:
   backend: builtin
   max_concurrent_agents: 4
