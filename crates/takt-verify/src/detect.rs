@@ -50,10 +50,10 @@ fn gate(name: impl Into<String>, run: impl Into<String>, speed: Speed) -> GateSp
     }
 }
 
-/// A file's text, or `None` when it is missing or unreadable: detection only looks, it never
-/// fails a verification.
-fn read_text(path: &Path) -> Option<String> {
-    fs_err::read_to_string(path).ok()
+/// The text of `name` in the checkout `root`, or `None` when it is missing, unreadable or a
+/// link out of the checkout: detection only looks, it never fails a verification.
+fn read_text(root: &Path, name: &str) -> Option<String> {
+    crate::inside::read_text(root, name)
 }
 
 fn cargo_gates(root: &Path) -> Vec<GateSpec> {
@@ -83,7 +83,7 @@ fn cargo_gates(root: &Path) -> Vec<GateSpec> {
 /// `lint`, `typecheck` and `test` scripts of package.json, run with the package manager whose
 /// lockfile is present. A package.json that is not a JSON object yields nothing.
 fn node_gates(root: &Path) -> Vec<GateSpec> {
-    let Some(manifest) = read_text(&root.join("package.json"))
+    let Some(manifest) = read_text(root, "package.json")
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
     else {
         return Vec::new();
@@ -130,7 +130,7 @@ fn node_gates(root: &Path) -> Vec<GateSpec> {
 }
 
 fn python_gates(root: &Path) -> Vec<GateSpec> {
-    let pyproject = read_text(&root.join("pyproject.toml")).unwrap_or_default();
+    let pyproject = read_text(root, "pyproject.toml").unwrap_or_default();
     let mut gates = Vec::new();
     let ruff_configured = has_table(&pyproject, "tool.ruff")
         || root.join("ruff.toml").is_file()
@@ -162,7 +162,7 @@ fn has_table(text: &str, name: &str) -> bool {
 /// test files pytest would collect by default in `tests/` or at the root.
 fn pytest_configured(root: &Path, pyproject: &str) -> bool {
     let ini_section = |file: &str, section: &str| {
-        read_text(&root.join(file)).is_some_and(|text| has_table(&text, section))
+        read_text(root, file).is_some_and(|text| has_table(&text, section))
     };
     has_table(pyproject, "tool.pytest.ini_options")
         || root.join("pytest.ini").is_file()
@@ -229,7 +229,7 @@ fn jvm_gates(root: &Path) -> Vec<GateSpec> {
 fn make_gates(root: &Path) -> Vec<GateSpec> {
     let Some(makefile) = ["GNUmakefile", "makefile", "Makefile"]
         .iter()
-        .find_map(|name| read_text(&root.join(name)))
+        .find_map(|name| read_text(root, name))
     else {
         return Vec::new();
     };

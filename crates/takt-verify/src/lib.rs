@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod exec;
 pub mod feedback;
 mod gates;
+mod inside;
 pub mod judge;
 pub mod llm;
 pub mod parse;

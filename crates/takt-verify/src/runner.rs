@@ -498,12 +498,13 @@ fn skipped(gate: &GateSpec) -> GateOutcome {
     }
 }
 
-/// Copies the files under `source` into `dest` (directories merged, files replaced, symlinks
-/// skipped: a holdback directory is plain files).
+/// Copies the files under `source` into the checkout `dest` (directories merged, files
+/// replaced, symlinks skipped: a holdback directory is plain files). Whatever the change
+/// committed in their way, a symlink above all, is replaced, never written through.
 async fn copy_tree(source: &Path, dest: &Path) -> Result<(), VerifyError> {
     let mut pending = vec![(source.to_path_buf(), dest.to_path_buf())];
     while let Some((from, to)) = pending.pop() {
-        fs_err::tokio::create_dir_all(&to)
+        crate::inside::real_dir(&to)
             .await
             .map_err(VerifyError::io("creating", &to))?;
         let mut entries = fs_err::tokio::read_dir(&from)
@@ -522,6 +523,12 @@ async fn copy_tree(source: &Path, dest: &Path) -> Result<(), VerifyError> {
             if kind.is_dir() {
                 pending.push((entry.path(), target));
             } else if kind.is_file() {
+                crate::inside::clear_for_file(&target)
+                    .await
+                    .map_err(VerifyError::io(
+                        "clearing the way for a hidden gate file at",
+                        &target,
+                    ))?;
                 fs_err::tokio::copy(entry.path(), &target)
                     .await
                     .map_err(VerifyError::io("copying a hidden gate file to", &target))?;

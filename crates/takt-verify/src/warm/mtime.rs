@@ -40,7 +40,8 @@ pub(crate) fn normalize(root: &Path, changed: &[String]) -> std::io::Result<()> 
         let mut at = root.join(path);
         // A deleted file is gone; its directory (or the nearest one left) still tells.
         while !touched.contains(&at) && at.starts_with(root) && at != root {
-            if fs_err::symlink_metadata(&at).is_ok() {
+            // A path below a link the change committed would lead out of the checkout.
+            if fs_err::symlink_metadata(&at).is_ok() && !below_a_link(root, &at) {
                 set(&at, now)?;
             }
             touched.insert(at.clone());
@@ -50,6 +51,14 @@ pub(crate) fn normalize(root: &Path, changed: &[String]) -> std::io::Result<()> 
         }
     }
     set(root, now)
+}
+
+/// Whether a directory between `root` and `path` is a symlink.
+fn below_a_link(root: &Path, path: &Path) -> bool {
+    path.ancestors()
+        .skip(1)
+        .take_while(|dir| *dir != root)
+        .any(|dir| fs_err::symlink_metadata(dir).is_ok_and(|meta| meta.file_type().is_symlink()))
 }
 
 fn set(path: &Path, time: TimeSpec) -> std::io::Result<()> {
@@ -103,5 +112,28 @@ mod tests {
             mtime(&root.join("c")) > FROZEN_SECS + 1_000_000,
             "the directory a file was deleted from"
         );
+    }
+
+    #[test]
+    fn a_changed_path_under_a_committed_symlink_touches_nothing_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("passwd");
+        fs_err::write(&victim, "x").unwrap();
+        let old = filetime_of(&victim);
+        let root = dir.path();
+        // The base had `etc/passwd`; the change made `etc` a link out of the checkout.
+        std::os::unix::fs::symlink(outside.path(), root.join("etc")).unwrap();
+        normalize(root, &["etc/passwd".into(), "etc".into()]).unwrap();
+        assert_eq!(filetime_of(&victim), old, "a file outside was touched");
+        assert!(
+            mtime(&root.join("etc")) > FROZEN_SECS + 1_000_000,
+            "the link itself"
+        );
+    }
+
+    fn filetime_of(path: &Path) -> (i64, i64) {
+        let meta = fs_err::metadata(path).unwrap();
+        (meta.mtime(), meta.mtime_nsec())
     }
 }

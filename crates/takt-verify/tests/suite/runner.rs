@@ -215,6 +215,60 @@ fn the_checkout_is_the_commit_alone_plus_hidden_files() {
     assert_eq!(files, [".gitignore", "a.txt"]);
 }
 
+/// A change that commits symlinks where the hidden files go, or where takt reads a test
+/// report, must not make the daemon write or read outside the checkout.
+#[test]
+fn symlinks_in_a_change_never_lead_takts_own_writes_or_reads_out_of_the_checkout() {
+    let bench = Bench::new();
+    let hidden = tempfile::tempdir().unwrap();
+    takt_test_support::write(
+        &hidden.path().join("holdback/check.sh"),
+        "echo holdback ran\n",
+    );
+    takt_test_support::write(&hidden.path().join("extra/check.sh"), "echo extra\n");
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    takt_test_support::write(&victim, "precious\n");
+    let report_elsewhere = outside.path().join("report.xml");
+    takt_test_support::write(
+        &report_elsewhere,
+        r#"<testsuite name="host"><testcase classname="host" name="read_from_the_host"><failure message="HOST-SECRET"/></testcase></testsuite>"#,
+    );
+    let path = bench.repo.path();
+    git(path, &["checkout", "-q", "-b", "links", "main"]);
+    std::os::unix::fs::symlink(outside.path(), path.join("holdback")).unwrap();
+    std::fs::create_dir_all(path.join("extra")).unwrap();
+    std::os::unix::fs::symlink(&victim, path.join("extra/check.sh")).unwrap();
+    std::os::unix::fs::symlink(&report_elsewhere, path.join("report.xml")).unwrap();
+    git(path, &["add", "-A"]);
+    git(path, &["commit", "-q", "-m", "links"]);
+    let change = bench.repo.rev_parse("HEAD");
+    git(path, &["checkout", "-q", "main"]);
+
+    let mut holdback = gate("holdback", "sh holdback/check.sh && sh extra/check.sh");
+    holdback.source = GateSource::Hidden;
+    holdback.hidden_files = Some(hidden.path().to_path_buf());
+    let mut reported = gate("reported", "true");
+    reported.junit = vec!["report.xml".into()];
+    let report = bench.verify(&change, vec![holdback, reported], settings());
+
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "a hidden file was written through a symlink"
+    );
+    assert!(
+        !outside.path().join("check.sh").exists(),
+        "a hidden directory was created through a symlink"
+    );
+    assert_eq!(report.gates[0].status, GateStatus::Passed, "{report:#?}");
+    let everything = format!("{report:?}");
+    assert!(
+        !everything.contains("HOST-SECRET") && !everything.contains("read_from_the_host"),
+        "a report outside the checkout was read: {report:#?}"
+    );
+}
+
 #[test]
 fn the_diff_is_read_for_tamper_and_secret_flags() {
     let bench = Bench::new();
