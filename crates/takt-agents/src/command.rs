@@ -75,6 +75,9 @@ struct CommandSession {
     pgid: Option<u32>,
 }
 
+/// Questions longer than this are cut: a person reads them.
+const MAX_QUESTION_BYTES: u64 = 64 * 1024;
+
 impl CommandSession {
     fn prompt_file(&self, turn: u32) -> PathBuf {
         crate::process::agent_dir(&self.context).join(format!("prompt-{turn}.md"))
@@ -126,9 +129,14 @@ impl AgentSession for CommandSession {
         events: &dyn AgentEventSink,
     ) -> Result<TurnResult, AgentError> {
         let turn = input.turn;
-        fs_err::tokio::write(self.prompt_file(turn), input.prompt.as_bytes())
-            .await
-            .map_err(|error| AgentError::Io(error.to_string()))?;
+        // The agent may have planted a link under this name during an earlier turn.
+        let (path, prompt) = (self.prompt_file(turn), input.prompt.clone());
+        tokio::task::spawn_blocking(move || {
+            takt_sandbox::shared::write_fresh(&path, prompt.as_bytes())
+        })
+        .await
+        .map_err(|error| AgentError::Io(error.to_string()))?
+        .map_err(|error| AgentError::Io(format!("writing the prompt file: {error}")))?;
         let mut child = self.spawn(turn)?;
         let pid = child.id();
         self.pgid = pid;
@@ -200,7 +208,14 @@ impl AgentSession for CommandSession {
             fs_err::tokio::write(self.context.run_dir.join(format!("turn-{turn}.log")), &log).await;
 
         if status.success() {
-            if let Ok(question) = fs_err::tokio::read_to_string(self.question_file(turn)).await
+            let path = self.question_file(turn);
+            let question = tokio::task::spawn_blocking(move || {
+                takt_sandbox::shared::read_plain(&path, MAX_QUESTION_BYTES)
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(question) = question
                 && !question.trim().is_empty()
             {
                 let question = question.trim().to_owned();

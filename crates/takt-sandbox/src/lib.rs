@@ -24,6 +24,7 @@ pub mod probe;
 mod relay;
 pub mod report;
 mod rules;
+pub mod shared;
 pub mod spec;
 mod stage;
 mod supervisor;

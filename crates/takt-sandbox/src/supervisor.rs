@@ -350,7 +350,10 @@ async fn prepare_and_run(
         .violations
         .extend(observed(spec, &status, &cgroups, &denied));
     report.leftovers_killed = kill_descendants() + cgroups.kill_members();
-    if let Ok(layers) = fs_err::read_to_string(io_dir.join(crate::inner::LAYERS_FILE)) {
+    // Written by the inner stage where the agent may write too: never read through a link.
+    if let Some(layers) =
+        crate::shared::read_plain(&io_dir.join(crate::inner::LAYERS_FILE), 64 * 1024)
+    {
         let (applied, layers): (Vec<String>, Vec<String>) = layers
             .lines()
             .map(str::to_owned)

@@ -124,6 +124,63 @@ async fn a_question_file_makes_the_turn_ask_for_input() {
     );
 }
 
+/// The agent's directory is writable inside the sandbox, so what the daemon writes or reads
+/// there between turns may be a link the agent planted: turn 1 points turn 2's prompt file at
+/// a file of the host and its question file at a secret one.
+#[tokio::test]
+async fn links_the_agent_planted_in_its_directory_are_never_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = dir.path().join("victim.txt");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    std::fs::write(&secret, "HOST-SECRET\n").expect("secret");
+    let script = format!(
+        r#"agent=$(dirname "$TAKT_PROMPT_FILE")
+if [ "$TAKT_TURN" = 1 ]; then
+  ln -s {victim} "$agent/prompt-2.md"
+  ln -s {secret} "$agent/question-2.txt"
+else
+  cat "$TAKT_PROMPT_FILE"
+fi"#,
+        victim = victim.display(),
+        secret = secret.display()
+    );
+    let mut session = backend(&script)
+        .start_session(context(&dir))
+        .await
+        .expect("session");
+    let events = Events::default();
+    session
+        .run_turn(turn("one"), &events)
+        .await
+        .expect("turn 1");
+    let second = session
+        .run_turn(
+            TurnInput {
+                turn: 2,
+                prompt: "two".into(),
+            },
+            &events,
+        )
+        .await
+        .expect("turn 2");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious\n",
+        "the prompt was written through the link"
+    );
+    assert_eq!(
+        events.lines(OutputStream::Stdout),
+        ["two"],
+        "turn 2 read its own prompt"
+    );
+    assert!(
+        !format!("{second:?}").contains("HOST-SECRET"),
+        "a linked question file was read: {second:?}"
+    );
+    assert_eq!(second, TurnResult::Completed { finished: true });
+}
+
 #[tokio::test]
 async fn secrets_named_for_removal_never_reach_the_command() {
     // cargo and nextest set CARGO_MANIFEST_DIR for test processes: a variable that is really

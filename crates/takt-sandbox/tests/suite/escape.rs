@@ -387,6 +387,32 @@ fn symlinks_out_of_the_workspace_lead_nowhere() {
     });
 }
 
+/// The inner stage leaves its layers in the launch's io directory, which the agent may write;
+/// the supervisor, reading it back with more privileges, must not follow a link put there.
+#[test]
+fn a_link_planted_for_the_supervisor_to_read_is_not_followed() {
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let script = format!(
+            "for f in /run/takt/net/layers {run}/sandbox/*/io/layers; do \
+               if [ -e \"$f\" ]; then rm -f \"$f\" && ln -s {secret} \"$f\" && echo planted; fi; \
+             done; true",
+            run = h.scope.run_dir.display(),
+            secret = h.outside_secret.display()
+        );
+        let ran = run(&sandbox, &h, &script).await;
+        if mode == Mode::Bwrap {
+            assert!(ran.stdout.contains("planted"), "{mode:?}: {}", ran.all());
+        }
+        let report = ran.report.expect("a report");
+        assert!(
+            !format!("{report:?}").contains("SENTINEL"),
+            "{mode:?}: the supervisor read through the link: {report:?}"
+        );
+    });
+}
+
 #[test]
 fn reports_say_how_the_run_was_confined() {
     for_each_mode(async |mode| {
