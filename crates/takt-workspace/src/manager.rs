@@ -103,6 +103,12 @@ enum Existing {
     Stale(String),
 }
 
+/// Where git keeps a worktree's lock (and its reason) in the registration.
+const LOCK_FILE: &str = "locked";
+/// The lock reason of a worktree still being made: git's own while it checks out, takt's until
+/// an overlay workspace is mounted.
+const INITIALIZING: &str = "initializing";
+
 /// Creates, reuses, commits in, merges and removes workspaces. Share it behind an `Arc`;
 /// operations that change the mirror's worktree list or refs are serialized internally.
 #[derive(Debug)]
@@ -294,6 +300,11 @@ impl WorkspaceManager {
             Existing::Missing => {}
             Existing::Stale(what) => {
                 tracing::warn!(identifier, path = %path.display(), what = %what, "replacing something that is not a usable workspace");
+                // A registration left locked (creation cut short) would survive the prune
+                // and refuse the new worktree at its path.
+                if let Some(admin) = self.registration_of(&path).await {
+                    let _ = fs_err::tokio::remove_file(admin.join(LOCK_FILE)).await;
+                }
                 self.delete_path(&path).await?;
             }
         }
@@ -326,7 +337,13 @@ impl WorkspaceManager {
                 };
                 crate::overlay::attach(overlay, &key, &path, &admin, &base.sha, &golden).await
             };
-            if let Err(error) = attached.await {
+            let attached = attached.await;
+            // Locked as initializing until now (`add_worktree`): a daemon killed before the
+            // mount left an empty directory that must not pass for the checkout.
+            fs_err::tokio::remove_file(admin.join(LOCK_FILE))
+                .await
+                .map_err(|e| WorkspaceError::io("unlocking the new workspace", e))?;
+            if let Err(error) = attached {
                 // The task still gets a workspace: a plain checkout, said so in the log.
                 tracing::warn!(identifier, path = %path.display(), %error, "the overlay workspace failed; this workspace is a git worktree");
                 // Under the mirror lock: `discard` would wait for it forever.
@@ -585,8 +602,8 @@ impl WorkspaceManager {
             ));
         };
         self.repair_dot_git(path, &admin_real).await?;
-        if let Ok(lock) = fs_err::tokio::read_to_string(admin_real.join("locked")).await
-            && lock.trim() == "initializing"
+        if let Ok(lock) = fs_err::tokio::read_to_string(admin_real.join(LOCK_FILE)).await
+            && lock.trim() == INITIALIZING
         {
             return Ok(Existing::Stale(
                 "a worktree whose creation was interrupted".into(),
@@ -707,8 +724,10 @@ impl WorkspaceManager {
             .cmd(mirror)
             .hardened()
             .args(["worktree", "add", "--quiet"]);
+        // Without a checkout the directory stays empty until its overlay is mounted: locked
+        // as initializing until then, so a crash in between leaves it stale, not reusable.
         let command = if no_checkout {
-            command.arg("--no-checkout")
+            command.args(["--no-checkout", "--lock", "--reason", INITIALIZING])
         } else {
             command
         };

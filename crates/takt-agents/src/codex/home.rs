@@ -85,13 +85,28 @@ pub async fn prepare(
             "CODEX_HOME is under /tmp: Codex's sandboxed commands will fail; keep the state dir elsewhere"
         );
     }
+    // The agent directory is writable inside the sandbox: whatever an earlier session left at
+    // these names is replaced, never written through.
+    if fs_err::tokio::symlink_metadata(&home)
+        .await
+        .is_ok_and(|meta| !meta.is_dir())
+    {
+        fs_err::tokio::remove_file(&home)
+            .await
+            .map_err(|error| io("replacing", &home, error))?;
+    }
     fs_err::tokio::create_dir_all(&home)
         .await
         .map_err(|error| io("creating", &home, error))?;
     let config = home.join("config.toml");
-    fs_err::tokio::write(&config, config_toml(model, model_name, run_id))
-        .await
-        .map_err(|error| io("writing", &config, error))?;
+    let text = config_toml(model, model_name, run_id);
+    let written = config.clone();
+    tokio::task::spawn_blocking(move || {
+        takt_sandbox::shared::write_fresh(&written, text.as_bytes())
+    })
+    .await
+    .map_err(|error| io("writing", &config, std::io::Error::other(error)))?
+    .map_err(|error| io("writing", &config, error))?;
     Ok(home)
 }
 

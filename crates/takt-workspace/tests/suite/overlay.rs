@@ -228,3 +228,39 @@ async fn an_overlay_workspace_is_removed_cleanly_after_overlays_were_switched_of
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(ws.path.to_str().unwrap()), "unmounted");
 }
+
+/// A daemon killed between `git worktree add --no-checkout` and the overlay's mount left an
+/// empty directory registered as the task's worktree, still locked as `initializing`. Reused,
+/// it would commit the deletion of every file; it must be made again instead.
+#[tokio::test]
+async fn an_overlay_workspace_cut_short_before_its_mount_is_made_again() {
+    let fx = Fixture::new();
+    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let Some(manager) = overlay_manager(&fx) else {
+        return;
+    };
+    let base = manager.sync_mirror().await.unwrap();
+    let path = fx.root.join("OV-1");
+    std::fs::create_dir_all(&fx.root).unwrap();
+    git(
+        &fx.mirror,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "--no-checkout",
+            "--lock",
+            "--reason",
+            "initializing",
+            "-b",
+            "takt/OV-1",
+            path.to_str().unwrap(),
+            &base.sha,
+        ],
+    );
+    let ws = manager.ensure("OV-1", &base).await.unwrap();
+    assert!(ws.created_now, "made again, not reused");
+    assert_eq!(read(&ws.path, "README.md"), read(&fx.source, "README.md"));
+    assert_eq!(git(&ws.path, &["status", "--porcelain"]), "");
+    manager.remove("OV-1").await.unwrap();
+}
