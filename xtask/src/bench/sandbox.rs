@@ -2,7 +2,7 @@
 //! Landlock modes), against a bare `bwrap --unshare-all … true` and against no sandbox. The
 //! target (issue 4) is at most 2× bare bubblewrap.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -11,20 +11,45 @@ use takt_sandbox::{Launch, Mode, Policy, RunScope, Sandbox};
 
 use super::{Dist, Machine, Section, ms, table, verdict};
 
+const BARE_BWRAP: &str = "bare `bwrap --unshare-all … true`";
+const TAKT_BWRAP: &str =
+    "takt, `mode: bwrap` (supervisor, bubblewrap, Landlock, seccomp, cgroups, relay)";
+const TAKT_LANDLOCK: &str = "takt, `mode: landlock` (supervisor, Landlock, seccomp, rlimits)";
+
 const RUNS: usize = 100;
 const WARMUP: usize = 5;
 
-fn sample(mut launch: impl FnMut() -> Result<()>) -> Result<Dist> {
-    for _ in 0..WARMUP {
-        launch()?;
+/// One way of starting `true`, timed as a row.
+struct Method<'a> {
+    label: &'static str,
+    launch: Box<dyn FnMut() -> Result<()> + 'a>,
+    samples: Vec<f64>,
+}
+
+/// Runs every method [`RUNS`] times, interleaved: each round launches once per method,
+/// starting at a different method each round, so that the machine's noise (another build,
+/// a slow moment) falls on all rows alike instead of on whichever ran during it.
+fn sample_interleaved(methods: &mut [Method<'_>]) -> Result<Vec<Dist>> {
+    for method in methods.iter_mut() {
+        for _ in 0..WARMUP {
+            (method.launch)()?;
+        }
     }
-    let mut samples = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        launch()?;
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    let count = methods.len();
+    for round in 0..RUNS {
+        for offset in 0..count {
+            let method = &mut methods[(round + offset) % count];
+            let started = Instant::now();
+            (method.launch)().with_context(|| method.label)?;
+            method
+                .samples
+                .push(started.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    Dist::of(&samples).context("no samples")
+    methods
+        .iter()
+        .map(|m| Dist::of(&m.samples).context("no samples"))
+        .collect()
 }
 
 fn bare(program: &str, args: &[&str], user: Option<(u32, u32)>) -> Result<()> {
@@ -62,7 +87,10 @@ fn through(sandbox: &Sandbox, scope: &RunScope, runtime: &tokio::runtime::Runtim
 }
 
 pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
-    let helper = super::release_binary(root, "takt");
+    // Another helper binary (the sandbox crate's own `takt-sandbox-helper`) for quick
+    // comparisons while working on the sandbox; the published figures use `takt`.
+    let helper = std::env::var_os("TAKT_BENCH_HELPER")
+        .map_or_else(|| super::release_binary(root, "takt"), PathBuf::from);
     anyhow::ensure!(
         helper.is_file(),
         "{} is missing; build it first with `cargo build --release -p takt-cli`",
@@ -85,19 +113,6 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         .as_ref()
         .and_then(|user| user.as_ref().ok())
         .map(|user| (user.uid, user.gid));
-    let mut rows = Vec::new();
-    let mut add = |name: &str, dist: &Dist| {
-        println!("  {name}: p50 {:.2} ms, p90 {:.2} ms", dist.p50, dist.p90);
-        rows.push(vec![
-            name.to_owned(),
-            ms(dist.p50),
-            ms(dist.p90),
-            ms(dist.max),
-        ]);
-    };
-
-    let plain = sample(|| bare("/bin/true", &[], None))?;
-    add("no sandbox: `/bin/true`", &plain);
     let bwrap_args = [
         "--unshare-all",
         "--die-with-parent",
@@ -113,45 +128,74 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         "--",
         "true",
     ];
-    let bwrap = sample(|| bare("bwrap", &bwrap_args, agent))?;
-    add("bare `bwrap --unshare-all … true`", &bwrap);
     let unconfined = Sandbox::unconfined(Policy::default());
-    let none = sample(|| through(&unconfined, &scope, &runtime))?;
-    add("takt, `mode: none` (filtered environment only)", &none);
-
-    let mut ours = None;
-    for (mode, label) in [
-        (
-            Mode::Bwrap,
-            "takt, `mode: bwrap` (supervisor, bubblewrap, Landlock, seccomp, cgroups, relay)",
-        ),
-        (
-            Mode::Landlock,
-            "takt, `mode: landlock` (supervisor, Landlock, seccomp, rlimits)",
-        ),
-    ] {
+    let mut sandboxes = Vec::new();
+    for (mode, label) in [(Mode::Bwrap, TAKT_BWRAP), (Mode::Landlock, TAKT_LANDLOCK)] {
         let policy = Policy {
             mode,
             ..Policy::default()
         };
         match Sandbox::new(policy, &host, helper.clone(), "bench") {
-            Ok(sandbox) => {
-                let dist = sample(|| through(&sandbox, &scope, &runtime))?;
-                add(label, &dist);
-                if mode == Mode::Bwrap {
-                    ours = Some(dist);
-                }
-            }
+            Ok(sandbox) => sandboxes.push((label, sandbox)),
             Err(error) => println!("  {label}: unavailable ({error})"),
         }
     }
+    let mut methods = vec![
+        Method {
+            label: "no sandbox: `/bin/true`",
+            launch: Box::new(|| bare("/bin/true", &[], None)),
+            samples: Vec::new(),
+        },
+        Method {
+            label: BARE_BWRAP,
+            launch: Box::new(|| bare("bwrap", &bwrap_args, agent)),
+            samples: Vec::new(),
+        },
+        Method {
+            label: "takt, `mode: none` (filtered environment only)",
+            launch: Box::new(|| through(&unconfined, &scope, &runtime)),
+            samples: Vec::new(),
+        },
+    ];
+    for (label, sandbox) in &sandboxes {
+        methods.push(Method {
+            label,
+            launch: Box::new(|| through(sandbox, &scope, &runtime)),
+            samples: Vec::new(),
+        });
+    }
+    let dists = sample_interleaved(&mut methods)?;
     takt_sandbox::cgroup_sweep("bench", false);
-    let ratio = ours.as_ref().map(|d| d.p50 / bwrap.p50);
+    let mut rows = Vec::new();
+    for (method, dist) in methods.iter().zip(&dists) {
+        println!(
+            "  {}: p50 {:.2} ms, p90 {:.2} ms",
+            method.label, dist.p50, dist.p90
+        );
+        rows.push(vec![
+            method.label.to_owned(),
+            ms(dist.p50),
+            ms(dist.p90),
+            ms(dist.max),
+        ]);
+    }
+    let row = |label: &str| {
+        methods
+            .iter()
+            .zip(&dists)
+            .find(|(m, _)| m.label == label)
+            .map(|(_, d)| d)
+    };
+    let bwrap = row(BARE_BWRAP).context("no bare bubblewrap row")?;
+    let ours = row(TAKT_BWRAP);
+    let ratio = ours.map(|d| d.p50 / bwrap.p50);
     let met = ratio.is_some_and(|r| r <= 2.0);
     let mut markdown = format!(
         "`cargo run --release -p xtask -- bench sandbox` starts `true` {RUNS} \
-         times (after {WARMUP} warm-ups) each way, as {} ({} CPUs). Milliseconds per launch, \
-         wall clock, spawn to exit.\n\n",
+         times (after {WARMUP} warm-ups) each way, as {} ({} CPUs). The ways are interleaved: \
+         every round starts one launch of each, beginning with a different one each round, so \
+         that the machine's noise falls on all rows alike. Milliseconds per launch, wall clock, \
+         spawn to exit.\n\n",
         if agent.is_some() {
             "root dropping to the agent user"
         } else {
