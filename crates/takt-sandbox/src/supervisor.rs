@@ -48,6 +48,15 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
     } else {
         None
     };
+    // Entered now, while this is the process's only thread (see `RunCgroups::enter`): all it
+    // starts later, the sandbox included, begins inside.
+    let cgroups = if spec.agent_user.is_some() && spec.mechanism != Mechanism::Unconfined {
+        let mut cgroups = RunCgroups::create(&spec.launch_id, &spec.limits);
+        cgroups.enter();
+        cgroups
+    } else {
+        RunCgroups::default()
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -58,12 +67,12 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
             return 125;
         }
     };
-    let code = runtime.block_on(supervise(&spec, stage));
+    let code = runtime.block_on(supervise(&spec, stage, &cgroups));
     drop(runtime);
     code
 }
 
-async fn supervise(spec: &ExecSpec, mut stage: Option<Stage>) -> i32 {
+async fn supervise(spec: &ExecSpec, mut stage: Option<Stage>, cgroups: &RunCgroups) -> i32 {
     let started = Instant::now();
     let mut report = ContainmentReport {
         mechanism: spec.mechanism.as_str().to_owned(),
@@ -74,7 +83,7 @@ async fn supervise(spec: &ExecSpec, mut stage: Option<Stage>) -> i32 {
         network: spec.network.as_str().to_owned(),
         ..ContainmentReport::default()
     };
-    match prepare_and_run(spec, stage.as_mut(), &mut report).await {
+    match prepare_and_run(spec, stage.as_mut(), cgroups, &mut report).await {
         Ok(code) => {
             report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Err(error) = write_json(&spec.report_path(), &report) {
@@ -99,6 +108,7 @@ fn current_user() -> String {
 async fn prepare_and_run(
     spec: &ExecSpec,
     mut stage: Option<&mut Stage>,
+    cgroups: &RunCgroups,
     report: &mut ContainmentReport,
 ) -> Result<i32, String> {
     let io_dir = spec.launch_dir.join("io");
@@ -110,11 +120,6 @@ async fn prepare_and_run(
         }
     }
 
-    let cgroups = if spec.agent_user.is_some() && spec.mechanism != Mechanism::Unconfined {
-        RunCgroups::create(&spec.launch_id, &spec.limits)
-    } else {
-        RunCgroups::default()
-    };
     report
         .limits_applied
         .extend(cgroups.applied.iter().cloned());
@@ -299,9 +304,6 @@ async fn prepare_and_run(
     if let Some((uid, gid)) = owner {
         command.uid(uid).gid(gid);
     }
-    if !cgroups.is_empty() {
-        cgroups.enter();
-    }
     if !bwrap_mode {
         report.limits_missing.push(
             "no network or pid namespace (landlock mode): TCP limited by port, UDP denied by seccomp"
@@ -348,7 +350,7 @@ async fn prepare_and_run(
     report.exit_signal = status.signal();
     report
         .violations
-        .extend(observed(spec, &status, &cgroups, &denied));
+        .extend(observed(spec, &status, cgroups, &denied));
     report.leftovers_killed = kill_descendants() + cgroups.kill_members();
     if let Ok(layers) = fs_err::read_to_string(io_dir.join(crate::inner::LAYERS_FILE)) {
         let (applied, layers): (Vec<String>, Vec<String>) = layers
