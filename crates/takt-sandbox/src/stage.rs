@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use rustix::io::Errno;
@@ -40,7 +40,8 @@ impl Stage {
     /// Enters a private mount namespace and mounts the tmpfs that becomes the sandbox's root,
     /// owned by the agent user (`uid`, `gid`) as bubblewrap's own root would be. Must run
     /// before the process starts any thread.
-    pub(crate) fn create(launch_id: &str, uid: u32, gid: u32) -> Result<Stage, String> {
+    pub(crate) fn create(uid: u32, gid: u32) -> Result<Stage, String> {
+        let root = mount_point_dir()?;
         unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount namespace): {e}"))?;
         mount(
             None::<&str>,
@@ -50,8 +51,6 @@ impl Stage {
             None::<&str>,
         )
         .map_err(|e| format!("making mounts private: {e}"))?;
-        let root = std::env::temp_dir().join(format!("takt-stage-{launch_id}"));
-        fs_err::create_dir_all(&root).map_err(|e| e.to_string())?;
         mount(
             Some("tmpfs"),
             &root,
@@ -236,11 +235,31 @@ impl Stage {
     }
 }
 
-impl Drop for Stage {
-    fn drop(&mut self) {
-        let _ = umount2(&self.root, MntFlags::MNT_DETACH);
-        let _ = fs_err::remove_dir(&self.root);
+/// Where every supervisor mounts its sandbox root, each in its own mount namespace (so one
+/// directory serves all launches, and nothing is ever mounted in the host's namespace). The
+/// mounts go with the namespace when the supervisor exits; nothing is unmounted or removed per
+/// launch, which would wait for RCU on the run's critical path. It lives in root's `/run`, not
+/// a world-writable temp directory, so no other user can plant or swap it.
+const MOUNT_POINT: &str = "/run/takt-sandbox";
+
+fn mount_point_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let path = PathBuf::from(MOUNT_POINT);
+    if let Err(error) = std::fs::DirBuilder::new().mode(0o755).create(&path)
+        && error.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(format!("{}: {error}", path.display()));
     }
+    for dir in [path.as_path(), Path::new("/run")] {
+        let meta = fs_err::symlink_metadata(dir).map_err(|e| e.to_string())?;
+        if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} must be a directory only root can change",
+                dir.display()
+            ));
+        }
+    }
+    Ok(path)
 }
 
 /// A detached copy of the mount tree at `source` (following symlinks, as bubblewrap does for
@@ -346,12 +365,7 @@ mod tests {
             cwd: workspace,
         };
         let output = std::thread::spawn(move || {
-            let id = format!(
-                "unit-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            );
-            let stage = Stage::create(&sanitize(&id), agent.uid, agent.gid).unwrap();
+            let stage = Stage::create(agent.uid, agent.gid).unwrap();
             let nodes = bwrap::tree(&plan);
             stage.lay_out(&nodes).unwrap();
             use std::os::unix::process::CommandExt;
@@ -371,10 +385,6 @@ mod tests {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ))
-    }
-
-    fn sanitize(id: &str) -> String {
-        id.chars().filter(char::is_ascii_alphanumeric).collect()
     }
 
     #[test]
@@ -483,8 +493,7 @@ mod tests {
             },
         ];
         let result = std::thread::spawn(move || {
-            let id = sanitize(&format!("unit-{}-symlink", std::process::id()));
-            let stage = Stage::create(&id, 65534, 65534).unwrap();
+            let stage = Stage::create(65534, 65534).unwrap();
             stage.lay_out(&nodes)
         })
         .join()

@@ -39,7 +39,7 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
     // Staging must happen before any thread exists (unshare of the mount namespace).
     let stage = match &spec.agent_user {
         Some(user) if spec.mechanism == Mechanism::Bwrap => {
-            match Stage::create(&spec.launch_id, user.uid, user.gid) {
+            match Stage::create(user.uid, user.gid) {
                 Ok(stage) => Some(stage),
                 Err(reason) => {
                     eprintln!("takt sandbox: cannot stage the sandbox's directories: {reason}");
