@@ -14,6 +14,7 @@ use super::{Dist, Machine, Section, ms, table, verdict};
 const BARE_BWRAP: &str = "bare `bwrap --unshare-all … true`";
 const TAKT_BWRAP: &str =
     "takt, `mode: bwrap` (supervisor, bubblewrap, Landlock, seccomp, cgroups, relay)";
+const TAKT_BASELINE: &str = "takt, `mode: bwrap`, the `TAKT_BENCH_BASELINE` binary";
 const TAKT_LANDLOCK: &str = "takt, `mode: landlock` (supervisor, Landlock, seccomp, rlimits)";
 
 const RUNS: usize = 100;
@@ -140,6 +141,19 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
             Err(error) => println!("  {label}: unavailable ({error})"),
         }
     }
+    // An older helper binary as an extra row, interleaved with the others: a before/after
+    // comparison that the machine's noise cannot skew.
+    if let Some(baseline) = std::env::var_os("TAKT_BENCH_BASELINE").map(PathBuf::from) {
+        let policy = Policy {
+            mode: Mode::Bwrap,
+            ..Policy::default()
+        };
+        let host = takt_sandbox::probe(&baseline, takt_sandbox::user::DEFAULT_AGENT_USER);
+        sandboxes.push((
+            TAKT_BASELINE,
+            Sandbox::new(policy, &host, baseline, "bench")?,
+        ));
+    }
     let mut methods = vec![
         Method {
             label: "no sandbox: `/bin/true`",
@@ -212,18 +226,53 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         ));
     }
     markdown.push_str(
-        "\nWhere the time goes (measured by instrumenting the supervisor): moving the supervisor \
-         into the run's memory and pids cgroups costs one RCU grace period, 5-15 ms on this VM, \
-         the first time a process migrates (the kernel's cgroup thread-group lock switching to its \
-         slow mode; cgroup v2's `favordynmods` mount option avoids it, hybrid v1 hosts cannot use \
-         it); the allow-listed `/etc` entries add about 30 bind mounts (~5 ms); the rest is two \
-         execs of the `takt` binary. Without cgroups (a non-root daemon) the Landlock row shows \
-         the supervisor's own cost. Removing the empty cgroups is left to the daemon, off the \
-         run's critical path.\n",
+        "\nWhere the time goes (2026-11-22: one run with the supervisor and inner stage \
+         instrumented, the crate's small `takt-sandbox-helper` standing in for `takt`, load ≈3; \
+         p50 per step): before it starts bubblewrap the supervisor spends about 2.5 ms — 0.4 ms \
+         entering a private mount namespace, 0.35 ms creating and entering the run's cgroups, \
+         0.9 ms laying out the sandbox's tree (about 45 mounts made directly with \
+         `open_tree`/`mount_setattr`/`move_mount`), the rest reading the spec, handing the \
+         writable directories to the agent user and writing the inner spec. bubblewrap, the \
+         inner stage and `true` then take about 4-5 ms more than bare bubblewrap: the inner \
+         stage's own work (rlimits, Landlock, seccomp, its layers file) is under 1 ms, the rest is \
+         its exec and bubblewrap copying and tearing down a mount namespace that holds the \
+         prepared tree besides the host's mounts. After the agent exits the supervisor spends \
+         1-2 ms sweeping for leftovers, reading the cgroups' counters and writing the report. On \
+         top of that come the two execs of the 40 MB `takt` binary (supervisor, inner stage): \
+         3.2 ms each against 1.2 ms for the small helper (`perf stat`: 601 against 102 page \
+         faults, most of them applying about 80,000 relocations), so about 4 ms of the total; \
+         the `mode: landlock` row (supervisor and inner stage, no bubblewrap) shows that part \
+         alone.\n",
+    );
+    markdown.push_str(
+        "\nWhat changed it (2026-11-22, interleaved against the previous binary with \
+         `TAKT_BENCH_BASELINE`, \
+         p50): the root supervisor lays out the tree itself and bubblewrap binds it whole, \
+         instead of bubblewrap making about 45 binds each with a read-only remount and a scan of \
+         the whole mount table (together with the next change, 26.3 → 21.7 ms and 28.3 → 23.7 \
+         ms in two runs); the tree is mounted on one root-owned directory in the supervisor's \
+         own namespace and left to vanish with it, so no per-launch unmount waits for RCU \
+         (0.5-2 ms). The supervisor also enters the cgroups as its only thread through v1 \
+         `tasks`, which skips the kernel's global thread-group lock: moving a whole process \
+         through `cgroup.procs` switches that lock to its slow mode and can wait an RCU grace \
+         period (5-15 ms seen in earlier runs), but in these runs entering took 0.12 ms either \
+         way (launches this close together keep the lock's slow mode from settling), so it \
+         removes that outlier rather than moving the median. Tried without effect: \
+         `/sys/kernel/rcu_expedited` (the lock's switch uses `call_rcu`). Not done: cgroup v1 \
+         `favordynmods` would keep the lock in its slow mode for the whole host; takt does not \
+         change it. Removing the empty cgroups stays with the daemon, off the run's critical \
+         path.\n",
+    );
+    markdown.push_str(
+        "\nWhy 2× is still missed: bare bubblewrap costs one exec of a small C program; takt adds \
+         two execs of a large Rust binary (about 4 ms more than two small ones), the \
+         supervisor's own work (about 4 ms before and after the sandbox) and the inner stage. \
+         Reaching 2× would take a much smaller helper binary or fewer relocations in `takt` \
+         (linker settings, out of scope here) and folding the supervisor's bookkeeping.\n",
     );
     markdown.push_str(
         "\nWhat the difference buys: the supervisor re-executes the `takt` binary (so a cgroup, the \
-         agent user, staged mounts and relays are set up outside the daemon's address space), \
+         agent user, the sandbox's tree and relays are set up outside the daemon's address space), \
          and the inner stage is a second `takt` exec applying Landlock and seccomp. The cost is \
          paid once per agent session (Codex, Claude Code) or once per `run` tool command \
          (builtin loop).\n",
