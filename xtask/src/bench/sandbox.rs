@@ -14,7 +14,8 @@ use super::{Dist, Machine, Section, ms, table, verdict};
 const BARE_BWRAP: &str = "bare `bwrap --unshare-all … true`";
 const TAKT_BWRAP: &str =
     "takt, `mode: bwrap` (supervisor, bubblewrap, Landlock, seccomp, cgroups, relay)";
-const TAKT_BASELINE: &str = "takt, `mode: bwrap`, the `TAKT_BENCH_BASELINE` binary";
+const BASELINE_BWRAP: &str = "takt, `mode: bwrap`, the `TAKT_BENCH_BASELINE` binary";
+const BASELINE_LANDLOCK: &str = "takt, `mode: landlock`, the `TAKT_BENCH_BASELINE` binary";
 const TAKT_LANDLOCK: &str = "takt, `mode: landlock` (supervisor, Landlock, seccomp, rlimits)";
 
 const RUNS: usize = 100;
@@ -144,15 +145,20 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     // An older helper binary as an extra row, interleaved with the others: a before/after
     // comparison that the machine's noise cannot skew.
     if let Some(baseline) = std::env::var_os("TAKT_BENCH_BASELINE").map(PathBuf::from) {
-        let policy = Policy {
-            mode: Mode::Bwrap,
-            ..Policy::default()
-        };
         let host = takt_sandbox::probe(&baseline, takt_sandbox::user::DEFAULT_AGENT_USER);
-        sandboxes.push((
-            TAKT_BASELINE,
-            Sandbox::new(policy, &host, baseline, "bench")?,
-        ));
+        for (mode, label) in [
+            (Mode::Bwrap, BASELINE_BWRAP),
+            (Mode::Landlock, BASELINE_LANDLOCK),
+        ] {
+            let policy = Policy {
+                mode,
+                ..Policy::default()
+            };
+            sandboxes.push((
+                label,
+                Sandbox::new(policy, &host, baseline.clone(), "bench")?,
+            ));
+        }
     }
     let mut methods = vec![
         Method {
@@ -257,7 +263,10 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
          through `cgroup.procs` switches that lock to its slow mode and can wait an RCU grace \
          period (5-15 ms seen in earlier runs), but in these runs entering took 0.12 ms either \
          way (launches this close together keep the lock's slow mode from settling), so it \
-         removes that outlier rather than moving the median. Tried without effect: \
+         removes that outlier rather than moving the median (an A/B inside one run, alternating \
+         the two ways by launch, showed no difference either). `mode: landlock` measured about \
+         0.7 ms slower with the new binary (interleaved, under load: 16.0 → 16.7 ms), partly its \
+         larger size (16 more page faults per exec). Tried without effect: \
          `/sys/kernel/rcu_expedited` (the lock's switch uses `call_rcu`). Not done: cgroup v1 \
          `favordynmods` would keep the lock in its slow mode for the whole host; takt does not \
          change it. Removing the empty cgroups stays with the daemon, off the run's critical \
