@@ -314,13 +314,13 @@ mod tests {
     fn a_prepared_root_is_bound_whole_and_only_proc_and_dev_are_left_to_bubblewrap() {
         let nodes = tree(&plan());
         let args = prepared_args(
-            Path::new("/tmp/takt-stage-1"),
+            Path::new("/run/takt-sandbox"),
             &nodes,
             Path::new("/work/ws/TAKT-1"),
         );
         let joined = args.join(" ");
         assert!(joined.starts_with("--unshare-all --die-with-parent --new-session"));
-        assert!(joined.contains("--bind /tmp/takt-stage-1 / --proc /proc --dev /dev --chdir"));
+        assert!(joined.contains("--bind /run/takt-sandbox / --proc /proc --dev /dev --chdir"));
         assert_eq!(
             args.iter().filter(|a| a.starts_with("--")).count(),
             9,
