@@ -52,36 +52,109 @@ pub const ETC_ENTRIES: &[&str] = &[
     "/etc/timezone",
 ];
 
-/// The system part of the command line: `/usr` and friends read-only, the usual symlinks
-/// recreated, and the allowed `/etc` entries.
-pub fn system_args() -> Vec<String> {
-    let mut args = Vec::new();
+/// One entry of the sandbox's file tree. The tree is data so that both ways of building it
+/// lay out exactly the same entries: bubblewrap's own arguments (a daemon that is not root),
+/// or the root supervisor mounting them itself into a prepared root that bubblewrap binds
+/// whole ([`prepared_args`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// `source` visible at `dest`, read-only unless `writable`; an `optional` one is skipped
+    /// when its source does not exist.
+    Bind {
+        source: PathBuf,
+        dest: PathBuf,
+        writable: bool,
+        optional: bool,
+    },
+    Symlink {
+        target: PathBuf,
+        dest: PathBuf,
+    },
+    /// An empty private tmpfs, owned by the agent user.
+    Tmpfs(PathBuf),
+    /// An empty directory, owned by the agent user.
+    Dir(PathBuf),
+    /// The sandbox's `/proc` and `/dev`: only bubblewrap can mount these (its pid namespace,
+    /// its device nodes).
+    Proc(PathBuf),
+    Dev(PathBuf),
+}
+
+impl Node {
+    pub fn dest(&self) -> &Path {
+        match self {
+            Node::Bind { dest, .. } | Node::Symlink { dest, .. } => dest,
+            Node::Tmpfs(dest) | Node::Dir(dest) | Node::Proc(dest) | Node::Dev(dest) => dest,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let text = |path: &Path| path.display().to_string();
+        match self {
+            Node::Bind {
+                source,
+                dest,
+                writable,
+                optional,
+            } => {
+                let flag = match (writable, optional) {
+                    (true, false) => "--bind",
+                    (true, true) => "--bind-try",
+                    (false, false) => "--ro-bind",
+                    (false, true) => "--ro-bind-try",
+                };
+                vec![flag.into(), text(source), text(dest)]
+            }
+            Node::Symlink { target, dest } => vec!["--symlink".into(), text(target), text(dest)],
+            Node::Tmpfs(dest) => vec!["--tmpfs".into(), text(dest)],
+            Node::Dir(dest) => vec!["--dir".into(), text(dest)],
+            Node::Proc(dest) => vec!["--proc".into(), text(dest)],
+            Node::Dev(dest) => vec!["--dev".into(), text(dest)],
+        }
+    }
+}
+
+/// `/usr` and friends read-only (or recreated as the same symlinks), and the allowed `/etc`
+/// entries.
+pub fn system_nodes() -> Vec<Node> {
+    let mut nodes = Vec::new();
     for dir in SYSTEM_DIRS {
         let path = Path::new(dir);
         match fs_err::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 if let Ok(target) = fs_err::read_link(path) {
-                    args.extend([
-                        "--symlink".into(),
-                        target.display().to_string(),
-                        (*dir).into(),
-                    ]);
+                    nodes.push(Node::Symlink {
+                        target,
+                        dest: path.into(),
+                    });
                 }
             }
-            Ok(meta) if meta.is_dir() => {
-                args.extend(["--ro-bind".into(), (*dir).into(), (*dir).into()]);
-            }
+            Ok(meta) if meta.is_dir() => nodes.push(Node::Bind {
+                source: path.into(),
+                dest: path.into(),
+                writable: false,
+                optional: false,
+            }),
             _ => {}
         }
     }
     for entry in ETC_ENTRIES {
-        args.extend(["--ro-bind-try".into(), (*entry).into(), (*entry).into()]);
+        nodes.push(Node::Bind {
+            source: entry.into(),
+            dest: entry.into(),
+            writable: false,
+            optional: true,
+        });
     }
-    args
+    nodes
 }
 
-/// One bind: where the bytes come from on the host (possibly a staged copy of the path when
-/// the agent user could not reach the original) and where they appear inside.
+/// The system part of the command line (see [`system_nodes`]).
+pub fn system_args() -> Vec<String> {
+    system_nodes().iter().flat_map(Node::args).collect()
+}
+
+/// One bind: where the bytes come from on the host and where they appear inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
     pub source: PathBuf,
@@ -89,7 +162,7 @@ pub struct Bind {
     pub writable: bool,
 }
 
-/// Everything [`args`] needs.
+/// Everything [`tree`] needs.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub binds: Vec<Bind>,
@@ -100,49 +173,87 @@ pub struct Plan {
     pub cwd: PathBuf,
 }
 
-/// The complete bubblewrap argument list, ending with the inner stage's command.
-pub fn args(plan: &Plan) -> Vec<String> {
-    let mut args: Vec<String> = ["--unshare-all", "--die-with-parent", "--new-session"]
-        .map(String::from)
-        .to_vec();
-    args.extend(["--hostname".into(), "takt-sandbox".into()]);
-    args.extend(system_args());
-    args.extend(
-        [
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir",
-            IN_HOME,
-        ]
-        .map(String::from),
-    );
-    // A private /run: only takt's own entries below.
-    args.extend(["--tmpfs".into(), "/run".into()]);
-    for bind in &plan.binds {
-        let flag = if bind.writable { "--bind" } else { "--ro-bind" };
-        args.extend([
-            flag.into(),
-            bind.source.display().to_string(),
-            bind.dest.display().to_string(),
-        ]);
-    }
-    args.extend([
-        "--ro-bind".into(),
-        plan.helper.display().to_string(),
-        IN_HELPER.into(),
-        "--ro-bind".into(),
-        plan.inner_spec.display().to_string(),
-        IN_SPEC.into(),
+/// The sandbox's whole file tree, in order (later entries cover earlier ones).
+pub fn tree(plan: &Plan) -> Vec<Node> {
+    let mut nodes = system_nodes();
+    nodes.extend([
+        Node::Proc("/proc".into()),
+        Node::Dev("/dev".into()),
+        Node::Tmpfs("/tmp".into()),
+        Node::Tmpfs("/home".into()),
+        Node::Dir(IN_HOME.into()),
+        // A private /run: only takt's own entries below.
+        Node::Tmpfs("/run".into()),
     ]);
-    if let Some(net) = &plan.net_dir {
-        args.extend(["--bind".into(), net.display().to_string(), IN_NET.into()]);
+    for bind in &plan.binds {
+        nodes.push(Node::Bind {
+            source: bind.source.clone(),
+            dest: bind.dest.clone(),
+            writable: bind.writable,
+            optional: false,
+        });
     }
-    args.extend([
+    let fixed = |source: &Path, dest: &str, writable| Node::Bind {
+        source: source.to_path_buf(),
+        dest: dest.into(),
+        writable,
+        optional: false,
+    };
+    nodes.push(fixed(&plan.helper, IN_HELPER, false));
+    nodes.push(fixed(&plan.inner_spec, IN_SPEC, false));
+    if let Some(net) = &plan.net_dir {
+        nodes.push(fixed(net, IN_NET, true));
+    }
+    nodes
+}
+
+/// What every bubblewrap command line starts with: all namespaces, tied to the supervisor.
+fn namespace_args() -> Vec<String> {
+    [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "takt-sandbox",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What every bubblewrap command line ends with: the inner stage's command.
+fn command_args(cwd: &Path) -> Vec<String> {
+    vec![
         "--chdir".into(),
-        plan.cwd.display().to_string(),
+        cwd.display().to_string(),
         "--".into(),
         IN_HELPER.into(),
         crate::INNER_ARG.into(),
         IN_SPEC.into(),
-    ]);
+    ]
+}
+
+/// The complete bubblewrap argument list with bubblewrap laying out the whole tree, ending
+/// with the inner stage's command.
+pub fn args(plan: &Plan) -> Vec<String> {
+    let mut args = namespace_args();
+    args.extend(tree(plan).iter().flat_map(Node::args));
+    args.extend(command_args(&plan.cwd));
+    args
+}
+
+/// The bubblewrap argument list over a root the supervisor has already laid out (every node
+/// of `nodes` but `/proc` and `/dev`, which only bubblewrap can mount): one bind of that root
+/// instead of one bind, read-only remount and mount-table scan per entry.
+pub fn prepared_args(root: &Path, nodes: &[Node], cwd: &Path) -> Vec<String> {
+    let mut args = namespace_args();
+    args.extend(["--bind".into(), root.display().to_string(), "/".into()]);
+    args.extend(
+        nodes
+            .iter()
+            .filter(|node| matches!(node, Node::Proc(_) | Node::Dev(_)))
+            .flat_map(Node::args),
+    );
+    args.extend(command_args(cwd));
     args
 }
 
@@ -197,5 +308,45 @@ mod tests {
             "--chdir /work/ws/TAKT-1 -- {IN_HELPER} {} {IN_SPEC}",
             crate::INNER_ARG
         )));
+    }
+
+    #[test]
+    fn a_prepared_root_is_bound_whole_and_only_proc_and_dev_are_left_to_bubblewrap() {
+        let nodes = tree(&plan());
+        let args = prepared_args(
+            Path::new("/run/takt-sandbox"),
+            &nodes,
+            Path::new("/work/ws/TAKT-1"),
+        );
+        let joined = args.join(" ");
+        assert!(joined.starts_with("--unshare-all --die-with-parent --new-session"));
+        assert!(joined.contains("--bind /run/takt-sandbox / --proc /proc --dev /dev --chdir"));
+        assert_eq!(
+            args.iter().filter(|a| a.starts_with("--")).count(),
+            9,
+            "{joined}"
+        );
+        // The tree itself holds what bubblewrap's own arguments would lay out.
+        assert!(nodes.contains(&Node::Bind {
+            source: "/stage/0".into(),
+            dest: "/work/ws/TAKT-1".into(),
+            writable: true,
+            optional: false,
+        }));
+        assert!(nodes.contains(&Node::Tmpfs("/run".into())));
+        let etc = nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n,
+                    Node::Bind {
+                        optional: true,
+                        writable: false,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(etc, ETC_ENTRIES.len());
     }
 }

@@ -176,17 +176,40 @@ impl RunCgroups {
         self.applied.iter().any(|a| a.starts_with(name))
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.dirs.is_empty()
-    }
-
-    /// Moves this process in, so that everything it starts is accounted and limited.
-    pub(crate) fn enter(&self) {
+    /// Moves this process in, so that everything it starts is accounted and limited. A
+    /// hierarchy it could not enter is dropped, with its limits, so that the report never
+    /// claims a limit that does not hold.
+    ///
+    /// Call it while the process has a single thread: it then moves itself as a thread (v1
+    /// `tasks`), which the kernel does without write-locking the global thread-group lock;
+    /// moving a whole process (`cgroup.procs`) switches that lock to its slow mode and waits
+    /// an RCU grace period (5-15 ms here) on every launch. With more threads, or in a v2
+    /// hierarchy, it moves the whole process.
+    pub(crate) fn enter(&mut self) {
+        let alone = single_threaded();
         let pid = std::process::id().to_string();
-        for (_, dir) in &self.dirs {
-            if let Err(error) = fs_err::write(dir.join("cgroup.procs"), &pid) {
+        let mut failed = Vec::new();
+        for (name, dir) in &self.dirs {
+            let (file, value) = if alone && *name != "unified" {
+                ("tasks", "0")
+            } else {
+                ("cgroup.procs", pid.as_str())
+            };
+            if let Err(error) = fs_err::write(dir.join(file), value) {
                 tracing::debug!(%error, "could not enter the run cgroup");
+                failed.push(*name);
             }
+        }
+        for name in failed {
+            let version = if name == "unified" {
+                "(cgroup v2)"
+            } else {
+                "(cgroup v1)"
+            };
+            self.applied.retain(|applied| {
+                !(applied.ends_with(version) && (name == "unified" || applied.starts_with(name)))
+            });
+            self.dirs.retain(|(n, _)| *n != name);
         }
     }
 
@@ -226,6 +249,19 @@ impl RunCgroups {
         }
         killed
     }
+}
+
+/// Whether this process has exactly one thread.
+fn single_threaded() -> bool {
+    fs_err::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .map(|count| count.trim() == "1")
+        })
+        .unwrap_or(false)
 }
 
 /// Whether `pid` exists and is not a zombie.

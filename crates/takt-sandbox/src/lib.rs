@@ -3,9 +3,9 @@
 //! The daemon never sets up confinement in its own address space: it re-executes its own
 //! binary as a *supervisor* ([`helper_main`], the codex-rs arg0 pattern) with a spec file
 //! written by [`Sandbox::command`]. The supervisor, outside the sandbox, prepares what needs
-//! privileges (cgroups, dropping root to the agent user, staging bind sources), relays the
-//! model endpoint and the egress proxy over unix sockets, starts bubblewrap, enforces the wall
-//! clock, and writes a [`ContainmentReport`]. Inside, an *inner* stage applies rlimits,
+//! privileges (cgroups, dropping root to the agent user, laying out the sandbox's file tree),
+//! relays the model endpoint and the egress proxy over unix sockets, starts bubblewrap, enforces
+//! the wall clock, and writes a [`ContainmentReport`]. Inside, an *inner* stage applies rlimits,
 //! Landlock and a seccomp filter, starts the loopback relays, and runs the agent.
 //!
 //! Layout: [`policy`] (what the workflow asks for), [`probe`] (what this host can do),

@@ -37,16 +37,26 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
     // namespace or cgroup.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // Staging must happen before any thread exists (unshare of the mount namespace).
-    let stage = if spec.agent_user.is_some() && spec.mechanism == Mechanism::Bwrap {
-        match Stage::create(&spec.launch_id) {
-            Ok(stage) => Some(stage),
-            Err(reason) => {
-                eprintln!("takt sandbox: cannot stage the sandbox's directories: {reason}");
-                return 125;
+    let stage = match &spec.agent_user {
+        Some(user) if spec.mechanism == Mechanism::Bwrap => {
+            match Stage::create(user.uid, user.gid) {
+                Ok(stage) => Some(stage),
+                Err(reason) => {
+                    eprintln!("takt sandbox: cannot stage the sandbox's directories: {reason}");
+                    return 125;
+                }
             }
         }
+        _ => None,
+    };
+    // Entered now, while this is the process's only thread (see `RunCgroups::enter`): all it
+    // starts later, the sandbox included, begins inside.
+    let cgroups = if spec.agent_user.is_some() && spec.mechanism != Mechanism::Unconfined {
+        let mut cgroups = RunCgroups::create(&spec.launch_id, &spec.limits);
+        cgroups.enter();
+        cgroups
     } else {
-        None
+        RunCgroups::default()
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,12 +68,12 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
             return 125;
         }
     };
-    let code = runtime.block_on(supervise(&spec, stage));
+    let code = runtime.block_on(supervise(&spec, stage, &cgroups));
     drop(runtime);
     code
 }
 
-async fn supervise(spec: &ExecSpec, mut stage: Option<Stage>) -> i32 {
+async fn supervise(spec: &ExecSpec, stage: Option<Stage>, cgroups: &RunCgroups) -> i32 {
     let started = Instant::now();
     let mut report = ContainmentReport {
         mechanism: spec.mechanism.as_str().to_owned(),
@@ -74,7 +84,7 @@ async fn supervise(spec: &ExecSpec, mut stage: Option<Stage>) -> i32 {
         network: spec.network.as_str().to_owned(),
         ..ContainmentReport::default()
     };
-    match prepare_and_run(spec, stage.as_mut(), &mut report).await {
+    match prepare_and_run(spec, stage.as_ref(), cgroups, &mut report).await {
         Ok(code) => {
             report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Err(error) = write_json(&spec.report_path(), &report) {
@@ -98,7 +108,8 @@ fn current_user() -> String {
 
 async fn prepare_and_run(
     spec: &ExecSpec,
-    mut stage: Option<&mut Stage>,
+    stage: Option<&Stage>,
+    cgroups: &RunCgroups,
     report: &mut ContainmentReport,
 ) -> Result<i32, String> {
     let io_dir = spec.launch_dir.join("io");
@@ -110,11 +121,6 @@ async fn prepare_and_run(
         }
     }
 
-    let cgroups = if spec.agent_user.is_some() && spec.mechanism != Mechanism::Unconfined {
-        RunCgroups::create(&spec.launch_id, &spec.limits)
-    } else {
-        RunCgroups::default()
-    };
     report
         .limits_applied
         .extend(cgroups.applied.iter().cloned());
@@ -236,18 +242,12 @@ async fn prepare_and_run(
 
     let mut command = if bwrap_mode {
         let bwrap_path = spec.bwrap.clone().ok_or("bwrap is not installed")?;
-        let mut expose = |path: &Path| -> Result<PathBuf, String> {
-            match stage.as_deref_mut() {
-                Some(stage) => stage.expose(path),
-                None => Ok(path.to_path_buf()),
-            }
-        };
         let mut binds = Vec::new();
         for (paths, writable) in [(&spec.readable, false), (&spec.writable, true)] {
             for path in paths {
                 if path.exists() {
                     binds.push(Bind {
-                        source: expose(path)?,
+                        source: path.clone(),
                         dest: path.clone(),
                         writable,
                     });
@@ -256,13 +256,21 @@ async fn prepare_and_run(
         }
         let plan = bwrap::Plan {
             binds,
-            helper: expose(&spec.helper)?,
-            inner_spec: expose(&inner_path)?,
-            net_dir: Some(expose(&io_dir)?),
+            helper: spec.helper.clone(),
+            inner_spec: inner_path.clone(),
+            net_dir: Some(io_dir.clone()),
             cwd: spec.cwd.clone(),
         };
+        let args = match stage {
+            Some(stage) => {
+                let nodes = bwrap::tree(&plan);
+                stage.lay_out(&nodes)?;
+                bwrap::prepared_args(stage.root(), &nodes, &plan.cwd)
+            }
+            None => bwrap::args(&plan),
+        };
         let mut command = tokio::process::Command::new(bwrap_path);
-        command.args(bwrap::args(&plan));
+        command.args(args);
         env.push(("HOME".into(), bwrap::IN_HOME.into()));
         command
     } else {
@@ -298,9 +306,6 @@ async fn prepare_and_run(
     command.env_clear().envs(env).kill_on_drop(true);
     if let Some((uid, gid)) = owner {
         command.uid(uid).gid(gid);
-    }
-    if !cgroups.is_empty() {
-        cgroups.enter();
     }
     if !bwrap_mode {
         report.limits_missing.push(
@@ -348,7 +353,7 @@ async fn prepare_and_run(
     report.exit_signal = status.signal();
     report
         .violations
-        .extend(observed(spec, &status, &cgroups, &denied));
+        .extend(observed(spec, &status, cgroups, &denied));
     report.leftovers_killed = kill_descendants() + cgroups.kill_members();
     // Written by the inner stage where the agent may write too: never read through a link.
     if let Some(layers) =

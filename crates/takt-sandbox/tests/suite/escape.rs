@@ -444,3 +444,58 @@ fn reports_say_how_the_run_was_confined() {
         assert!(report.violations.is_empty(), "{report:?}");
     });
 }
+
+/// Every agent process runs inside the run's memory and pids cgroups from its first
+/// instruction: the sandbox's first read of its own membership already shows them (with
+/// bubblewrap, as the root of the sandbox's cgroup namespace, which bubblewrap fixed before
+/// the agent existed), and from outside that root is the run's cgroup.
+#[test]
+fn the_agent_starts_inside_the_runs_cgroups() {
+    if !takt_sandbox::user::running_as_root() {
+        return;
+    }
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let marker = if mode == Mode::Bwrap { "3177" } else { "3178" };
+        let script = format!("grep -E ':(memory|pids):' /proc/self/cgroup; exec sleep {marker}");
+        let token = format!("sleep\x00{marker}\x00");
+        let outside = async {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(pid) = alive_with(&token).first() {
+                    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    return cgroups;
+                }
+                assert!(std::time::Instant::now() < deadline, "{mode:?}: no agent");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let (ran, cgroups) = tokio::join!(run(&sandbox, &h, &script), outside);
+        for controller in ["memory", "pids"] {
+            let line = |text: &str| {
+                text.lines()
+                    .find(|l| l.split(':').nth(1) == Some(controller))
+                    .map(|l| l.splitn(3, ':').nth(2).unwrap_or_default().to_owned())
+            };
+            let host = line(&cgroups).unwrap_or_default();
+            assert!(
+                host.rsplit('/')
+                    .next()
+                    .is_some_and(|g| g.starts_with("takt-test-")),
+                "{mode:?}: the agent is in {controller}:{host}, not the run's cgroup"
+            );
+            let first = line(&ran.stdout).unwrap_or_default();
+            let expected = if mode == Mode::Bwrap {
+                "/"
+            } else {
+                host.as_str()
+            };
+            assert_eq!(first, expected, "{mode:?}: {}", ran.all());
+        }
+    });
+}
