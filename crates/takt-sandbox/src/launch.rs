@@ -1,9 +1,11 @@
 //! The daemon side: turn "run this program for this run" into a command that starts the
 //! supervisor with a spec file.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::SandboxError;
@@ -64,6 +66,8 @@ pub struct Sandbox {
     /// Prefix of this daemon's cgroup names, so a restart sweeps only its own.
     key: String,
     launches: AtomicU64,
+    /// Writable directories (device, inode) a launch already gave to the agent user.
+    handed_over: Mutex<HashSet<(u64, u64)>>,
 }
 
 impl Sandbox {
@@ -95,6 +99,7 @@ impl Sandbox {
             model: None,
             key: key.to_owned(),
             launches: AtomicU64::new(0),
+            handed_over: Mutex::new(HashSet::new()),
         })
     }
 
@@ -110,6 +115,7 @@ impl Sandbox {
             model: None,
             key: String::new(),
             launches: AtomicU64::new(0),
+            handed_over: Mutex::new(HashSet::new()),
         }
     }
 
@@ -237,6 +243,7 @@ impl Sandbox {
         readable.extend(toolchain_dirs());
         readable.retain(|path| !writable.iter().any(|w| w == path));
         readable.dedup();
+        let handed_over = self.hand_over(&writable);
         let spec = ExecSpec {
             version: SPEC_VERSION,
             mechanism: self.mechanism,
@@ -247,6 +254,7 @@ impl Sandbox {
             cwd: launch.cwd,
             env,
             writable,
+            handed_over,
             readable,
             home: agent_dir.join("home"),
             network: self.policy.network.clone(),
@@ -262,6 +270,29 @@ impl Sandbox {
         let path = launch_dir.join("spec.json");
         write_json(&path, &spec)?;
         Ok(path)
+    }
+}
+
+impl Sandbox {
+    /// Which of `writable` an earlier launch already handed to the agent user (the same
+    /// directory by device and inode); the rest count as handed over from this launch on.
+    /// Handing over walks the whole tree, which costs tens of milliseconds for a large
+    /// checkout: once per workspace, not once per command.
+    fn hand_over(&self, writable: &[PathBuf]) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        if self.agent_user.is_none() {
+            return Vec::new();
+        }
+        let Ok(mut seen) = self.handed_over.lock() else {
+            return Vec::new();
+        };
+        writable
+            .iter()
+            .filter(|path| {
+                fs_err::metadata(path).is_ok_and(|meta| !seen.insert((meta.dev(), meta.ino())))
+            })
+            .cloned()
+            .collect()
     }
 }
 

@@ -31,6 +31,11 @@ pub struct ExecSpec {
     pub env: Vec<(String, String)>,
     /// Visible read-write at the same path (the workspace, the run's agent directory, extras).
     pub writable: Vec<PathBuf>,
+    /// Those of `writable` an earlier launch of this daemon already gave to the agent user
+    /// whole (the same directory, not one made anew at the path): walked again only when their
+    /// top is not the agent user's.
+    #[serde(default)]
+    pub handed_over: Vec<PathBuf>,
     /// Visible read-only at the same path (git metadata, toolchains, extras).
     pub readable: Vec<PathBuf>,
     /// The private HOME inside the sandbox (a tmpfs with bubblewrap, a run directory with

@@ -117,7 +117,9 @@ async fn prepare_and_run(
     let owner = spec.agent_user.as_ref().map(|u| (u.uid, u.gid));
     if let Some((uid, gid)) = owner {
         for path in spec.writable.iter().chain([&io_dir]) {
-            chown_tree(path, uid, gid);
+            if !(spec.handed_over.contains(path) && owned_by(path, uid, gid)) {
+                chown_tree(path, uid, gid);
+            }
         }
     }
 
@@ -515,6 +517,12 @@ fn open_socket(path: &Path) {
 }
 
 /// Gives `path` and everything below it to the agent user, without following symlinks.
+/// Whether `path` itself (not what is below it) belongs to `uid`/`gid`.
+fn owned_by(path: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs_err::symlink_metadata(path).is_ok_and(|meta| meta.uid() == uid && meta.gid() == gid)
+}
+
 fn chown_tree(path: &Path, uid: u32, gid: u32) {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs_err::symlink_metadata(path) else {

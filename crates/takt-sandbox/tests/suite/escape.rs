@@ -499,3 +499,37 @@ fn the_agent_starts_inside_the_runs_cgroups() {
         }
     });
 }
+
+/// A workspace is handed to the agent user once per daemon, not walked on every launch (a
+/// large checkout costs tens of milliseconds to walk); a workspace made again at the same path
+/// is a new directory and is handed over again.
+#[test]
+fn a_workspace_is_handed_over_once_and_again_when_it_is_made_anew() {
+    if !takt_sandbox::user::running_as_root() {
+        return; // Only a root daemon hands workspaces to the agent user.
+    }
+    for_each_mode(async |mode| {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let ws = h.workspace().to_path_buf();
+        std::fs::write(ws.join("first.txt"), "root's\n").unwrap();
+        let ran = run(&sandbox, &h, "echo more >> first.txt && echo wrote").await;
+        assert!(ran.stdout.contains("wrote"), "{mode:?}: {}", ran.all());
+
+        // Root writes a file into the handed-over workspace: the next launch leaves it be.
+        std::fs::write(ws.join("later.txt"), "root's\n").unwrap();
+        let ran = run(&sandbox, &h, "echo more >> later.txt || echo refused").await;
+        assert!(
+            ran.stdout.contains("refused"),
+            "{mode:?}: the workspace was walked again: {}",
+            ran.all()
+        );
+
+        // Made anew (a removed and recreated workspace): handed over again.
+        std::fs::remove_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(ws.join("again.txt"), "root's\n").unwrap();
+        let ran = run(&sandbox, &h, "echo more >> again.txt && echo wrote").await;
+        assert!(ran.stdout.contains("wrote"), "{mode:?}: {}", ran.all());
+    });
+}
