@@ -144,6 +144,11 @@ pub fn bwrap_path() -> Option<PathBuf> {
 
 fn probe_bwrap(agent: Option<&AgentUser>) -> Result<(PathBuf, String), String> {
     let path = bwrap_path().ok_or("bwrap is not installed (apt-get install bubblewrap)")?;
+    if agent.is_some() {
+        mount_api_available(
+            &fs_err::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        )?;
+    }
     let version = Command::new(&path)
         .arg("--version")
         .output()
@@ -171,6 +176,25 @@ fn probe_bwrap(agent: Option<&AgentUser>) -> Result<(PathBuf, String), String> {
             "a test sandbox failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// A root daemon lays out the sandbox's tree with the mount API of Linux 5.12 and later
+/// (`open_tree`, `move_mount`, `mount_setattr`); `release` is the kernel's.
+fn mount_api_available(release: &str) -> Result<(), String> {
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    if version >= (5, 12) {
+        Ok(())
+    } else {
+        Err(format!(
+            "as root takt lays out the sandbox with the mount API of Linux 5.12 or later \
+             (open_tree, move_mount, mount_setattr); this kernel is {}",
+            release.trim()
         ))
     }
 }
@@ -207,5 +231,20 @@ fn probe_seccomp() -> Result<(), String> {
             actions.trim()
         )),
         Err(error) => Err(format!("the kernel has no seccomp filters: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_root_path_needs_linux_5_12() {
+        assert!(super::mount_api_available("6.18.44-fc-v445").is_ok());
+        assert!(super::mount_api_available("5.12.0").is_ok());
+        let old = super::mount_api_available("5.4.0-150-generic").unwrap_err();
+        assert!(
+            old.contains("5.12") && old.contains("5.4.0-150-generic"),
+            "{old}"
+        );
+        assert!(super::mount_api_available("4.18.0-513.el8.x86_64").is_err());
     }
 }
