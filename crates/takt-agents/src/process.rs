@@ -130,6 +130,20 @@ pub fn agent_dir(context: &takt_core::ports::SessionContext) -> std::path::PathB
     takt_sandbox::launch::agent_dir(&context.run_dir)
 }
 
+/// `command` with its program, when given by a path with `.` or `..` in it, written without
+/// them: inside the sandbox the directories such a path climbs through do not exist.
+pub fn resolved_command(command: &str) -> String {
+    let trimmed = command.trim_start();
+    let Some(first) = trimmed.split_whitespace().next() else {
+        return command.to_owned();
+    };
+    if !first.contains('/') {
+        return command.to_owned();
+    }
+    let program = takt_sandbox::launch::without_dots(std::path::Path::new(first));
+    format!("{}{}", program.display(), &trimmed[first.len()..])
+}
+
 /// What a command string's program needs to be visible read-only: a program given by path is
 /// bound itself, or, inside `node_modules`, that whole directory (an npm-installed CLI and its
 /// packages). A bare name is found on the sandbox's PATH.
@@ -170,4 +184,31 @@ pub fn confined(
     launch: takt_sandbox::Launch,
 ) -> Result<tokio::process::Command, takt_sandbox::SandboxError> {
     sandbox.command(&scope(context), launch)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_program_path_climbing_with_dots_is_written_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tools/node_modules/.bin")).unwrap();
+        std::fs::create_dir_all(dir.path().join("crate")).unwrap();
+        let dotted = format!(
+            "{}/crate/../tools/node_modules/.bin/codex app-server",
+            dir.path().display()
+        );
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            resolved_command(&dotted),
+            format!(
+                "{}/tools/node_modules/.bin/codex app-server",
+                real.display()
+            )
+        );
+        assert_eq!(resolved_command("codex app-server"), "codex app-server");
+        assert_eq!(resolved_command("/usr/bin/claude -p"), "/usr/bin/claude -p");
+    }
 }

@@ -241,6 +241,9 @@ impl Sandbox {
         readable.extend(launch.read_only.iter().cloned());
         readable.extend(self.policy.read_only.iter().cloned());
         readable.extend(toolchain_dirs());
+        for path in writable.iter_mut().chain(readable.iter_mut()) {
+            *path = without_dots(path);
+        }
         readable.retain(|path| !writable.iter().any(|w| w == path));
         readable.dedup();
         let handed_over = self.hand_over(&writable);
@@ -249,9 +252,15 @@ impl Sandbox {
             mechanism: self.mechanism,
             helper: self.helper.clone(),
             bwrap: self.bwrap.clone(),
-            program: launch.program,
+            program: if launch.program.contains('/') {
+                without_dots(Path::new(&launch.program))
+                    .display()
+                    .to_string()
+            } else {
+                launch.program
+            },
             args: launch.args,
-            cwd: launch.cwd,
+            cwd: without_dots(&launch.cwd),
             env,
             writable,
             handed_over,
@@ -294,6 +303,27 @@ impl Sandbox {
             .cloned()
             .collect()
     }
+}
+
+/// `path` without `.` and `..` components, its directory resolved as the file system does
+/// (links included) and its last name kept (a CLI's `.bin/` link stays the link): inside the
+/// sandbox only the bound directories exist, not those a `..` climbs out of. Paths without
+/// such components, or whose directory does not exist, are kept as they are.
+pub fn without_dots(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let dotted = path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir));
+    if !dotted {
+        return path.to_path_buf();
+    }
+    let resolved = match (path.parent(), path.components().next_back()) {
+        (Some(parent), Some(Component::Normal(name))) => {
+            fs_err::canonicalize(parent).map(|dir| dir.join(name))
+        }
+        _ => fs_err::canonicalize(path),
+    };
+    resolved.unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn sanitize(text: &str) -> String {

@@ -142,9 +142,10 @@ pub fn launch(
     extra: Vec<String>,
 ) -> takt_sandbox::Launch {
     let chosen_model = settings.model.as_deref().or(model.model.as_deref());
+    let command_line = crate::process::resolved_command(&settings.command);
     let mut args = vec![
         "-c".to_owned(),
-        format!("{} \"$@\"", settings.command),
+        format!("{command_line} \"$@\""),
         "claude".to_owned(),
     ];
     args.extend(arguments(settings, chosen_model));
@@ -171,7 +172,7 @@ pub fn launch(
         args,
         cwd: context.workspace.clone(),
         env,
-        read_only: crate::process::install_paths(&settings.command),
+        read_only: crate::process::install_paths(&command_line),
         remove_env: ALWAYS_REMOVED
             .iter()
             .map(|name| (*name).to_owned())

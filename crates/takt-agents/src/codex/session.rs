@@ -109,12 +109,13 @@ impl CodexSession {
         env.extend(crate::process::run_env(&context));
         env.retain(|(name, _)| name != "TAKT_WORKSPACE");
         env.push(("TAKT_WORKSPACE".to_owned(), workspace.display().to_string()));
+        let command_line = crate::process::resolved_command(&settings.command);
         let launch = takt_sandbox::Launch {
             program: shell().to_owned(),
-            args: vec!["-lc".to_owned(), settings.command.clone()],
+            args: vec!["-lc".to_owned(), command_line.clone()],
             cwd: workspace.clone(),
             env,
-            read_only: crate::process::install_paths(&settings.command),
+            read_only: crate::process::install_paths(&command_line),
             remove_env: ALWAYS_REMOVED_ENV
                 .iter()
                 .map(|name| (*name).to_owned())
