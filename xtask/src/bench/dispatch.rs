@@ -753,7 +753,8 @@ journal writes, the worker's workspace provisioning and the command backend's sp
 `agent.backend: command`, `max_turns: 1`, `publish.auto_merge: false`. `command.run` sources a
 script whose first command is `date +%s%N > stamps/$TAKT_ISSUE_IDENTIFIER`, and which then leaves
 a one-line change (the run ends in `awaiting_review`). `target/release/takt run` runs in the
-background with its default log level and JSON logs. After {WARM_UP} warm-up tasks (the first
+background with its default log level and JSON logs; as root, so each workspace is an overlay
+of the base's golden tree (the default), made by `git worktree add --no-checkout` and a mount. After {WARM_UP} warm-up tasks (the first
 one creates the mirror: {cold}), the bench submits {TASKS} tasks one at a time: it reads the clock
 just before spawning `takt -w WORKFLOW.md --json task add --title ...`, again when that process has
 exited, then waits for the task's timestamp file; it lets the run finish (commit, journal) before
