@@ -567,8 +567,6 @@ impl WorkspaceManager {
         Ok(marker)
     }
 
-    /// Decides whether `path` holds a usable worktree of the mirror, using the file system only
-    /// (a transient git failure must never make a workspace look stale and get deleted).
     /// Makes the golden tree of `sha` now (the base just moved there), so the next task that
     /// starts from it gets its workspace in milliseconds instead of paying for the checkout.
     /// Does nothing without overlay workspaces.
@@ -582,6 +580,8 @@ impl WorkspaceManager {
             .map(drop)
     }
 
+    /// Decides whether `path` holds a usable worktree of the mirror, using the file system only
+    /// (a transient git failure must never make a workspace look stale and get deleted).
     async fn inspect(&self, path: &Path) -> Result<Existing, WorkspaceError> {
         let meta = match fs_err::tokio::symlink_metadata(path).await {
             Ok(meta) => meta,
