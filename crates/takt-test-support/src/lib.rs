@@ -199,19 +199,25 @@ impl Drop for UnmountBelow {
     }
 }
 
-/// Lazily unmounts every mount point below `dir`, deepest first.
-pub fn unmount_below(dir: &Path) {
+/// The mount points below `dir` in this process's mount table.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
     let table = fs_err::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = format!("{}/", dir.display());
-    let mut points: Vec<&str> = table
+    table
         .lines()
         .filter_map(|line| line.split_whitespace().nth(4))
         .filter(|point| point.starts_with(&prefix))
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Lazily unmounts every mount point below `dir`, deepest first.
+pub fn unmount_below(dir: &Path) {
+    let mut points = mounts_below(dir);
     points.sort_by_key(|point| std::cmp::Reverse(point.len()));
     for point in points {
         let _ = Command::new("umount")
-            .args(["-l", point])
+            .args(["-l", &point])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -10,8 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use takt_protocol::{GateRun, GateStatus, VerificationReport};
-use takt_test_support::git;
-use takt_verify::VerifySettings;
+use takt_test_support::{UnmountBelow, git, mounts_below};
+use takt_verify::{GateSpec, VerifySettings};
 
 use super::runner::{Bench, gate, runs, settings};
 
@@ -21,38 +21,15 @@ const BUILD: &str = "mkdir -p target\n\
 if [ -e target/out ]; then echo \"reused: $(cat target/out)\"; else echo fresh; fi\n\
 cat src.txt > target/out\n";
 
-/// Unmounts whatever a test left mounted under its directory, even when it fails.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        for point in mounts_under(&self.0) {
-            let _ = std::process::Command::new("umount")
-                .args(["-l", &point])
-                .status();
-        }
-    }
-}
-
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    table
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(4))
-        .filter(|point| point.starts_with(dir.to_str().unwrap()))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// A bench whose repository has a `Cargo.toml` (what makes takt keep `target/`), or `None`
 /// (skipped) where overlays cannot be mounted; in CI as root they must work.
-fn warm_bench(files: &[(&str, &str)]) -> Option<(Bench, Unmount)> {
+fn warm_bench(files: &[(&str, &str)]) -> Option<(Bench, UnmountBelow)> {
     let bench = Bench::new();
-    let unmount = Unmount(bench.state.path().to_path_buf());
+    let unmount = UnmountBelow(bench.state.path().to_path_buf());
     let probe = bench.state.path().join("probe");
     std::fs::create_dir_all(&probe).unwrap();
     if let Err(error) = takt_workspace::overlays_work(&probe) {
@@ -69,6 +46,23 @@ fn warm_bench(files: &[(&str, &str)]) -> Option<(Bench, Unmount)> {
     git(bench.repo.path(), &["add", "-A"]);
     git(bench.repo.path(), &["commit", "-q", "-m", "the base"]);
     Some((bench, unmount))
+}
+
+/// A Cargo repository (so takt keeps `target/`) whose build is the stand-in [`BUILD`].
+fn stand_in_bench() -> Option<(Bench, UnmountBelow)> {
+    warm_bench(&[
+        ("Cargo.toml", "[workspace]\n"),
+        ("build.sh", BUILD),
+        ("src.txt", "base\n"),
+    ])
+}
+
+/// The stand-in build as a gate that also counts its runs in `log`.
+fn logged_build(log: &Path) -> GateSpec {
+    gate(
+        "build",
+        &format!("echo run >> {}; sh build.sh", log.display()),
+    )
 }
 
 fn warm() -> VerifySettings {
@@ -130,18 +124,11 @@ fn stamp(path: &Path) -> (String, i64, i64) {
 
 #[test]
 fn a_second_change_against_the_same_base_runs_warm_and_never_writes_the_cache() {
-    let Some((bench, _unmount)) = warm_bench(&[
-        ("Cargo.toml", "[workspace]\n"),
-        ("build.sh", BUILD),
-        ("src.txt", "base\n"),
-    ]) else {
+    let Some((bench, _unmount)) = stand_in_bench() else {
         return;
     };
     let log = bench.log();
-    let check = gate(
-        "build",
-        &format!("echo run >> {}; sh build.sh", log.display()),
-    );
+    let check = logged_build(&log);
 
     let first = bench.change("one", &[("src.txt", "one\n")]);
     let report = bench.verify(&first, vec![check.clone()], warm());
@@ -168,7 +155,7 @@ fn a_second_change_against_the_same_base_runs_warm_and_never_writes_the_cache() 
     let before = stamp(&out);
     assert_eq!(before.0, "base\n");
     assert!(
-        mounts_under(bench.state.path()).is_empty(),
+        mounts_below(bench.state.path()).is_empty(),
         "the cache is unmounted once the gates are done"
     );
 
@@ -196,11 +183,7 @@ fn a_second_change_against_the_same_base_runs_warm_and_never_writes_the_cache() 
 
 #[test]
 fn a_change_that_writes_into_the_cache_leaves_later_verifications_unaffected() {
-    let Some((bench, _unmount)) = warm_bench(&[
-        ("Cargo.toml", "[workspace]\n"),
-        ("build.sh", BUILD),
-        ("src.txt", "base\n"),
-    ]) else {
+    let Some((bench, _unmount)) = stand_in_bench() else {
         return;
     };
     let check = gate("build", "sh build.sh");
@@ -255,11 +238,7 @@ fn a_change_that_writes_into_the_cache_leaves_later_verifications_unaffected() {
 
 #[test]
 fn gates_run_cold_when_warm_cache_is_off_or_nothing_is_cached() {
-    let Some((bench, _unmount)) = warm_bench(&[
-        ("Cargo.toml", "[workspace]\n"),
-        ("build.sh", BUILD),
-        ("src.txt", "base\n"),
-    ]) else {
+    let Some((bench, _unmount)) = stand_in_bench() else {
         return;
     };
     let check = gate("build", "sh build.sh");
@@ -291,18 +270,11 @@ fn gates_run_cold_when_warm_cache_is_off_or_nothing_is_cached() {
 
 #[test]
 fn a_base_whose_outputs_exceed_the_byte_limit_gets_no_cache_and_is_not_built_again() {
-    let Some((bench, _unmount)) = warm_bench(&[
-        ("Cargo.toml", "[workspace]\n"),
-        ("build.sh", BUILD),
-        ("src.txt", "base\n"),
-    ]) else {
+    let Some((bench, _unmount)) = stand_in_bench() else {
         return;
     };
     let log = bench.log();
-    let check = gate(
-        "build",
-        &format!("echo run >> {}; sh build.sh", log.display()),
-    );
+    let check = logged_build(&log);
     let tiny = VerifySettings {
         warm_cache_max_bytes: 1024,
         ..warm()

@@ -3,27 +3,10 @@
 
 use std::time::Instant;
 
+use takt_test_support::UnmountBelow;
 use takt_workspace::{OverlaySettings, WorkspaceManager, WorkspaceSettings};
 
 use super::fixture::{Fixture, git, read, workspace, write};
-
-/// Unmounts whatever the test left mounted under its directory, even when it fails.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for line in table.lines() {
-            if let Some(point) = line.split_whitespace().nth(4)
-                && point.starts_with(self.0.to_str().unwrap())
-            {
-                let _ = std::process::Command::new("umount")
-                    .args(["-l", point])
-                    .status();
-            }
-        }
-    }
-}
 
 fn overlay_manager(fx: &Fixture) -> Option<WorkspaceManager> {
     let dir = fx.path("state/overlay");
@@ -53,7 +36,7 @@ fn is_root() -> bool {
 #[tokio::test]
 async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
     let fx = Fixture::new();
-    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let _unmount = UnmountBelow(fx.dir.path().to_path_buf());
     write(&fx.source, "src/lib.rs", "pub fn one() {}\n");
     super::fixture::commit_all(&fx.source, "a file");
     let Some(manager) = overlay_manager(&fx) else {
@@ -146,7 +129,7 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
 #[tokio::test]
 async fn a_prepared_golden_tree_serves_the_next_workspace_and_unfinished_ones_are_swept() {
     let fx = Fixture::new();
-    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let _unmount = UnmountBelow(fx.dir.path().to_path_buf());
     let Some(manager) = overlay_manager(&fx) else {
         return;
     };
@@ -190,7 +173,7 @@ async fn a_prepared_golden_tree_serves_the_next_workspace_and_unfinished_ones_ar
 #[tokio::test]
 async fn a_failing_overlay_gives_the_task_a_worktree_instead() {
     let fx = Fixture::new();
-    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let _unmount = UnmountBelow(fx.dir.path().to_path_buf());
     let Some(manager) = overlay_manager(&fx) else {
         return;
     };
@@ -211,7 +194,7 @@ async fn a_failing_overlay_gives_the_task_a_worktree_instead() {
 #[tokio::test]
 async fn an_overlay_workspace_is_removed_cleanly_after_overlays_were_switched_off() {
     let fx = Fixture::new();
-    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let _unmount = UnmountBelow(fx.dir.path().to_path_buf());
     let Some(manager) = overlay_manager(&fx) else {
         return;
     };
@@ -235,7 +218,7 @@ async fn an_overlay_workspace_is_removed_cleanly_after_overlays_were_switched_of
 #[tokio::test]
 async fn an_overlay_workspace_cut_short_before_its_mount_is_made_again() {
     let fx = Fixture::new();
-    let _unmount = Unmount(fx.dir.path().to_path_buf());
+    let _unmount = UnmountBelow(fx.dir.path().to_path_buf());
     let Some(manager) = overlay_manager(&fx) else {
         return;
     };
