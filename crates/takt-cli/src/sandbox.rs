@@ -146,6 +146,7 @@ impl takt_workspace::HookLauncher for SandboxedHooks {
                 .join(&ctx.key)
                 .join(kind.name()),
             git_dirs: vec![self.mirror.clone()],
+            view: None,
         };
         let launch = takt_sandbox::Launch {
             program: "sh".into(),

@@ -78,12 +78,21 @@ pub enum Node {
     /// its device nodes).
     Proc(PathBuf),
     Dev(PathBuf),
+    /// A kernel overlay at `dest`: `lower` read-only below, writes into `upper`.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        dest: PathBuf,
+    },
 }
 
 impl Node {
     pub fn dest(&self) -> &Path {
         match self {
-            Node::Bind { dest, .. } | Node::Symlink { dest, .. } => dest,
+            Node::Bind { dest, .. } | Node::Symlink { dest, .. } | Node::Overlay { dest, .. } => {
+                dest
+            }
             Node::Tmpfs(dest) | Node::Dir(dest) | Node::Proc(dest) | Node::Dev(dest) => dest,
         }
     }
@@ -110,6 +119,19 @@ impl Node {
             Node::Dir(dest) => vec!["--dir".into(), text(dest)],
             Node::Proc(dest) => vec!["--proc".into(), text(dest)],
             Node::Dev(dest) => vec!["--dev".into(), text(dest)],
+            Node::Overlay {
+                lower,
+                upper,
+                work,
+                dest,
+            } => vec![
+                "--overlay-src".into(),
+                text(lower),
+                "--overlay".into(),
+                text(upper),
+                text(work),
+                text(dest),
+            ],
         }
     }
 }
@@ -171,6 +193,17 @@ pub struct Plan {
     pub inner_spec: PathBuf,
     pub net_dir: Option<PathBuf>,
     pub cwd: PathBuf,
+    /// Mounted after the binds, over directories they show.
+    pub overlays: Vec<Overlay>,
+}
+
+/// A [`Node::Overlay`] of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub dest: PathBuf,
 }
 
 /// The sandbox's whole file tree, in order (later entries cover earlier ones).
@@ -191,6 +224,14 @@ pub fn tree(plan: &Plan) -> Vec<Node> {
             dest: bind.dest.clone(),
             writable: bind.writable,
             optional: false,
+        });
+    }
+    for overlay in &plan.overlays {
+        nodes.push(Node::Overlay {
+            lower: overlay.lower.clone(),
+            upper: overlay.upper.clone(),
+            work: overlay.work.clone(),
+            dest: overlay.dest.clone(),
         });
     }
     let fixed = |source: &Path, dest: &str, writable| Node::Bind {
@@ -280,6 +321,7 @@ mod tests {
             inner_spec: "/state/runs/r/sandbox/1/inner.json".into(),
             net_dir: Some("/state/runs/r/sandbox/1/net".into()),
             cwd: "/work/ws/TAKT-1".into(),
+            overlays: Vec::new(),
         }
     }
 

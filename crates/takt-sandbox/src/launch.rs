@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::SandboxError;
 use crate::policy::{Mechanism, Network, Policy};
 use crate::probe::HostReport;
-use crate::spec::{ExecSpec, SPEC_VERSION, write_json};
+use crate::spec::{ExecSpec, PlacedView, SPEC_VERSION, WorkspaceView, write_json};
 use crate::user::AgentUser;
 
 /// What one run contributes: where its workspace and private files are.
@@ -24,6 +24,16 @@ pub struct RunScope {
     pub run_dir: PathBuf,
     /// Git metadata the workspace points into (a worktree's mirror): read-only inside.
     pub git_dirs: Vec<PathBuf>,
+    /// Where the agent sees the workspace when not at its own path (see
+    /// [`Sandbox::can_show_elsewhere`]).
+    pub view: Option<WorkspaceView>,
+}
+
+impl RunScope {
+    /// The path the confined process knows its workspace by.
+    pub fn shown_workspace(&self) -> &Path {
+        self.view.as_ref().map_or(&self.workspace, |view| &view.at)
+    }
 }
 
 impl RunScope {
@@ -136,6 +146,12 @@ impl Sandbox {
         self.mechanism
     }
 
+    /// Whether a [`RunScope::view`] can be honoured: only bubblewrap gives each launch a file
+    /// tree of its own.
+    pub fn can_show_elsewhere(&self) -> bool {
+        self.mechanism == Mechanism::Bwrap
+    }
+
     /// One line for evidence: mechanism, user, network.
     pub fn describe(&self) -> String {
         match self.mechanism {
@@ -167,6 +183,17 @@ impl Sandbox {
         launch: Launch,
     ) -> Result<tokio::process::Command, SandboxError> {
         let env = self.environment(&launch);
+        if let Some(view) = &scope.view
+            && !self.can_show_elsewhere()
+        {
+            return Err(SandboxError::Unavailable {
+                mechanism: self.mechanism.as_str(),
+                reason: format!(
+                    "it cannot show the workspace at {} (only bubblewrap can)",
+                    view.at.display()
+                ),
+            });
+        }
         let mut command = if self.mechanism == Mechanism::Unconfined {
             let mut command = tokio::process::Command::new(&launch.program);
             command
@@ -260,7 +287,7 @@ impl Sandbox {
                 launch.program
             },
             args: launch.args,
-            cwd: without_dots(&launch.cwd),
+            cwd: shown_cwd(scope, &without_dots(&launch.cwd)),
             env,
             writable,
             handed_over,
@@ -275,6 +302,10 @@ impl Sandbox {
             agent_user: self.agent_user.clone(),
             launch_dir: launch_dir.clone(),
             launch_id,
+            view: scope.view.clone().map(|view| PlacedView {
+                workspace: without_dots(&scope.workspace),
+                view,
+            }),
         };
         let path = launch_dir.join("spec.json");
         write_json(&path, &spec)?;
@@ -302,6 +333,16 @@ impl Sandbox {
             })
             .cloned()
             .collect()
+    }
+}
+
+/// `cwd` as the confined process sees it: below the workspace's view when the workspace is
+/// shown elsewhere.
+fn shown_cwd(scope: &RunScope, cwd: &Path) -> PathBuf {
+    match (&scope.view, cwd.strip_prefix(without_dots(&scope.workspace))) {
+        (Some(view), Ok(rest)) if rest.as_os_str().is_empty() => view.at.clone(),
+        (Some(view), Ok(rest)) => view.at.join(rest),
+        _ => cwd.to_path_buf(),
     }
 }
 

@@ -17,7 +17,7 @@ use crate::bwrap::{self, Bind, IN_NET};
 use crate::cgroup::RunCgroups;
 use crate::policy::{Limits, Mechanism, Network};
 use crate::report::{ContainmentReport, Violation, ViolationKind};
-use crate::spec::{ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
+use crate::spec::{CacheOverlay, ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
 use crate::stage::Stage;
 
 /// Port the egress proxy listens on inside a bubblewrap sandbox.
@@ -115,6 +115,18 @@ async fn prepare_and_run(
     let io_dir = spec.launch_dir.join("io");
     fs_err::create_dir_all(&io_dir).map_err(|e| e.to_string())?;
     let owner = spec.agent_user.as_ref().map(|u| (u.uid, u.gid));
+    let bwrap_mode = spec.mechanism == Mechanism::Bwrap;
+    if let Some(placed) = &spec.view {
+        if !bwrap_mode {
+            return Err(format!(
+                "the workspace is to be shown at {}, which needs bubblewrap's mount namespace",
+                placed.view.at.display()
+            ));
+        }
+        if let Some(cache) = &placed.view.build_cache {
+            prepare_cache_layers(cache, owner)?;
+        }
+    }
     if let Some((uid, gid)) = owner {
         for path in spec.writable.iter().chain([&io_dir]) {
             if !(spec.handed_over.contains(path) && owned_by(path, uid, gid)) {
@@ -139,7 +151,6 @@ async fn prepare_and_run(
     let mut relays = Vec::new();
     let mut env = spec.env.clone();
     let mut connect_ports = Vec::new();
-    let bwrap_mode = spec.mechanism == Mechanism::Bwrap;
     let in_io = |name: &str| -> PathBuf {
         if bwrap_mode {
             Path::new(IN_NET).join(name)
@@ -207,7 +218,7 @@ async fn prepare_and_run(
         env.push(("no_proxy".into(), "localhost,127.0.0.1".into()));
     }
 
-    let mut writable = spec.writable.clone();
+    let mut writable: Vec<PathBuf> = spec.writable.iter().map(|path| shown(spec, path)).collect();
     let inner = InnerSpec {
         version: SPEC_VERSION,
         program: spec.program.clone(),
@@ -250,7 +261,7 @@ async fn prepare_and_run(
                 if path.exists() {
                     binds.push(Bind {
                         source: path.clone(),
-                        dest: path.clone(),
+                        dest: shown(spec, path),
                         writable,
                     });
                 }
@@ -262,6 +273,19 @@ async fn prepare_and_run(
             inner_spec: inner_path.clone(),
             net_dir: Some(io_dir.clone()),
             cwd: spec.cwd.clone(),
+            overlays: spec
+                .view
+                .iter()
+                .filter_map(|placed| {
+                    let cache = placed.view.build_cache.as_ref()?;
+                    Some(bwrap::Overlay {
+                        lower: cache.lower.clone(),
+                        upper: cache.upper.clone(),
+                        work: cache.work.clone(),
+                        dest: placed.view.at.join(&cache.dir),
+                    })
+                })
+                .collect(),
         };
         let args = match stage {
             Some(stage) => {
@@ -485,6 +509,40 @@ fn untraversable(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u32)> {
         };
         (!allowed).then(|| (dir.to_path_buf(), mode))
     })
+}
+
+/// Where the sandbox shows the writable `path`: the view's path for the workspace, its own
+/// path for everything else.
+fn shown(spec: &ExecSpec, path: &Path) -> PathBuf {
+    match &spec.view {
+        Some(placed) if placed.workspace == path => placed.view.at.clone(),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Makes the build cache overlay's upper and work directories. The upper layer's top is the
+/// overlay's top directory, which the agent must be able to write in.
+fn prepare_cache_layers(cache: &CacheOverlay, owner: Option<(u32, u32)>) -> Result<(), String> {
+    let plain_name = Path::new(&cache.dir)
+        .components()
+        .map(|component| matches!(component, std::path::Component::Normal(_)))
+        .eq([true]);
+    if !plain_name {
+        return Err(format!(
+            "the build cache's directory `{}` is not one plain name",
+            cache.dir
+        ));
+    }
+    for dir in [&cache.upper, &cache.work] {
+        fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    if let Some((uid, gid)) = owner
+        && !owned_by(&cache.upper, uid, gid)
+    {
+        nix::unistd::chown(&cache.upper, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| format!("{}: {e}", cache.upper.display()))?;
+    }
+    Ok(())
 }
 
 /// What Landlock alone lets the agent read: the system, the granted paths, and nothing of

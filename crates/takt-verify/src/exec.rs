@@ -40,6 +40,7 @@ pub(crate) async fn execute(
         workspace: seen_at.to_path_buf(),
         run_dir,
         git_dirs: Vec::new(),
+        view: None,
     };
     let mut env: Vec<(String, String)> = gate
         .env

@@ -3,6 +3,7 @@
 //! escape test runs once per available mechanism.
 
 mod escape;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,7 @@ impl Harness {
                 workspace,
                 run_dir,
                 git_dirs: vec![mirror],
+                view: None,
             },
             root,
             other_workspace,

@@ -173,6 +173,7 @@ pub async fn run(command: &str, context: RunContext<'_>) -> Result<RunOutcome, T
             workspace: context.workspace.to_path_buf(),
             run_dir: std::env::temp_dir(),
             git_dirs: Vec::new(),
+            view: None,
         });
     let mut shell = context
         .sandbox
