@@ -109,7 +109,7 @@ pub fn run_env(context: &takt_core::ports::SessionContext) -> Vec<(String, Strin
         ("TAKT_ATTEMPT".into(), context.attempt.to_string()),
         (
             "TAKT_WORKSPACE".into(),
-            context.workspace.display().to_string(),
+            context.agent_workspace().display().to_string(),
         ),
     ]
 }
@@ -122,6 +122,7 @@ pub fn scope(context: &takt_core::ports::SessionContext) -> takt_sandbox::RunSco
         workspace: context.workspace.clone(),
         run_dir: context.run_dir.clone(),
         git_dirs: context.git_dir.iter().cloned().collect(),
+        view: context.view.clone(),
     }
 }
 

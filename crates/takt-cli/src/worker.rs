@@ -350,6 +350,7 @@ async fn converse(
         model: ctx.model.clone(),
         git_dir: Some(ctx.workspaces.settings().mirror_dir.clone()),
         host_tools: ctx.host_tools.clone(),
+        view: None,
     };
     let _ = ctx.events.send(Event::AgentActivity {
         run_id: ctx.spec.run_id.clone(),

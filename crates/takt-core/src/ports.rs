@@ -130,6 +130,29 @@ pub enum AgentError {
     Io(String),
 }
 
+/// Where a confined process sees its workspace when not at the workspace's own path, and what
+/// appears below it there. Build tools key their outputs by absolute path: a build cache is
+/// only right for a workspace shown where the cache was built.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkspaceView {
+    /// The workspace's path inside the sandbox.
+    pub at: PathBuf,
+    /// A frozen build cache shown under the workspace through an overlay.
+    pub build_cache: Option<CacheOverlay>,
+}
+
+/// A read-only directory shown at `<workspace>/<dir>` through a kernel overlay: reads come
+/// from `lower`, every write lands in `upper` (`work` is the overlay's scratch directory, on
+/// the same file system). Only a root supervisor can mount it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CacheOverlay {
+    /// One plain name below the workspace, such as `target`.
+    pub dir: String,
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
 /// Everything a backend needs to start a session for one run.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
@@ -151,6 +174,17 @@ pub struct SessionContext {
     /// Tools the daemon runs for this run's agent on the host (reading its issue, commenting
     /// on it, reading its pull request's checks); `None` when the run has none.
     pub host_tools: Option<Arc<dyn HostTools>>,
+    /// Where the sandbox shows the workspace to the agent when not at `workspace` (a fixed
+    /// path a warm build cache was made at); `None`: at `workspace`.
+    pub view: Option<WorkspaceView>,
+}
+
+impl SessionContext {
+    /// The path the agent knows its workspace by: what it is told, and what the paths it
+    /// reports start with.
+    pub fn agent_workspace(&self) -> &std::path::Path {
+        self.view.as_ref().map_or(&self.workspace, |view| &view.at)
+    }
 }
 
 /// One tool the daemon runs on an agent's behalf, outside the sandbox, with the daemon's

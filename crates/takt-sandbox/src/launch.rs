@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::SandboxError;
 use crate::policy::{Mechanism, Network, Policy};
 use crate::probe::HostReport;
-use crate::spec::{ExecSpec, PlacedView, SPEC_VERSION, WorkspaceView, write_json};
+use crate::WorkspaceView;
+use crate::spec::{ExecSpec, PlacedView, SPEC_VERSION, write_json};
 use crate::user::AgentUser;
 
 /// What one run contributes: where its workspace and private files are.

@@ -36,7 +36,7 @@ pub use launch::{Launch, RunScope, Sandbox};
 pub use policy::{Limits, Mechanism, Mode, Network, Policy};
 pub use probe::{HostReport, probe};
 pub use report::{ContainmentReport, Violation, ViolationKind};
-pub use spec::{CacheOverlay, WorkspaceView};
+pub use takt_core::ports::{CacheOverlay, WorkspaceView};
 
 /// The hidden subcommand that runs the supervisor stage.
 pub const SUPERVISE_ARG: &str = "__sandbox-supervise";

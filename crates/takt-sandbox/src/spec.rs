@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::SandboxError;
 use crate::policy::{Limits, Mechanism, Network};
 use crate::user::AgentUser;
+use takt_core::ports::WorkspaceView;
 
 /// Bumped whenever the layout changes, so a helper from another build refuses clearly.
 pub const SPEC_VERSION: u32 = 1;
@@ -54,29 +55,6 @@ pub struct ExecSpec {
     /// The workspace shown at another path than its own (bubblewrap only).
     #[serde(default)]
     pub view: Option<PlacedView>,
-}
-
-/// Where a confined process sees its workspace when not at the workspace's own path, and what
-/// appears below it there. Build tools key their outputs by absolute path: a build cache is
-/// only right for a workspace shown where the cache was built.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkspaceView {
-    /// The workspace's path inside the sandbox.
-    pub at: PathBuf,
-    /// A frozen build cache shown under the workspace through an overlay.
-    pub build_cache: Option<CacheOverlay>,
-}
-
-/// A read-only directory shown at `<workspace>/<dir>` through a kernel overlay: reads come
-/// from `lower`, every write lands in `upper` (`work` is the overlay's scratch directory, on
-/// the same file system). Only a root supervisor can mount it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheOverlay {
-    /// One plain name below the workspace, such as `target`.
-    pub dir: String,
-    pub lower: PathBuf,
-    pub upper: PathBuf,
-    pub work: PathBuf,
 }
 
 /// A [`WorkspaceView`] with the host path of the workspace it shows.

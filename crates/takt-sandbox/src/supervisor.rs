@@ -17,7 +17,8 @@ use crate::bwrap::{self, Bind, IN_NET};
 use crate::cgroup::RunCgroups;
 use crate::policy::{Limits, Mechanism, Network};
 use crate::report::{ContainmentReport, Violation, ViolationKind};
-use crate::spec::{CacheOverlay, ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
+use crate::CacheOverlay;
+use crate::spec::{ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
 use crate::stage::Stage;
 
 /// Port the egress proxy listens on inside a bubblewrap sandbox.

@@ -263,7 +263,7 @@ impl AgentBackend for BuiltinBackend {
         let instructions = repository_instructions(toolbox.root());
         let system = system_prompt(
             settings,
-            toolbox.root(),
+            toolbox.agent_root(),
             instructions
                 .as_ref()
                 .map(|(name, text)| (*name, text.as_str())),

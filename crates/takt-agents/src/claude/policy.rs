@@ -58,8 +58,11 @@ const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh"];
 /// takt's permission policy for one session.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// The workspace, canonicalized when it exists.
+    /// The workspace, canonicalized when it exists: where Claude sees it.
     workspace: PathBuf,
+    /// The workspace's own path when the sandbox shows it at `workspace` instead: paths are
+    /// resolved there, where its symlinks are.
+    host: Option<PathBuf>,
     /// `denied_commands`, each split into words.
     denied: Vec<Vec<String>>,
 }
@@ -73,7 +76,20 @@ impl Policy {
             .map(|command| command.split_whitespace().map(str::to_owned).collect())
             .filter(|words: &Vec<String>| !words.is_empty())
             .collect();
-        Policy { workspace, denied }
+        Policy {
+            workspace,
+            host: None,
+            denied,
+        }
+    }
+
+    /// A policy for a workspace whose own path is `host` and that Claude sees at `shown`.
+    pub fn shown_at(host: &Path, shown: &Path, denied_commands: &[String]) -> Policy {
+        Policy {
+            workspace: crate::paths::fold(&absolute(shown)),
+            host: Some(std::fs::canonicalize(host).unwrap_or_else(|_| crate::paths::fold(host))),
+            ..Policy::new(host, denied_commands)
+        }
     }
 
     /// The verdict on `tool_name` with `input`; `blocked_path` is the path Claude flagged in
@@ -138,10 +154,13 @@ impl Policy {
         if path.starts_with('~') {
             return None;
         }
-        let joined = self.workspace.join(path);
-        let resolved = crate::paths::resolve(&joined);
-        resolved
-            .strip_prefix(&self.workspace)
+        let joined = crate::paths::fold(&self.workspace.join(path));
+        let (joined, root) = match &self.host {
+            Some(host) => (host.join(joined.strip_prefix(&self.workspace).ok()?), host),
+            None => (joined, &self.workspace),
+        };
+        crate::paths::resolve(&joined)
+            .strip_prefix(root)
             .ok()
             .map(Path::to_path_buf)
     }
@@ -256,6 +275,29 @@ mod tests {
             dir,
             &["rm".into(), "git push".into(), "/usr/bin/curl".into()],
         )
+    }
+
+    #[test]
+    fn a_workspace_shown_elsewhere_is_judged_by_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::os::unix::fs::symlink("/etc", ws.join("etc")).unwrap();
+        let p = Policy::shown_at(&ws, Path::new("/fixed/checkout"), &[]);
+        let write = |path: &str| p.decide("Write", &json!({"file_path": path}), None);
+        assert_eq!(write("/fixed/checkout/src/new.rs"), Verdict::Allow);
+        assert_eq!(write("src/new.rs"), Verdict::Allow);
+        for outside in [
+            "/fixed/checkout/../x",
+            "/fixed/checkout/etc/passwd",
+            &ws.join("src/host-path.rs").display().to_string(),
+        ] {
+            assert!(matches!(write(outside), Verdict::Deny(_)), "{outside}");
+        }
+        assert!(matches!(
+            write("/fixed/checkout/.git/hooks/pre-commit"),
+            Verdict::Deny(_)
+        ));
     }
 
     #[test]

@@ -158,8 +158,13 @@ impl ClaudeSession {
         ));
         tracing::debug!(pgid, workspace = %context.workspace.display(), "claude started");
         Ok(ClaudeSession {
-            policy: Policy::new(&context.workspace, &settings.denied_commands),
-            tracker: Tracker::new(&context.workspace),
+            policy: match &context.view {
+                Some(view) => {
+                    Policy::shown_at(&context.workspace, &view.at, &settings.denied_commands)
+                }
+                None => Policy::new(&context.workspace, &settings.denied_commands),
+            },
+            tracker: Tracker::new(context.agent_workspace()),
             settings,
             context,
             process: Some(Process {

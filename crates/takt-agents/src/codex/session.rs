@@ -90,6 +90,12 @@ impl CodexSession {
         let workspace = fs_err::tokio::canonicalize(&context.workspace)
             .await
             .map_err(|error| CodexError::Config(format!("invalid_workspace_cwd: {error}")))?;
+        // Codex runs in the sandbox: its cwd, writable roots and reported paths are where the
+        // sandbox shows the workspace.
+        let workspace = context
+            .view
+            .as_ref()
+            .map_or(workspace, |view| view.at.clone());
         fs_err::tokio::create_dir_all(&context.run_dir)
             .await
             .map_err(|error| CodexError::Io(error.to_string()))?;

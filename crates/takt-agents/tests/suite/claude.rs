@@ -46,6 +46,7 @@ fn context(dir: &tempfile::TempDir, base_url: &str) -> SessionContext {
     SessionContext {
         git_dir: None,
         host_tools: None,
+        view: None,
         task_id: "id-1".into(),
         identifier: "TAKT-1".into(),
         run_id: "TAKT-1#1".into(),

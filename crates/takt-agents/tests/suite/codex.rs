@@ -64,6 +64,7 @@ impl Fake {
             context: SessionContext {
                 git_dir: None,
                 host_tools: None,
+                view: None,
                 task_id: "id-1".into(),
                 identifier: "TAKT-1".into(),
                 run_id: "TAKT-1#1".into(),
@@ -714,6 +715,7 @@ async fn run_real_codex(codex: &Path) {
     let context = SessionContext {
         git_dir: None,
         host_tools: None,
+        view: None,
         task_id: "id-e2e".into(),
         identifier: "TAKT-E2E".into(),
         run_id: "TAKT-E2E#1".into(),

@@ -250,7 +250,13 @@ impl Toolbox {
     /// Tools for `workspace` (which must exist).
     pub fn new(workspace: &Path, settings: ToolSettings) -> std::io::Result<Toolbox> {
         Ok(Toolbox {
-            workspace: Workspace::new(workspace)?,
+            workspace: Workspace::new(workspace)?.shown_at(
+                settings
+                    .scope
+                    .as_ref()
+                    .and_then(|scope| scope.view.as_ref())
+                    .map(|view| view.at.as_path()),
+            ),
             settings,
             running: RunningGroup::default(),
             host: None,
@@ -314,6 +320,11 @@ impl Toolbox {
     /// The canonical workspace root.
     pub fn root(&self) -> &Path {
         self.workspace.root()
+    }
+
+    /// The workspace root as the agent knows it (see [`Workspace::agent_root`]).
+    pub fn agent_root(&self) -> &Path {
+        self.workspace.agent_root()
     }
 
     /// The `run` command in flight, shared with whoever must be able to kill it.

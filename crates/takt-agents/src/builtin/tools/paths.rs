@@ -21,6 +21,9 @@ use super::ToolError;
 pub struct Workspace {
     root: PathBuf,
     given: PathBuf,
+    /// Where the agent's commands see the workspace when the sandbox shows it elsewhere: the
+    /// paths they print start with it.
+    shown: Option<PathBuf>,
 }
 
 /// A path resolved inside the workspace.
@@ -39,12 +42,24 @@ impl Workspace {
         Ok(Workspace {
             root: fs_err::canonicalize(path)?,
             given: path.to_owned(),
+            shown: None,
         })
+    }
+
+    /// Also takes absolute paths below `at`, where the agent's commands see the workspace.
+    pub fn shown_at(mut self, at: Option<&Path>) -> Workspace {
+        self.shown = at.map(Path::to_path_buf);
+        self
     }
 
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The root as the agent knows it: where its commands see the workspace.
+    pub fn agent_root(&self) -> &Path {
+        self.shown.as_deref().unwrap_or(&self.root)
     }
 
     /// Resolves `path` as the module docs describe.
@@ -60,10 +75,14 @@ impl Workspace {
             asked
                 .strip_prefix(&self.root)
                 .or_else(|_| asked.strip_prefix(&self.given))
+                .or_else(|error| match &self.shown {
+                    Some(shown) => asked.strip_prefix(shown),
+                    None => Err(error),
+                })
                 .map_err(|_| {
                     outside(format!(
                         "absolute paths must lie inside the workspace {}; use a path relative to it",
-                        self.root.display()
+                        self.agent_root().display()
                     ))
                 })?
         } else {
@@ -165,6 +184,22 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn absolute_paths_where_the_sandbox_shows_the_workspace_are_taken() {
+        let (dir, workspace) = setup();
+        let workspace = workspace.shown_at(Some(Path::new("/fixed/checkout")));
+        assert_eq!(workspace.agent_root(), Path::new("/fixed/checkout"));
+        let resolved = workspace.resolve("/fixed/checkout/src/a.rs").unwrap();
+        assert_eq!(resolved.display, "src/a.rs");
+        assert_eq!(resolved.real, workspace.root().join("src/a.rs"));
+        for outside in ["/fixed/checkout/../secret", "/fixed/other/a.rs"] {
+            assert!(workspace.resolve(outside).is_err(), "{outside}");
+        }
+        std::os::unix::fs::symlink(dir.path().join("outside"), workspace.root().join("out"))
+            .unwrap();
+        assert!(workspace.resolve("/fixed/checkout/out/secret").is_err());
+    }
 
     fn setup() -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();
