@@ -202,6 +202,7 @@ async fn sessions() -> Result<(Vec<f64>, Vec<f64>)> {
         let context = SessionContext {
             git_dir: None,
             host_tools: None,
+            view: None,
             task_id: "bench".into(),
             identifier: format!("BENCH-{round}"),
             run_id: format!("BENCH-{round}#1"),

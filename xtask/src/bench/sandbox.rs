@@ -107,6 +107,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         workspace: dir.path().join("ws"),
         run_dir: dir.path().join("run"),
         git_dirs: Vec::new(),
+        view: None,
     };
     fs_err::create_dir_all(&scope.workspace)?;
     let host = takt_sandbox::probe(&helper, takt_sandbox::user::DEFAULT_AGENT_USER);
