@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::SandboxError;
+use crate::WorkspaceView;
 use crate::policy::{Mechanism, Network, Policy};
 use crate::probe::HostReport;
-use crate::WorkspaceView;
 use crate::spec::{ExecSpec, PlacedView, SPEC_VERSION, write_json};
 use crate::user::AgentUser;
 
@@ -340,7 +340,10 @@ impl Sandbox {
 /// `cwd` as the confined process sees it: below the workspace's view when the workspace is
 /// shown elsewhere.
 fn shown_cwd(scope: &RunScope, cwd: &Path) -> PathBuf {
-    match (&scope.view, cwd.strip_prefix(without_dots(&scope.workspace))) {
+    match (
+        &scope.view,
+        cwd.strip_prefix(without_dots(&scope.workspace)),
+    ) {
         (Some(view), Ok(rest)) if rest.as_os_str().is_empty() => view.at.clone(),
         (Some(view), Ok(rest)) => view.at.join(rest),
         _ => cwd.to_path_buf(),

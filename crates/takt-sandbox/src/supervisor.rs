@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::CacheOverlay;
 use crate::bwrap::{self, Bind, IN_NET};
 use crate::cgroup::RunCgroups;
 use crate::policy::{Limits, Mechanism, Network};
 use crate::report::{ContainmentReport, Violation, ViolationKind};
-use crate::CacheOverlay;
 use crate::spec::{ExecSpec, InnerSpec, Relay, SPEC_VERSION, write_json};
 use crate::stage::Stage;
 

@@ -28,6 +28,7 @@ pub mod key;
 mod manager;
 mod merge;
 mod mirror;
+mod mtime;
 mod overlay;
 pub mod paths;
 mod process;
@@ -42,6 +43,7 @@ pub use key::{branch_name, workspace_key};
 pub use manager::{BaseRef, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings};
 pub use merge::MergeOutcome;
 pub use mirror::MIRROR_REFSPEC;
+pub use mtime::{FROZEN_MTIME_SECS, freeze_mtimes, set_mtime};
 pub use overlay::{
     OverlaySettings, detach as unmount_overlay, mount_throwaway_overlay, overlays_work,
 };

@@ -198,6 +198,14 @@ impl WorkspaceManager {
         &self.git
     }
 
+    /// A directory of `ws`'s own for layers shown over it in the sandbox (a build cache's
+    /// upper layer), removed with the workspace: only for an overlay workspace, whose layers
+    /// already live outside the tree git sees.
+    pub fn build_layers(&self, ws: &Workspace) -> Option<PathBuf> {
+        let overlay = self.settings.overlay.as_ref()?;
+        crate::overlay::is_mounted(&ws.path).then(|| overlay.task_dir(&ws.key).join("build"))
+    }
+
     /// `<root>/<key>` for `identifier`, containment-checked.
     pub fn path_for(&self, identifier: &str) -> Result<PathBuf, WorkspaceError> {
         self.layout.path_for(identifier)

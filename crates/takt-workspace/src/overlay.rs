@@ -172,7 +172,20 @@ pub(crate) async fn ensure_golden(
     if let Some((uid, gid)) = settings.owner {
         chown_tree(&tmp, uid, gid);
     }
-    // After the chown: the index's stat data must match what workspaces will see.
+    // The base's files at the time warm build caches of the same commit are made with, so
+    // that their outputs are fresh for every workspace on this tree.
+    let frozen = tmp.clone();
+    tokio::task::spawn_blocking(move || crate::mtime::freeze_mtimes(&frozen))
+        .await
+        .map_err(|error| {
+            WorkspaceError::io(
+                "setting a golden tree's file times",
+                std::io::Error::other(error),
+            )
+        })?
+        .map_err(io("setting a golden tree's file times"))?;
+    // After the chown and the times: the index's stat data must match what workspaces will
+    // see.
     let _ = with_index(git.cmd(&tmp).hardened())
         .args(["update-index", "--refresh", "-q"])
         .output_allowing(&[0, 1])

@@ -27,7 +27,11 @@ fn cached() -> Option<Cached> {
     std::fs::create_dir_all(lower.join("debug")).unwrap();
     std::fs::write(lower.join("debug/out.txt"), "CACHED").unwrap();
     let agent = takt_sandbox::user::ensure(takt_sandbox::user::DEFAULT_AGENT_USER).unwrap();
-    for path in [lower.clone(), lower.join("debug"), lower.join("debug/out.txt")] {
+    for path in [
+        lower.clone(),
+        lower.join("debug"),
+        lower.join("debug/out.txt"),
+    ] {
         nix::unistd::chown(&path, Some(agent.uid.into()), Some(agent.gid.into())).unwrap();
     }
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -83,7 +87,10 @@ fn the_agent_sees_its_workspace_at_the_view_with_the_cache_below_and_writes_only
             .contains(&format!("PWD {}\n", cached.at.display())),
         "{all}"
     );
-    assert!(ran.stdout.contains("[package]"), "the workspace itself: {all}");
+    assert!(
+        ran.stdout.contains("[package]"),
+        "the workspace itself: {all}"
+    );
     assert!(ran.stdout.contains("READ CACHED"), "{all}");
     assert!(ran.stdout.contains("WROTE"), "{all}");
     for escape in ["HOST-PATH-VISIBLE", "LOWER-VISIBLE", "UNMOUNTED"] {

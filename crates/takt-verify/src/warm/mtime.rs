@@ -8,28 +8,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
-
-/// 2000-01-01T00:00:00Z: older than any cache takt builds, newer than the zero some tools
-/// treat as "unknown".
-pub(crate) const FROZEN_SECS: i64 = 946_684_800;
+use takt_workspace::{freeze_mtimes, set_mtime as set};
 
 /// Gives everything under `root` the frozen time, then `changed` (paths relative to `root`,
 /// as git prints them) and their ancestors the current time. Symlinks are set themselves,
 /// never followed. Blocking: call it off the async threads.
 pub(crate) fn normalize(root: &Path, changed: &[String]) -> std::io::Result<()> {
-    let frozen = TimeSpec::new(FROZEN_SECS, 0);
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs_err::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                pending.push(entry.path());
-            }
-            set(&entry.path(), frozen)?;
-        }
-    }
+    freeze_mtimes(root)?;
     let now = TimeSpec::from_duration(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -61,22 +47,12 @@ fn below_a_link(root: &Path, path: &Path) -> bool {
         .any(|dir| fs_err::symlink_metadata(dir).is_ok_and(|meta| meta.file_type().is_symlink()))
 }
 
-fn set(path: &Path, time: TimeSpec) -> std::io::Result<()> {
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &time,
-        &time,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(std::io::Error::from)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use takt_workspace::FROZEN_MTIME_SECS;
 
     fn mtime(path: &Path) -> i64 {
         fs_err::symlink_metadata(path).unwrap().mtime()
@@ -100,16 +76,20 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(mtime(&root.join("a/same.rs")), FROZEN_SECS);
-        assert_eq!(mtime(&root.join("b/other.rs")), FROZEN_SECS);
-        assert_eq!(mtime(&root.join("b")), FROZEN_SECS);
-        assert_eq!(mtime(&root.join("c/kept.rs")), FROZEN_SECS);
-        assert_eq!(mtime(&root.join("link")), FROZEN_SECS, "the link itself");
+        assert_eq!(mtime(&root.join("a/same.rs")), FROZEN_MTIME_SECS);
+        assert_eq!(mtime(&root.join("b/other.rs")), FROZEN_MTIME_SECS);
+        assert_eq!(mtime(&root.join("b")), FROZEN_MTIME_SECS);
+        assert_eq!(mtime(&root.join("c/kept.rs")), FROZEN_MTIME_SECS);
+        assert_eq!(
+            mtime(&root.join("link")),
+            FROZEN_MTIME_SECS,
+            "the link itself"
+        );
         let recent = mtime(&root.join("a/changed.rs"));
-        assert!(recent > FROZEN_SECS + 1_000_000);
-        assert!(mtime(&root.join("a")) > FROZEN_SECS + 1_000_000);
+        assert!(recent > FROZEN_MTIME_SECS + 1_000_000);
+        assert!(mtime(&root.join("a")) > FROZEN_MTIME_SECS + 1_000_000);
         assert!(
-            mtime(&root.join("c")) > FROZEN_SECS + 1_000_000,
+            mtime(&root.join("c")) > FROZEN_MTIME_SECS + 1_000_000,
             "the directory a file was deleted from"
         );
     }
@@ -127,7 +107,7 @@ mod tests {
         normalize(root, &["etc/passwd".into(), "etc".into()]).unwrap();
         assert_eq!(filetime_of(&victim), old, "a file outside was touched");
         assert!(
-            mtime(&root.join("etc")) > FROZEN_SECS + 1_000_000,
+            mtime(&root.join("etc")) > FROZEN_MTIME_SECS + 1_000_000,
             "the link itself"
         );
     }

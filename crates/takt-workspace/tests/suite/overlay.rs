@@ -57,8 +57,20 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
         "an overlay is mounted"
     );
     assert_eq!(read(&first.path, "src/lib.rs"), "pub fn one() {}\n");
-    // The working tree is clean straight away: the index came with the golden tree.
+    // The working tree is clean straight away: the index came with the golden tree, its stat
+    // data already matching (nothing for git to re-read).
+    assert_eq!(git(&first.path, &["diff-files", "--name-only"]), "");
     assert_eq!(git(&first.path, &["status", "--porcelain"]), "");
+    // The base's files carry the time warm build caches of the same commit are made with.
+    use std::os::unix::fs::MetadataExt;
+    for path in ["src/lib.rs", "src"] {
+        let meta = std::fs::symlink_metadata(first.path.join(path)).unwrap();
+        assert_eq!(meta.mtime(), takt_workspace::FROZEN_MTIME_SECS, "{path}");
+    }
+    // Build outputs shown over the workspace get layers that go with it.
+    let layers = manager.build_layers(&first).expect("an overlay workspace");
+    assert!(layers.starts_with(fx.path("state/overlay/tasks")), "{layers:?}");
+    std::fs::create_dir_all(layers.join("cache/upper")).unwrap();
 
     // Tasks do not see each other's changes, and the golden tree is untouched.
     write(&first.path, "src/lib.rs", "pub fn two() {}\n");
@@ -123,6 +135,7 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(first.path.to_str().unwrap()), "unmounted");
     assert!(!fx.path("state/overlay/tasks/OV-1").exists());
+    assert!(!layers.exists(), "the build layers went with the workspace");
     manager.remove("OV-2").await.unwrap();
 }
 
