@@ -33,3 +33,4 @@ pub use error::VerifyError;
 pub use evidence::{EvidenceStore, MemoryEvidence};
 pub use runner::{Verifier, VerifyJob, VerifySettings, speed_of};
 pub use spec::{GateSpec, Speed};
+pub use warm::AgentBuildCache;

@@ -40,7 +40,9 @@ pub use hooks::{
     HookContext, HookError, HookKind, HookLauncher, HookOutput, Hooks, run_hook, run_hook_with,
 };
 pub use key::{branch_name, workspace_key};
-pub use manager::{BaseRef, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings};
+pub use manager::{
+    BaseRef, BuildLayers, RepoSource, Workspace, WorkspaceManager, WorkspaceSettings,
+};
 pub use merge::MergeOutcome;
 pub use mirror::MIRROR_REFSPEC;
 pub use mtime::{FROZEN_MTIME_SECS, freeze_mtimes, set_mtime};

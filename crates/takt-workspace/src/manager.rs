@@ -88,6 +88,15 @@ pub struct Workspace {
     pub created_now: bool,
 }
 
+/// See [`WorkspaceManager::build_layers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLayers {
+    pub dir: PathBuf,
+    /// The commit whose files the workspace's untouched files are (with the frozen mtime):
+    /// a build cache must be of this commit to be right for them.
+    pub golden_commit: String,
+}
+
 /// A file in a worktree's registration directory in the mirror that marks a workspace whose
 /// `after_create` has not finished yet. A workspace found with it (the daemon crashed during
 /// the hook) is recreated, so the hook's work is never silently missing.
@@ -198,12 +207,20 @@ impl WorkspaceManager {
         &self.git
     }
 
-    /// A directory of `ws`'s own for layers shown over it in the sandbox (a build cache's
-    /// upper layer), removed with the workspace: only for an overlay workspace, whose layers
-    /// already live outside the tree git sees.
-    pub fn build_layers(&self, ws: &Workspace) -> Option<PathBuf> {
+    /// For an overlay workspace: a directory of its own for layers shown over it in the
+    /// sandbox (a build cache's upper layer), removed with the workspace, and the commit its
+    /// golden tree holds. `None` for a worktree.
+    pub fn build_layers(&self, ws: &Workspace) -> Option<BuildLayers> {
         let overlay = self.settings.overlay.as_ref()?;
-        crate::overlay::is_mounted(&ws.path).then(|| overlay.task_dir(&ws.key).join("build"))
+        if !crate::overlay::is_mounted(&ws.path) {
+            return None;
+        }
+        let task = overlay.task_dir(&ws.key);
+        let golden_commit = fs_err::read_to_string(task.join("lower")).ok()?;
+        Some(BuildLayers {
+            dir: task.join("build"),
+            golden_commit: golden_commit.trim().to_owned(),
+        })
     }
 
     /// `<root>/<key>` for `identifier`, containment-checked.

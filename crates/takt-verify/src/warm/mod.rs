@@ -123,6 +123,60 @@ impl Warm {
     }
 }
 
+/// A frozen build cache lent to an agent's sandbox: kept (never pruned) while this lives.
+#[derive(Debug)]
+pub struct AgentBuildCache {
+    /// The cache's outputs: the read-only lower layer of the overlay the agent sees.
+    pub lower: PathBuf,
+    /// Which cache: a new one needs new upper layers.
+    pub key: String,
+    /// The name of the directory it belongs at in the workspace (`target`).
+    pub dir: &'static str,
+    /// The path the workspace must appear at for the outputs to be right.
+    pub at: PathBuf,
+    /// One line for the run's evidence.
+    pub note: String,
+    _lease: Lease,
+}
+
+impl Verifier {
+    /// The newest frozen build cache of `base` (made by the first verification on that base,
+    /// see `verify.warm_cache`), for an agent working on a tree of that commit at
+    /// [`AgentBuildCache::at`]; the error says why there is none, for the run's evidence.
+    pub async fn build_cache_for_agent(&self, base: &str) -> Result<AgentBuildCache, String> {
+        self.warm.ready(&self.root.join("checkouts")).await?;
+        let short = &base[..base.len().min(12)];
+        match self.warm.caches.open_for_base(base).await {
+            Opened::Ready(lease) => {
+                let key = lease.key().to_owned();
+                Ok(AgentBuildCache {
+                    lower: lease.target.clone(),
+                    note: format!(
+                        "{CACHED_DIR}/ is an overlay of the build cache of base {short} (cache {}), \
+                         the workspace at {}",
+                        &key[..key.len().min(12)],
+                        self.warm.fixed_path().display()
+                    ),
+                    key,
+                    dir: CACHED_DIR,
+                    at: self.warm.fixed_path(),
+                    _lease: lease,
+                })
+            }
+            Opened::Missing => Err(format!(
+                "no build cache of base {short} yet (the first verification on it makes one)"
+            )),
+            Opened::Spoiled(why) => Err(format!("the build cache of base {short} {why}")),
+        }
+    }
+
+    /// Where agents' workspaces appear when they use a build cache, whether or not one exists
+    /// yet: the one path every warm build runs at.
+    pub fn warm_path(&self) -> PathBuf {
+        self.warm.fixed_path()
+    }
+}
+
 /// Unmounts caches left mounted on checkouts by a takt process that died (its checkouts are
 /// named `…-<pid>-<n>`). Mounts of live processes stay.
 fn sweep_stale_mounts(checkouts: &Path) {

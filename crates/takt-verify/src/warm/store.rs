@@ -49,6 +49,12 @@ pub(crate) struct Lease {
     pub target: PathBuf,
 }
 
+impl Lease {
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Ok(mut in_use) = self.caches.in_use.lock()
@@ -177,6 +183,33 @@ impl Caches {
                 Opened::Spoiled(format!("it could not be read: {error}"))
             }
             (_, Err(error)) => Opened::Spoiled(format!("it could not be checked: {error}")),
+        }
+    }
+
+    /// The most recently used frozen cache built from `base`, whatever gates built it, leased;
+    /// [`Opened::Missing`] when there is none.
+    pub(crate) async fn open_for_base(self: &Arc<Self>, base: &str) -> Opened {
+        let mut found: Option<(std::time::SystemTime, String)> = None;
+        if let Ok(entries) = fs_err::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.')
+                    || fs_err::read_to_string(entry.path().join("base"))
+                        .map_or(true, |text| text.trim() != base)
+                {
+                    continue;
+                }
+                let used = fs_err::metadata(entry.path().join("used"))
+                    .and_then(|meta| meta.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                if found.as_ref().is_none_or(|(newest, _)| used > *newest) {
+                    found = Some((used, name));
+                }
+            }
+        }
+        match found {
+            Some((_, key)) => self.open(&key).await,
+            None => Opened::Missing,
         }
     }
 

@@ -69,7 +69,12 @@ async fn tasks_share_a_golden_tree_and_commit_through_their_own_overlay() {
     }
     // Build outputs shown over the workspace get layers that go with it.
     let layers = manager.build_layers(&first).expect("an overlay workspace");
-    assert!(layers.starts_with(fx.path("state/overlay/tasks")), "{layers:?}");
+    assert_eq!(layers.golden_commit, base.sha);
+    let layers = layers.dir;
+    assert!(
+        layers.starts_with(fx.path("state/overlay/tasks")),
+        "{layers:?}"
+    );
     std::fs::create_dir_all(layers.join("cache/upper")).unwrap();
 
     // Tasks do not see each other's changes, and the golden tree is untouched.
