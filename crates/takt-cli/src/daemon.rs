@@ -1142,6 +1142,10 @@ impl Daemon {
         }
         let context = RunContext {
             host_tools: Some(host_tools),
+            build_caches: self
+                .verifier
+                .clone()
+                .filter(|_| self.workflow.verify.warm_cache),
             model,
             run_dir: run_dir(&self.state_dir, &spec.run_id),
             spec,

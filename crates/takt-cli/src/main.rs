@@ -17,6 +17,7 @@ mod project;
 mod publish;
 mod sandbox;
 mod verification;
+mod warm_view;
 mod worker;
 mod writeback;
 

@@ -33,6 +33,8 @@ pub struct RunContext {
     pub answers: mpsc::UnboundedReceiver<String>,
     /// The run's host-side tools (its issue, its pull request).
     pub host_tools: Option<Arc<dyn takt_core::ports::HostTools>>,
+    /// Where the base's frozen build caches come from, when `verify.warm_cache` is on.
+    pub build_caches: Option<Arc<takt_verify::Verifier>>,
 }
 
 struct Sink {
@@ -340,6 +342,14 @@ async fn converse(
     phase: &impl Fn(RunPhase),
 ) -> Ending {
     phase(RunPhase::LaunchingAgent);
+    // Held for the session: the cache is not pruned while the agent builds on it.
+    let shown = crate::warm_view::agent_view(
+        ctx.build_caches.as_deref(),
+        &ctx.sandbox,
+        &ctx.workspaces,
+        workspace,
+    )
+    .await;
     let session_context = SessionContext {
         task_id: ctx.spec.task_id.clone(),
         identifier: ctx.spec.issue.identifier.clone(),
@@ -350,12 +360,15 @@ async fn converse(
         model: ctx.model.clone(),
         git_dir: Some(ctx.workspaces.settings().mirror_dir.clone()),
         host_tools: ctx.host_tools.clone(),
-        view: None,
+        view: shown.view.clone(),
     };
     let _ = ctx.events.send(Event::AgentActivity {
         run_id: ctx.spec.run_id.clone(),
         event: AgentEvent::Sandboxed {
-            description: ctx.sandbox.describe(),
+            description: match &shown.note {
+                Some(note) => format!("{}; agent build cache {note}", ctx.sandbox.describe()),
+                None => ctx.sandbox.describe(),
+            },
         },
     });
     let mut session = match ctx.backend.start_session(session_context).await {

@@ -16,7 +16,9 @@ const SYSTEM_DIRS: &[&str] = &[
 ];
 
 /// Files and directories of `/etc` programs need; secrets (`shadow`, `sudoers`, `ssh/`, TLS
-/// private keys) are not among them.
+/// private keys) are not among them. Nor is the login profile (`/etc/profile`, see
+/// [`LOGIN_PROFILE`]): it would replace the allowed PATH in every login shell, and agents'
+/// shells often are (Codex runs `bash -lc`).
 pub const ETC_ENTRIES: &[&str] = &[
     "/etc/alternatives",
     "/etc/bash.bashrc",
@@ -40,8 +42,6 @@ pub const ETC_ENTRIES: &[&str] = &[
     "/etc/nsswitch.conf",
     "/etc/os-release",
     "/etc/passwd",
-    "/etc/profile",
-    "/etc/profile.d",
     "/etc/protocols",
     "/etc/resolv.conf",
     "/etc/services",
@@ -51,6 +51,10 @@ pub const ETC_ENTRIES: &[&str] = &[
     "/etc/terminfo",
     "/etc/timezone",
 ];
+
+/// The login profile: left out of a bubblewrap sandbox (see [`ETC_ENTRIES`]), readable under
+/// Landlock alone, where hiding it would make every login shell report it unreadable.
+pub const LOGIN_PROFILE: &[&str] = &["/etc/profile", "/etc/profile.d"];
 
 /// One entry of the sandbox's file tree. The tree is data so that both ways of building it
 /// lay out exactly the same entries: bubblewrap's own arguments (a daemon that is not root),

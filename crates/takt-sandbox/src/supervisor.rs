@@ -563,7 +563,12 @@ fn landlock_readable(spec: &ExecSpec) -> Vec<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .collect();
-    paths.extend(bwrap::ETC_ENTRIES.iter().map(PathBuf::from));
+    paths.extend(
+        bwrap::ETC_ENTRIES
+            .iter()
+            .chain(bwrap::LOGIN_PROFILE)
+            .map(PathBuf::from),
+    );
     paths.extend(spec.readable.iter().cloned());
     paths.push(spec.helper.clone());
     paths

@@ -92,6 +92,9 @@ pub struct Workspace {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildLayers {
     pub dir: PathBuf,
+    /// The workspace's own upper layer: every file in it differs from the golden commit (or
+    /// is new); the rest are the golden tree's.
+    pub upper: PathBuf,
     /// The commit whose files the workspace's untouched files are (with the frozen mtime):
     /// a build cache must be of this commit to be right for them.
     pub golden_commit: String,
@@ -219,6 +222,7 @@ impl WorkspaceManager {
         let golden_commit = fs_err::read_to_string(task.join("lower")).ok()?;
         Some(BuildLayers {
             dir: task.join("build"),
+            upper: task.join("upper"),
             golden_commit: golden_commit.trim().to_owned(),
         })
     }

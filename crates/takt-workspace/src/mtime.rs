@@ -7,6 +7,7 @@
 //! are fresh for the other, and a file an agent or a change touches gets "now" and rebuilds.
 
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
@@ -18,7 +19,7 @@ pub const FROZEN_MTIME_SECS: i64 = 946_684_800;
 /// Gives everything below `root` (not `root` itself) [`FROZEN_MTIME_SECS`]. Symlinks are set
 /// themselves, never followed. Blocking: call it off the async threads.
 pub fn freeze_mtimes(root: &Path) -> std::io::Result<()> {
-    let frozen = TimeSpec::new(FROZEN_MTIME_SECS, 0);
+    let frozen = UNIX_EPOCH + Duration::from_secs(FROZEN_MTIME_SECS.unsigned_abs());
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in fs_err::read_dir(&dir)? {
@@ -33,7 +34,8 @@ pub fn freeze_mtimes(root: &Path) -> std::io::Result<()> {
 }
 
 /// Sets `path`'s access and modification times to `time`, never through a symlink at `path`.
-pub fn set_mtime(path: &Path, time: TimeSpec) -> std::io::Result<()> {
+pub fn set_mtime(path: &Path, time: SystemTime) -> std::io::Result<()> {
+    let time = TimeSpec::from_duration(time.duration_since(UNIX_EPOCH).unwrap_or_default());
     utimensat(
         nix::fcntl::AT_FDCWD,
         path,

@@ -803,3 +803,73 @@ fn a_second_round_against_the_same_base_runs_its_gates_warm_in_the_sandbox() {
         Some(true)
     );
 }
+
+/// Warm agent builds: once the first round's verification has frozen the base's build cache,
+/// the agent's next session sees its workspace at the cache's fixed path with the cache over
+/// `target/`, so its own `cargo build` finds the base's dependencies fresh. The cache stays as
+/// frozen; the agent's outputs land in its workspace's own layer.
+#[test]
+fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root {
+        eprintln!("skipped: warm caches need a root daemon (overlays)");
+        return;
+    }
+    let factory = Factory::new("agent-warm", |f| {
+        f.repo.commit_file(
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nhelper = { path = \"helper\" }\n",
+            "crate",
+        );
+        f.repo.commit_file(
+            "helper/Cargo.toml",
+            "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            "helper crate",
+        );
+        f.repo.commit_file(
+            "helper/src/lib.rs",
+            "pub fn one() -> i64 {\n    1\n}\n",
+            "helper",
+        );
+        f.repo
+            .commit_file(".gitignore", "/target\n.takt/\nCargo.lock\n", "ignore");
+        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        let script = "if [ \"$TAKT_ATTEMPT\" = 1 ]; then sed -i 's/a + b/a - b/' src/lib.rs; \
+                      else { echo \"PWD $(pwd)\"; echo \"WORKSPACE $TAKT_WORKSPACE\"; \
+                      cargo build -v --offline; } > \"$LOG/agent-build.txt\" 2>&1 || true; \
+                      sed -i 's/a - b/b + a/' src/lib.rs; fi\n";
+        workflow(
+            agent(f, script),
+            "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
+        )
+    });
+    let id = factory.takt.add_task("Reorder add", &[]);
+    factory.takt.run_once();
+    assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
+    let build = std::fs::read_to_string(factory.log_dir().join("agent-build.txt"))
+        .unwrap_or_else(|error| panic!("the agent's build log: {error}\n{}", factory.describe()));
+    let pwd = build
+        .lines()
+        .find_map(|line| line.strip_prefix("PWD "))
+        .unwrap_or_default();
+    assert!(pwd.ends_with("/verify/warm/checkout"), "{build}");
+    assert!(build.contains(&format!("WORKSPACE {pwd}\n")), "{build}");
+    assert!(
+        build.contains("Fresh helper"),
+        "the base's dependency came from the cache: {build}"
+    );
+    assert!(!build.contains("Compiling helper"), "{build}");
+    assert!(
+        build.contains("Compiling sample"),
+        "the edited crate rebuilt: {build}"
+    );
+    let events = factory.takt.json(&["task", "events", &id]).to_string();
+    assert!(
+        events.contains("agent build cache warm:"),
+        "the run's evidence says how the agent started: {events}"
+    );
+}

@@ -136,6 +136,40 @@ fn the_environment_holds_only_allowed_variables() {
     });
 }
 
+/// Agents' shells are often login shells (Codex runs `bash -lc`): the host's `/etc/profile`
+/// would replace the allowed PATH with the distribution's, and the toolchains (`~/.cargo/bin`)
+/// would vanish from the agent's commands.
+#[test]
+fn a_login_shell_keeps_the_allowed_path() {
+    for_each_mode(async |mode| {
+        if mode != Mode::Bwrap {
+            return;
+        }
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let ran = run(
+            &sandbox,
+            &h,
+            "echo \"PLAIN $PATH\"; sh -lc 'echo \"LOGIN $PATH\"'",
+        )
+        .await;
+        let path = |tag: &str| {
+            ran.stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(tag))
+                .map(str::to_owned)
+        };
+        let plain = path("PLAIN ").unwrap_or_default();
+        assert_eq!(
+            std::env::var("PATH").ok().as_deref(),
+            Some(plain.as_str()),
+            "{}",
+            ran.all()
+        );
+        assert_eq!(path("LOGIN "), Some(plain), "{}", ran.all());
+    });
+}
+
 /// A one-shot TCP server standing in for the daemon's model endpoint.
 fn fake_model() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -136,6 +136,9 @@ pub struct AgentBuildCache {
     pub at: PathBuf,
     /// One line for the run's evidence.
     pub note: String,
+    /// When it was frozen: no output in it is newer. A source changed before then looks
+    /// older than the outputs built from the base's version of it.
+    pub frozen_at: std::time::SystemTime,
     _lease: Lease,
 }
 
@@ -149,7 +152,12 @@ impl Verifier {
         match self.warm.caches.open_for_base(base).await {
             Opened::Ready(lease) => {
                 let key = lease.key().to_owned();
+                let seal = lease.target.with_file_name("seal");
+                let frozen_at = fs_err::metadata(&seal)
+                    .and_then(|meta| meta.modified())
+                    .map_err(|error| format!("reading when the cache was frozen: {error}"))?;
                 Ok(AgentBuildCache {
+                    frozen_at,
                     lower: lease.target.clone(),
                     note: format!(
                         "{CACHED_DIR}/ is an overlay of the build cache of base {short} (cache {}), \

@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use nix::sys::time::TimeSpec;
 use takt_workspace::{freeze_mtimes, set_mtime as set};
 
 /// Gives everything under `root` the frozen time, then `changed` (paths relative to `root`,
@@ -16,11 +15,7 @@ use takt_workspace::{freeze_mtimes, set_mtime as set};
 /// never followed. Blocking: call it off the async threads.
 pub(crate) fn normalize(root: &Path, changed: &[String]) -> std::io::Result<()> {
     freeze_mtimes(root)?;
-    let now = TimeSpec::from_duration(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default(),
-    );
+    let now = std::time::SystemTime::now();
     let mut touched: HashSet<PathBuf> = HashSet::new();
     for path in changed {
         let mut at = root.join(path);
