@@ -810,6 +810,11 @@ impl Daemon {
                 let events = self.events_tx.clone();
                 // An operator command waits for its background work; a daemon has the time.
                 let prepare = !self.inline;
+                let build_caches = self
+                    .verifier
+                    .clone()
+                    .filter(|_| self.workflow.verify.warm_cache)
+                    .map(|verifier| (verifier, self.workflow.clone()));
                 self.background.spawn(async move {
                     let result = match forge {
                         Some((number, publisher)) => publisher.merge(number, &commit).await,
@@ -819,7 +824,7 @@ impl Daemon {
                     let merged = matches!(result, MergeResult::Merged { .. });
                     let _ = events.send(Event::MergeFinished { task_id, result });
                     if merged && prepare {
-                        prepare_next_base(&workspaces).await;
+                        prepare_next_base(&workspaces, build_caches).await;
                     }
                 });
             }
@@ -1438,7 +1443,12 @@ impl Daemon {
 }
 
 /// After a merge moved the base: its golden tree, made now, off any task's critical path.
-async fn prepare_next_base(workspaces: &WorkspaceManager) {
+/// After a merge: the new base's golden tree, then (with `verify.warm_cache`) its frozen build
+/// cache, so the next tasks start from both instead of paying for them on their critical path.
+async fn prepare_next_base(
+    workspaces: &WorkspaceManager,
+    build_caches: Option<(Arc<takt_verify::Verifier>, Arc<Workflow>)>,
+) {
     let prepared = match workspaces.sync_mirror().await {
         Ok(base) => workspaces
             .prepare_golden(&base.sha)
@@ -1446,11 +1456,23 @@ async fn prepare_next_base(workspaces: &WorkspaceManager) {
             .map(|()| base.sha),
         Err(error) => Err(error),
     };
-    match prepared {
-        Ok(sha) => debug!(base = %sha, "the new base's golden tree is ready"),
-        Err(error) => {
-            warn!(%error, "could not prepare the new base's golden tree; the next task makes it")
+    let sha = match prepared {
+        Ok(sha) => {
+            debug!(base = %sha, "the new base's golden tree is ready");
+            sha
         }
+        Err(error) => {
+            warn!(%error, "could not prepare the new base's golden tree; the next task makes it");
+            return;
+        }
+    };
+    let Some((verifier, workflow)) = build_caches else {
+        return;
+    };
+    let job = crate::verification::base_job(&workflow, &sha);
+    match verifier.prepare_build_cache(&job).await {
+        Ok(note) => info!(%note, "the new base's build cache is ready"),
+        Err(reason) => info!(%reason, "no build cache made for the new base"),
     }
 }
 

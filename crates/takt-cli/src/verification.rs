@@ -34,6 +34,23 @@ impl EvidenceStore for StoreEvidence {
 }
 
 /// The gates WORKFLOW.md configures (hidden ones included), in the written order.
+/// A job naming the base commit `sha` itself: the gates and settings verifications on that
+/// base use, for building its warm cache ahead of them.
+pub fn base_job(workflow: &Workflow, sha: &str) -> VerifyJob {
+    VerifyJob {
+        task_id: String::new(),
+        identifier: "base".into(),
+        title: String::new(),
+        description: String::new(),
+        commit: sha.to_owned(),
+        base: sha.to_owned(),
+        round: 0,
+        gates: configured_gates(workflow),
+        settings: settings(workflow),
+        review: None,
+    }
+}
+
 pub fn configured_gates(workflow: &Workflow) -> Vec<GateSpec> {
     workflow
         .gates

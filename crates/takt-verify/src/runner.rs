@@ -76,7 +76,7 @@ pub struct Verifier {
     checkouts: std::sync::atomic::AtomicU64,
     /// Verifications running at once: gate commands (compilers, test suites) use every core,
     /// so more in parallel than there are cores only makes each slower.
-    slots: tokio::sync::Semaphore,
+    pub(crate) slots: tokio::sync::Semaphore,
     pub(crate) warm: crate::warm::Warm,
 }
 
@@ -128,13 +128,10 @@ impl Verifier {
         // The semaphore is never closed, so acquiring only waits.
         let _slot = self.slots.acquire().await.ok();
         let mut report = VerificationReport::new(&job.commit, job.round);
-        let scratch = self.root.join("checkouts").join(format!(
-            "{}-r{}-{}-{}",
+        let scratch = self.scratch_dir(&format!(
+            "{}-r{}",
             takt_workspace::workspace_key(&job.identifier),
-            job.round,
-            std::process::id(),
-            self.checkouts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            job.round
         ));
         if let Err(error) = self
             .verify_into(job, &scratch, &mut report, commit_verdict)
@@ -235,7 +232,18 @@ impl Verifier {
     /// Configured gates, then the detected ones they do not replace (same name or same
     /// command), fastest first; the sort is stable so configured order survives within a
     /// speed.
-    fn gate_list(&self, job: &VerifyJob, checkout: &Path) -> Vec<GateSpec> {
+    /// A directory for one verification's checkouts, `<root>/checkouts/<name>-<pid>-<n>`:
+    /// never shared, and told apart from a dead process's (see the warm caches' sweep).
+    pub(crate) fn scratch_dir(&self, name: &str) -> PathBuf {
+        self.root.join("checkouts").join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            self.checkouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
+    }
+
+    pub(crate) fn gate_list(&self, job: &VerifyJob, checkout: &Path) -> Vec<GateSpec> {
         let mut gates = job.gates.clone();
         if job.settings.gates_auto {
             for detected in crate::detect::detect(checkout) {
@@ -419,7 +427,7 @@ impl Verifier {
 
 /// Removes a finished verification's checkouts off the caller's path: renamed aside at once
 /// (so its name is free), deleted in the background (a build's `target/` can take a while).
-async fn discard(scratch: PathBuf) {
+pub(crate) async fn discard(scratch: PathBuf) {
     let Some(parent) = scratch.parent() else {
         return;
     };

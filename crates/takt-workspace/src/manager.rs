@@ -609,6 +609,13 @@ impl WorkspaceManager {
             .map(drop)
     }
 
+    /// The golden tree of `sha`, when overlay workspaces are on and it has been made: the
+    /// base's files, read-only.
+    pub fn golden_tree(&self, sha: &str) -> Option<PathBuf> {
+        let golden = self.settings.overlay.as_ref()?.golden(sha);
+        golden.is_dir().then_some(golden)
+    }
+
     /// Decides whether `path` holds a usable worktree of the mirror, using the file system only
     /// (a transient git failure must never make a workspace look stale and get deleted).
     async fn inspect(&self, path: &Path) -> Result<Existing, WorkspaceError> {

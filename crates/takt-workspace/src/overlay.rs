@@ -30,7 +30,7 @@ pub struct OverlaySettings {
 }
 
 impl OverlaySettings {
-    fn golden(&self, sha: &str) -> PathBuf {
+    pub(crate) fn golden(&self, sha: &str) -> PathBuf {
         self.dir.join("golden").join(sha)
     }
 

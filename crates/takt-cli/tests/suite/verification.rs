@@ -873,3 +873,58 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
         "the run's evidence says how the agent started: {events}"
     );
 }
+
+/// A merge moves the base; with `verify.warm_cache` the daemon builds the new base's cache
+/// right after its golden tree, so the next task's agent and gates start warm instead of the
+/// first verification on the new base paying for the build.
+#[test]
+fn after_a_merge_the_new_bases_build_cache_is_made_before_any_task_needs_it() {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root {
+        eprintln!("skipped: warm caches need a root daemon (overlays)");
+        return;
+    }
+    let factory = Factory::new("warm-next-base", |f| {
+        f.repo.commit_file(
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            "crate",
+        );
+        f.repo
+            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
+        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        workflow(
+            agent(f, "sed -i 's/a + b/b + a/' src/lib.rs\n"),
+            "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
+        )
+    });
+    let mut daemon = factory
+        .takt
+        .spawn_daemon(&factory.repo.root().join("daemon.log"));
+    daemon.wait_ready(&factory.takt.state_dir());
+    let id = factory.takt.add_task("Reorder add", &[]);
+    factory.wait_for_state(&id, "done", std::time::Duration::from_secs(120));
+    let main = factory.repo.rev_parse("main");
+    let caches = factory.takt.state_dir().join("verify/warm/caches");
+    let of_base = |base: &str| {
+        std::fs::read_dir(&caches)
+            .map(|entries| {
+                entries.flatten().any(|entry| {
+                    entry.path().join("seal").is_file()
+                        && std::fs::read_to_string(entry.path().join("base"))
+                            .is_ok_and(|text| text.trim() == base)
+                })
+            })
+            .unwrap_or(false)
+    };
+    takt_test_support::wait_until(
+        "the merged base's build cache",
+        std::time::Duration::from_secs(120),
+        || of_base(&main),
+        || daemon.log(),
+    );
+    assert_eq!(daemon.stop(), Some(0), "{}", daemon.log());
+}

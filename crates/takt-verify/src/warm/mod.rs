@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::gates::Checkout;
-use crate::runner::Verifier;
+use crate::runner::{Verifier, VerifyJob};
 use crate::spec::GateSpec;
 use store::{Caches, Lease, Opened};
 
@@ -178,6 +178,54 @@ impl Verifier {
         }
     }
 
+    /// Builds the frozen cache of the base commit `job.commit` ahead of any change to it
+    /// (the base just moved there), so the next tasks' agents and gates start warm instead of
+    /// the first verification on the base paying for it. `job` names the gates and settings
+    /// the verifications on that base will use. Needs the base's golden tree (overlay
+    /// workspaces), where the gates are detected. Takes a verification slot. Returns how the
+    /// cache stands, or why there is none.
+    pub async fn prepare_build_cache(&self, job: &VerifyJob) -> Result<String, String> {
+        let base = job.commit.as_str();
+        let golden = self.workspaces.golden_tree(base).ok_or_else(|| {
+            "the base has no golden tree (workspace.overlay), where its gates are detected"
+                .to_owned()
+        })?;
+        if !golden.join("Cargo.toml").is_file() {
+            return Err(
+                "no build cache is known for this repository (takt keeps Cargo's target/ for a \
+                 Cargo.toml at the root)"
+                    .to_owned(),
+            );
+        }
+        let tools = self.warm.ready(&self.root.join("checkouts")).await?;
+        let fixed = place::Fixed {
+            at: self.warm.fixed_path(),
+            tools,
+        };
+        let hidden: Vec<PathBuf> = job
+            .gates
+            .iter()
+            .filter_map(|gate| gate.hidden_files.clone())
+            .collect();
+        let gates = self.gate_list(job, &golden);
+        let scope = Scope {
+            base,
+            gates: &gates,
+            hidden: &hidden,
+            max_bytes: job.settings.warm_cache_max_bytes,
+        };
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.slots.acquire().await.ok();
+        let scratch = self.scratch_dir(&format!("prepare-{}", &base[..base.len().min(12)]));
+        let result = self.cache_for(&scope, &fixed, &scratch).await;
+        crate::runner::discard(scratch).await;
+        let (_lease, key, how) = result?;
+        Ok(format!(
+            "cache {} of base {base}: {how}",
+            &key[..key.len().min(12)]
+        ))
+    }
+
     /// Where agents' workspaces appear when they use a build cache, whether or not one exists
     /// yet: the one path every warm build runs at.
     pub fn warm_path(&self) -> PathBuf {
@@ -278,39 +326,8 @@ impl Verifier {
             at: self.warm.fixed_path(),
             tools,
         };
-        let key = self.cache_key(scope).await?;
+        let (lease, key, how) = self.cache_for(scope, &fixed, scratch).await?;
         let short = &base[..base.len().min(12)];
-        let (lease, how) = {
-            let _building = self.warm.caches.build_lock(&key).await;
-            match self.warm.caches.open(&key).await {
-                Opened::Ready(lease) => (lease, "reused".to_owned()),
-                Opened::Missing => {
-                    if let Some(reason) = self.warm.caches.failed(&key) {
-                        return Err(format!(
-                            "building the cache of base {short} failed earlier: {reason}"
-                        ));
-                    }
-                    let lease = self
-                        .build_cache(scope, &key, &fixed, scratch)
-                        .await
-                        .inspect_err(|reason| self.warm.caches.remember_failure(&key, reason))?;
-                    (lease, "built now from the base commit".to_owned())
-                }
-                Opened::Spoiled(why) => {
-                    warn!(cache = %key, base, %why, "a warm build cache is spoiled");
-                    if !self.warm.caches.discard(&key) {
-                        return Err(format!(
-                            "the cache of base {short} is unusable ({why}) and still in use"
-                        ));
-                    }
-                    let lease = self.build_cache(scope, &key, &fixed, scratch).await?;
-                    (
-                        lease,
-                        format!("rebuilt from the base commit: the old one {why}"),
-                    )
-                }
-            }
-        };
         let changed = changed.to_vec();
         let dir = change.dir.clone();
         tokio::task::spawn_blocking(move || mtime::normalize(&dir, &changed))
@@ -329,6 +346,51 @@ impl Verifier {
             fixed.at.display()
         );
         Ok((mounted, fixed, note))
+    }
+
+    /// The frozen cache `scope` asks for, leased: opened, or built now from the base commit
+    /// (in `scratch`) when there is none or it is spoiled. Also says which key and how.
+    async fn cache_for(
+        &self,
+        scope: &Scope<'_>,
+        fixed: &place::Fixed,
+        scratch: &Path,
+    ) -> Result<(Lease, String, String), String> {
+        let base = scope.base;
+        let key = self.cache_key(scope).await?;
+        let short = &base[..base.len().min(12)];
+        let (lease, how) = {
+            let _building = self.warm.caches.build_lock(&key).await;
+            match self.warm.caches.open(&key).await {
+                Opened::Ready(lease) => (lease, "reused".to_owned()),
+                Opened::Missing => {
+                    if let Some(reason) = self.warm.caches.failed(&key) {
+                        return Err(format!(
+                            "building the cache of base {short} failed earlier: {reason}"
+                        ));
+                    }
+                    let lease = self
+                        .build_cache(scope, &key, fixed, scratch)
+                        .await
+                        .inspect_err(|reason| self.warm.caches.remember_failure(&key, reason))?;
+                    (lease, "built now from the base commit".to_owned())
+                }
+                Opened::Spoiled(why) => {
+                    warn!(cache = %key, base, %why, "a warm build cache is spoiled");
+                    if !self.warm.caches.discard(&key) {
+                        return Err(format!(
+                            "the cache of base {short} is unusable ({why}) and still in use"
+                        ));
+                    }
+                    let lease = self.build_cache(scope, &key, fixed, scratch).await?;
+                    (
+                        lease,
+                        format!("rebuilt from the base commit: the old one {why}"),
+                    )
+                }
+            }
+        };
+        Ok((lease, key, how))
     }
 }
 
