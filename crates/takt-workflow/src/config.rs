@@ -523,8 +523,9 @@ pub struct VerifyConfig {
     pub base_tests: bool,
     /// Compare failures with the base commit so pre-existing failures do not block. Default true.
     pub baseline: bool,
-    /// Start gates from a build cache (Cargo's `target/`) made by running them on the base
-    /// commit, through a kernel overlay, instead of building from nothing. Default false: a
+    /// Start gates, and agents' own builds, from a build cache (Cargo's `target/`) made by
+    /// running the gates on the base commit, through a kernel overlay, instead of building
+    /// from nothing. Default false: a
     /// warm verdict also trusts the build tool's and the repository's build scripts' change
     /// tracking, which a cold build does not need.
     pub warm_cache: bool,
