@@ -505,19 +505,7 @@ impl Daemon {
             let wait = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
             tokio::select! {
                 Some(event) = self.events_rx.recv() => self.feed_burst(event).await?,
-                Some(news) = next_news(self.models.as_mut()) => match news {
-                    EndpointNews::Call(mut call, transcript) => {
-                        call.transcript = self.store_transcript(transcript).await;
-                        self.feed(Event::ModelCall(*call)).await?;
-                    }
-                    EndpointNews::Quota(until) => {
-                        match until {
-                            Some(until) => warn!(until_ms = until, "the model provider's quota window is closed; calls are held and dispatch waits"),
-                            None => info!("the model provider's quota window opened; resuming"),
-                        }
-                        self.feed(Event::QuotaChanged { until }).await?;
-                    }
-                },
+                Some(news) = next_news(self.models.as_mut()) => self.on_endpoint_news(news).await?,
                 () = tokio::time::sleep(wait) => self.feed(Event::Tick).await?,
                 Some(_) = self.background.join_next(), if !self.background.is_empty() => {}
                 wake = accept(listener.as_ref()) => self.on_wake(wake).await?,
@@ -593,6 +581,25 @@ impl Daemon {
         Ok(())
     }
 
+    async fn on_endpoint_news(&mut self, news: EndpointNews) -> Result<()> {
+        match news {
+            EndpointNews::Call(mut call, transcript) => {
+                call.transcript = self.store_transcript(transcript).await;
+                self.feed(Event::ModelCall(*call)).await
+            }
+            EndpointNews::Quota(until) => {
+                match until {
+                    Some(until) => warn!(
+                        until_ms = until,
+                        "the model provider's quota window is closed; calls are held and dispatch waits"
+                    ),
+                    None => info!("the model provider's quota window opened; resuming"),
+                }
+                self.feed(Event::QuotaChanged { until }).await
+            }
+        }
+    }
+
     /// Feeds `first` and whatever else the workers have already reported, journaled together.
     async fn feed_burst(&mut self, first: Event) -> Result<()> {
         let mut events = vec![first];
@@ -600,6 +607,17 @@ impl Daemon {
             match self.events_rx.try_recv() {
                 Ok(event) => events.push(event),
                 Err(_) => break,
+            }
+        }
+        // The endpoint reports a call before its answer reaches the agent, so the calls behind
+        // a run's exit are already queued: taken first, a run whose call was refused at a
+        // budget cap ends as stopped by the budget rather than as a failed agent.
+        if events
+            .iter()
+            .any(|event| matches!(event, Event::RunExited(_)))
+        {
+            for news in crate::models::reported_calls(self.models.as_mut()) {
+                self.on_endpoint_news(news).await?;
             }
         }
         self.snapshot_stale = true;

@@ -170,6 +170,18 @@ pub enum EndpointNews {
     Quota(Option<i64>),
 }
 
+/// The calls the endpoint has reported and the daemon not yet taken, without waiting.
+pub fn reported_calls(models: Option<&mut ModelEndpoint>) -> Vec<EndpointNews> {
+    let mut news = Vec::new();
+    if let Some(models) = models {
+        while let Ok(call) = models.calls.try_recv() {
+            let transcript = call.transcript.clone();
+            news.push(EndpointNews::Call(Box::new(report(call)), transcript));
+        }
+    }
+    news
+}
+
 /// The endpoint's next report; pending forever without an endpoint.
 pub async fn next_news(models: Option<&mut ModelEndpoint>) -> Option<EndpointNews> {
     let Some(models) = models else {
