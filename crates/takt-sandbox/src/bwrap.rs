@@ -82,21 +82,14 @@ pub enum Node {
     /// its device nodes).
     Proc(PathBuf),
     Dev(PathBuf),
-    /// A kernel overlay at `dest`: `lower` read-only below, writes into `upper`.
-    Overlay {
-        lower: PathBuf,
-        upper: PathBuf,
-        work: PathBuf,
-        dest: PathBuf,
-    },
+    Overlay(Overlay),
 }
 
 impl Node {
     pub fn dest(&self) -> &Path {
         match self {
-            Node::Bind { dest, .. } | Node::Symlink { dest, .. } | Node::Overlay { dest, .. } => {
-                dest
-            }
+            Node::Bind { dest, .. } | Node::Symlink { dest, .. } => dest,
+            Node::Overlay(overlay) => &overlay.dest,
             Node::Tmpfs(dest) | Node::Dir(dest) | Node::Proc(dest) | Node::Dev(dest) => dest,
         }
     }
@@ -123,18 +116,13 @@ impl Node {
             Node::Dir(dest) => vec!["--dir".into(), text(dest)],
             Node::Proc(dest) => vec!["--proc".into(), text(dest)],
             Node::Dev(dest) => vec!["--dev".into(), text(dest)],
-            Node::Overlay {
-                lower,
-                upper,
-                work,
-                dest,
-            } => vec![
+            Node::Overlay(overlay) => vec![
                 "--overlay-src".into(),
-                text(lower),
+                text(&overlay.lower),
                 "--overlay".into(),
-                text(upper),
-                text(work),
-                text(dest),
+                text(&overlay.upper),
+                text(&overlay.work),
+                text(&overlay.dest),
             ],
         }
     }
@@ -201,7 +189,7 @@ pub struct Plan {
     pub overlays: Vec<Overlay>,
 }
 
-/// A [`Node::Overlay`] of a plan.
+/// A kernel overlay at `dest`: `lower` read-only below, writes into `upper` (`work` beside it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
     pub lower: PathBuf,
@@ -230,14 +218,7 @@ pub fn tree(plan: &Plan) -> Vec<Node> {
             optional: false,
         });
     }
-    for overlay in &plan.overlays {
-        nodes.push(Node::Overlay {
-            lower: overlay.lower.clone(),
-            upper: overlay.upper.clone(),
-            work: overlay.work.clone(),
-            dest: overlay.dest.clone(),
-        });
-    }
+    nodes.extend(plan.overlays.iter().cloned().map(Node::Overlay));
     let fixed = |source: &Path, dest: &str, writable| Node::Bind {
         source: source.to_path_buf(),
         dest: dest.into(),

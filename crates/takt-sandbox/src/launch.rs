@@ -31,13 +31,6 @@ pub struct RunScope {
 }
 
 impl RunScope {
-    /// The path the confined process knows its workspace by.
-    pub fn shown_workspace(&self) -> &Path {
-        self.view.as_ref().map_or(&self.workspace, |view| &view.at)
-    }
-}
-
-impl RunScope {
     /// The run's agent directory: read-write inside (prompts, per-run agent configuration
     /// such as `CODEX_HOME`).
     pub fn agent_dir(&self) -> PathBuf {

@@ -132,14 +132,10 @@ impl Stage {
             Node::Dir(dest) | Node::Proc(dest) | Node::Dev(dest) => {
                 self.mount_point(dest, true).map(drop)
             }
-            Node::Overlay {
-                lower,
-                upper,
-                work,
-                dest,
-            } => {
-                let target = self.mount_point(dest, true)?;
-                let overlay = overlay(lower, upper, work).map_err(|e| format!("overlay: {e}"))?;
+            Node::Overlay(layers) => {
+                let target = self.mount_point(&layers.dest, true)?;
+                let overlay = overlay(&layers.lower, &layers.upper, &layers.work)
+                    .map_err(|e| format!("overlay: {e}"))?;
                 attach(&overlay, &target)
             }
         }
