@@ -63,8 +63,15 @@ pub async fn agent_view(
                 .into(),
         );
     };
+    // The path as the kernel names it: the gates' commands are started there through a bind
+    // in their own mount namespace, so the build tool recorded its resolved form; the agent's
+    // sandbox holds the path literally.
+    let at = match fs_err::canonicalize(caches.warm_path()) {
+        Ok(at) => at,
+        Err(error) => return cold(format!("the build caches' path cannot be used: {error}")),
+    };
     let mut view = WorkspaceView {
-        at: caches.warm_path(),
+        at,
         build_cache: None,
     };
     let cache = match caches.build_cache_for_agent(&layers.golden_commit).await {
