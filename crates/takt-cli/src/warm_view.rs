@@ -63,10 +63,7 @@ pub async fn agent_view(
                 .into(),
         );
     };
-    // The path as the kernel names it: the gates' commands are started there through a bind
-    // in their own mount namespace, so the build tool recorded its resolved form; the agent's
-    // sandbox holds the path literally.
-    let at = match fs_err::canonicalize(caches.warm_path()) {
+    let at = match caches.warm_path() {
         Ok(at) => at,
         Err(error) => return cold(format!("the build caches' path cannot be used: {error}")),
     };

@@ -227,9 +227,13 @@ impl Verifier {
     }
 
     /// Where agents' workspaces appear when they use a build cache, whether or not one exists
-    /// yet: the one path every warm build runs at.
-    pub fn warm_path(&self) -> PathBuf {
-        self.warm.fixed_path()
+    /// yet: the one path every warm build runs at, made if missing and resolved as the kernel
+    /// names it (gates start there through a bind, so that is the path their build tool
+    /// recorded; an agent's sandbox holds the path literally).
+    pub fn warm_path(&self) -> std::io::Result<PathBuf> {
+        let at = self.warm.fixed_path();
+        fs_err::create_dir_all(&at)?;
+        fs_err::canonicalize(&at)
     }
 }
 
