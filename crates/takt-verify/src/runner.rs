@@ -229,9 +229,6 @@ impl Verifier {
         Ok(())
     }
 
-    /// Configured gates, then the detected ones they do not replace (same name or same
-    /// command), fastest first; the sort is stable so configured order survives within a
-    /// speed.
     /// A directory for one verification's checkouts, `<root>/checkouts/<name>-<pid>-<n>`:
     /// never shared, and told apart from a dead process's (see the warm caches' sweep).
     pub(crate) fn scratch_dir(&self, name: &str) -> PathBuf {
@@ -243,6 +240,9 @@ impl Verifier {
         ))
     }
 
+    /// Configured gates, then the detected ones they do not replace (same name or same
+    /// command), fastest first; the sort is stable so configured order survives within a
+    /// speed.
     pub(crate) fn gate_list(&self, job: &VerifyJob, checkout: &Path) -> Vec<GateSpec> {
         let mut gates = job.gates.clone();
         if job.settings.gates_auto {

@@ -132,8 +132,6 @@ pub struct AgentBuildCache {
     pub key: String,
     /// The name of the directory it belongs at in the workspace (`target`).
     pub dir: &'static str,
-    /// The path the workspace must appear at for the outputs to be right.
-    pub at: PathBuf,
     /// One line for the run's evidence.
     pub note: String,
     /// When it was frozen: no output in it is newer. A source changed before then looks
@@ -144,8 +142,8 @@ pub struct AgentBuildCache {
 
 impl Verifier {
     /// The newest frozen build cache of `base` (made by the first verification on that base,
-    /// see `verify.warm_cache`), for an agent working on a tree of that commit at
-    /// [`AgentBuildCache::at`]; the error says why there is none, for the run's evidence.
+    /// or ahead of it after a merge, see [`Verifier::prepare_build_cache`]), for an agent working on a tree of that commit at
+    /// [`Verifier::warm_path`]; the error says why there is none, for the run's evidence.
     pub async fn build_cache_for_agent(&self, base: &str) -> Result<AgentBuildCache, String> {
         self.warm.ready(&self.root.join("checkouts")).await?;
         let short = &base[..base.len().min(12)];
@@ -167,7 +165,6 @@ impl Verifier {
                     ),
                     key,
                     dir: CACHED_DIR,
-                    at: self.warm.fixed_path(),
                     _lease: lease,
                 })
             }
