@@ -10,7 +10,7 @@ mod bench;
 use anyhow::{Result, bail};
 
 const USAGE: &str = "\
-usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|api|webhook|trackers|all]... [--no-write]
+usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|sandbox|gateway|verify|gates|api|webhook|trackers|agent-warm|all]... [--no-write]
 
   dispatch    latency from `takt task add` to the command agent's start (needs target/release/takt:
               cargo build --release -p takt-cli)
@@ -21,9 +21,13 @@ usage: cargo run --release -p xtask -- bench [dispatch|workspace|core|agents|san
   gateway     latency the model gateway adds per call, streaming first byte, 200 concurrent streams
   verify      verification overhead over the gate commands on a sample Rust crate (needs
               target/release/takt)
+  gates       a one-line change's gate (`cargo test`) warm, in place and cold (needs
+              target/release/takt)
   api         the HTTP API: GET /api/v1/state over 1,000 tasks, SSE fan-out to 100 subscribers
   webhook     latency from a webhook delivery to the agent's start (needs target/release/takt)
   trackers    requests and time per poll of the linear/github/gitlab adapters, 10,000-issue fakes
+  agent-warm  an agent's first `cargo build` after a one-line edit: warm (the base's frozen build
+              cache over target/), cold, and in place (needs target/release/takt, root)
   all         every scenario (the default)
 
   --no-write  print the results without rewriting docs/BENCHMARKS.md";

@@ -120,8 +120,9 @@ fn newer_sources(root: &Path, built: SystemTime) -> Vec<String> {
 }
 
 /// The benchmark's WORKFLOW.md. Agents run sandboxed: the agent may write its timestamps
-/// (`stamps`) and read its script, nothing else outside its workspace.
-pub(super) fn workflow_text(agent_script: &Path, stamps: &Path) -> String {
+/// (`stamps`) and read its script, nothing else outside its workspace. `extra` is more front
+/// matter (whole top-level sections, each line ending in a newline), e.g. `gates` and `verify`.
+pub(super) fn workflow_text(agent_script: &Path, stamps: &Path, extra: &str) -> String {
     format!(
         r#"---
 tracker:
@@ -142,7 +143,7 @@ sandbox:
 publish:
   forge: local
   auto_merge: false
----
+{extra}---
 Benchmark task {{{{ issue.identifier }}}}: {{{{ issue.title }}}}
 "#,
         script = agent_script.display(),
@@ -194,7 +195,9 @@ pub(super) fn wait_for_run_end(state_dir: &Path, identifier: &str) {
     std::thread::sleep(Duration::from_millis(150));
 }
 
-fn add_task(takt: &Path, workflow: &Path, title: &str) -> Result<(String, i128, i128)> {
+/// `takt task add --title`: (the new task's identifier, the clock just before the process was
+/// spawned, the clock when it had exited).
+pub(super) fn add_task(takt: &Path, workflow: &Path, title: &str) -> Result<(String, i128, i128)> {
     let submitted = now_ns()?;
     let out = Command::new(takt)
         .arg("-w")
@@ -321,6 +324,52 @@ struct Session {
     log: Vec<LogLine>,
 }
 
+/// Starts `takt -w workflow run` with JSON logs into `log_path` and waits until it listens on
+/// `state_dir/daemon.sock`. `rust_log` is its `RUST_LOG` (none: the default level).
+pub(super) fn start_daemon(
+    takt: &Path,
+    workflow: &Path,
+    state_dir: &Path,
+    log_path: &Path,
+    rust_log: Option<&str>,
+) -> Result<Daemon> {
+    let log = fs_err::File::create(log_path)?;
+    let mut command = Command::new(takt);
+    command
+        .arg("-w")
+        .arg(workflow)
+        .arg("run")
+        .env("TAKT_LOG_FORMAT", "json")
+        // Agents and gates build where takt puts them, not in the target directory the bench
+        // itself may have been started with.
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.into_parts().0);
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let child = command.spawn().context("starting takt run")?;
+    let mut daemon = Daemon { child };
+    let socket = state_dir.join("daemon.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        if let Some(status) = daemon.child.try_wait()? {
+            bail!(
+                "takt run exited with {status} before it listened on {}; its log:\n{}",
+                socket.display(),
+                fs_err::read_to_string(log_path).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("takt run did not create {} within 30 s", socket.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(daemon)
+}
+
 fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session> {
     let temp = tempfile::Builder::new()
         .prefix("takt-bench-dispatch-")
@@ -339,44 +388,14 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
     fs_err::write(repo.join("README.md"), "# dispatch benchmark\n")?;
     fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
     let workflow = repo.join("WORKFLOW.md");
-    fs_err::write(&workflow, workflow_text(&script, &stamps))?;
+    fs_err::write(&workflow, workflow_text(&script, &stamps, ""))?;
     git(&repo, &["add", "-A"])?;
     git(&repo, &["commit", "--quiet", "-m", "dispatch benchmark"])?;
     let state_dir = repo.join(".takt");
     fs_err::create_dir_all(&state_dir)?;
 
     let log_path = temp.path().join("daemon.log");
-    let log = fs_err::File::create(&log_path)?;
-    let mut command = Command::new(takt);
-    command
-        .arg("-w")
-        .arg(&workflow)
-        .arg("run")
-        .env("TAKT_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log.into_parts().0);
-    match rust_log {
-        Some(filter) => command.env("RUST_LOG", filter),
-        None => command.env_remove("RUST_LOG"),
-    };
-    let child = command.spawn().context("starting takt run")?;
-    let mut daemon = Daemon { child };
-    let socket = state_dir.join("daemon.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        if let Some(status) = daemon.child.try_wait()? {
-            bail!(
-                "takt run exited with {status} before it listened on {}; its log:\n{}",
-                socket.display(),
-                fs_err::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("takt run did not create {} within 30 s", socket.display());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut daemon = start_daemon(takt, &workflow, &state_dir, &log_path, rust_log)?;
 
     let mut warm = Vec::new();
     let mut samples = Vec::new();

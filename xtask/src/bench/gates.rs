@@ -17,17 +17,17 @@ use takt_workspace::{Hooks, RepoSource, WorkspaceManager, WorkspaceSettings};
 
 use super::{Dist, Machine, Section, git, ms, table, verdict};
 
-const REPETITIONS: usize = 7;
+pub(super) const REPETITIONS: usize = 7;
 
 /// Functions in the workspace's unchanged library crate (each with a test).
-const FUNCTIONS: usize = 150;
+pub(super) const FUNCTIONS: usize = 150;
 
-const GATE: &str = "cargo test --offline";
+pub(super) const GATE: &str = "cargo test --offline";
 
 /// The line the change edits, and its two edited forms (alternated by the in-place runs so
 /// each is a one-line change from the one before).
-const LINE: &str = "    numbers::f0(a) + numbers::f1(a)";
-const EDITS: [&str; 2] = [
+pub(super) const LINE: &str = "    numbers::f0(a) + numbers::f1(a)";
+pub(super) const EDITS: [&str; 2] = [
     "    numbers::f0(a) + numbers::f1(a) + 1",
     "    numbers::f0(a) + numbers::f1(a) + 2",
 ];
@@ -59,7 +59,7 @@ fn app_lib(line: &str) -> String {
 }
 
 /// The workspace on `main` and the one-line change on `change`; returns the change's sha.
-fn sample_workspace(dir: &Path) -> Result<String> {
+pub(super) fn sample_workspace(dir: &Path) -> Result<String> {
     let files = [
         (
             "Cargo.toml",
@@ -101,7 +101,7 @@ fn sample_workspace(dir: &Path) -> Result<String> {
 
 /// `sh -c command` in `dir` as a developer would run it (takt's own build settings removed),
 /// in milliseconds.
-fn bare(dir: &Path, command: &str) -> Result<f64> {
+pub(super) fn bare(dir: &Path, command: &str) -> Result<f64> {
     let started = Instant::now();
     let status = Command::new("sh")
         .args(["-c", command])

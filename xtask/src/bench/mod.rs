@@ -1,6 +1,7 @@
 //! The benchmark scenario runner: each scenario measures, prints, and returns a Markdown section
 //! that replaces its part of `docs/BENCHMARKS.md`.
 
+mod agent_warm;
 mod agents;
 mod api;
 pub mod core;
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "dispatch",
     "workspace",
     "core",
@@ -33,6 +34,7 @@ pub const ALL: [&str; 11] = [
     "api",
     "webhook",
     "trackers",
+    "agent-warm",
 ];
 
 /// What one scenario produced.
@@ -85,6 +87,7 @@ pub fn run(names: &[String], write: bool) -> Result<()> {
             "api" => api::run(&machine)?,
             "webhook" => webhook::run(&root, &machine)?,
             "trackers" => trackers::run(&machine)?,
+            "agent-warm" => agent_warm::run(&root, &machine)?,
             _ => bail!("unknown benchmark `{name}`"),
         };
         println!("(bench {name} took {:.1} s)", began.elapsed().as_secs_f64());

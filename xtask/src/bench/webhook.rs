@@ -44,7 +44,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     fs_err::write(repo.join("README.md"), "# webhook benchmark\n")?;
     fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
     let workflow = repo.join("WORKFLOW.md");
-    let text = workflow_text(&script, &stamps).replacen(
+    let text = workflow_text(&script, &stamps, "").replacen(
         "publish:",
         "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\npublish:",
         1,
