@@ -649,19 +649,37 @@ fn blind_reviewers_see_the_task_diff_and_gates_but_not_the_agent_or_each_other()
     assert_eq!(reviewers.len(), 2);
 }
 
+/// The sample crate: `CRATE_LIB` with `dependencies` (lines of its `[dependencies]`).
+fn sample_crate(f: &Factory, dependencies: &str) {
+    f.repo.commit_file(
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\n{dependencies}"
+        ),
+        "crate",
+    );
+    f.repo
+        .commit_file(".gitignore", "/target\n.takt/\nCargo.lock\n", "ignore");
+    f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+}
+
+/// Whether the tests run as root, as warm caches need (overlays); says so when they do not.
+fn root_daemon() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        eprintln!("skipped: warm caches need a root daemon (overlays)");
+    }
+    root
+}
+
 const CRATE_LIB: &str = "pub fn add(a: i64, b: i64) -> i64 {\n    a + b\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n        assert_eq!(super::add(2, 2), 4);\n    }\n}\n";
 
 #[test]
 fn a_rust_crate_change_that_breaks_a_test_is_sent_back_then_merged_once_fixed() {
     let factory = Factory::new("verify-cargo", |f| {
-        f.repo.commit_file(
-            "Cargo.toml",
-            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
-            "crate",
-        );
-        f.repo
-            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
-        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        sample_crate(f, "");
         let fixed = CRATE_LIB.replace(
             "#[cfg(test)]",
             "pub fn sub(a: i64, b: i64) -> i64 {\n    a - b\n}\n\n#[cfg(test)]",
@@ -751,23 +769,11 @@ fn base_tests_catch_a_change_that_weakens_the_test_it_breaks() {
 /// round's gates start from it, and the change that merges is the second round's.
 #[test]
 fn a_second_round_against_the_same_base_runs_its_gates_warm_in_the_sandbox() {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    if !root {
-        eprintln!("skipped: warm caches need a root daemon (overlays)");
+    if !root_daemon() {
         return;
     }
     let factory = Factory::new("verify-warm", |f| {
-        f.repo.commit_file(
-            "Cargo.toml",
-            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
-            "crate",
-        );
-        f.repo
-            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
-        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        sample_crate(f, "");
         let script = "if [ \"$TAKT_ATTEMPT\" = 1 ]; then sed -i 's/a + b/a - b/' src/lib.rs; \
                       else sed -i 's/a - b/b + a/' src/lib.rs; fi\n";
         workflow(
@@ -810,21 +816,10 @@ fn a_second_round_against_the_same_base_runs_its_gates_warm_in_the_sandbox() {
 /// frozen; the agent's outputs land in its workspace's own layer.
 #[test]
 fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    if !root {
-        eprintln!("skipped: warm caches need a root daemon (overlays)");
+    if !root_daemon() {
         return;
     }
     let factory = Factory::new("agent-warm", |f| {
-        f.repo.commit_file(
-            "Cargo.toml",
-            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nhelper = { path = \"helper\" }\n",
-            "crate",
-        );
         f.repo.commit_file(
             "helper/Cargo.toml",
             "[package]\nname = \"helper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -835,9 +830,7 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
             "pub fn one() -> i64 {\n    1\n}\n",
             "helper",
         );
-        f.repo
-            .commit_file(".gitignore", "/target\n.takt/\nCargo.lock\n", "ignore");
-        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        sample_crate(f, "helper = { path = \"helper\" }\n");
         let script = "if [ \"$TAKT_ATTEMPT\" = 1 ]; then sed -i 's/a + b/a - b/' src/lib.rs; \
                       else { echo \"PWD $(pwd)\"; echo \"WORKSPACE $TAKT_WORKSPACE\"; \
                       cargo build -v --offline; } > \"$LOG/agent-build.txt\" 2>&1 || true; \
@@ -879,23 +872,11 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
 /// first verification on the new base paying for the build.
 #[test]
 fn after_a_merge_the_new_bases_build_cache_is_made_before_any_task_needs_it() {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    if !root {
-        eprintln!("skipped: warm caches need a root daemon (overlays)");
+    if !root_daemon() {
         return;
     }
     let factory = Factory::new("warm-next-base", |f| {
-        f.repo.commit_file(
-            "Cargo.toml",
-            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
-            "crate",
-        );
-        f.repo
-            .commit_file(".gitignore", "/target\n.takt/\n", "ignore");
-        f.repo.commit_file("src/lib.rs", CRATE_LIB, "lib");
+        sample_crate(f, "");
         workflow(
             agent(f, "sed -i 's/a + b/b + a/' src/lib.rs\n"),
             "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
