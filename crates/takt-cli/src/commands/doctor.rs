@@ -87,6 +87,32 @@ fn host_tools_line(wf: &takt_workflow::Workflow) -> String {
         .join(", ")
 }
 
+/// How gates and agents start their builds (`verify.warm_cache`, docs/verification.md): warm
+/// caches need overlays, and agents use them only on overlay workspaces shown by bubblewrap.
+fn build_caches_line<T>(
+    warm_cache: bool,
+    overlays: &Result<Option<T>, String>,
+    shows_elsewhere: bool,
+) -> Result<String, String> {
+    if !warm_cache {
+        return Ok("cold: gates and agents build from nothing (`verify.warm_cache: false`)".into());
+    }
+    match overlays {
+        Err(reason) => Err(format!(
+            "cold: warm caches need kernel overlays, which cannot be mounted here ({reason})"
+        )),
+        Ok(None) => Ok("warm for gates; agents build cold: their workspaces are worktrees \
+                        (`workspace.overlay: false`)"
+            .into()),
+        Ok(Some(_)) if !shows_elsewhere => Ok("warm for gates; agents build cold: only \
+                                                bubblewrap shows their workspace at the caches' path"
+            .into()),
+        Ok(Some(_)) => Ok("warm for gates and agents: the base's frozen target/, built ahead \
+                           after every merge"
+            .into()),
+    }
+}
+
 pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
     let mut checks = Vec::new();
     let mut check = |name, required, result: Result<String, String>| {
@@ -108,6 +134,8 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         Ok(project) => {
             // The sandbox: each mechanism as this host offers it, then whether the workflow's
             // `sandbox.mode` can be had here.
+            // Whether agents' sandboxes can show their workspace where build caches are made.
+            let mut shows_elsewhere = false;
             match crate::sandbox::probe(&project.workflow) {
                 Ok(host) => {
                     for (ok, line) in host.lines() {
@@ -133,7 +161,10 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                         "sandbox",
                         true,
                         crate::sandbox::build(&project.workflow, &host, &project.state_dir, None)
-                            .map(|sandbox| sandbox.describe())
+                            .map(|sandbox| {
+                                shows_elsewhere = sandbox.can_show_elsewhere();
+                                sandbox.describe()
+                            })
                             .map_err(|error| format!("{error:#}")),
                     );
                 }
@@ -226,18 +257,25 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
             };
             check("agent backend", true, backend);
             check("host tools", false, Ok(host_tools_line(wf)));
+            let overlays = crate::project::overlay_support(wf, &project.state_dir);
             check(
                 "workspaces",
                 false,
-                crate::project::overlay_support(wf, &project.state_dir).map(
-                    |overlay| match overlay {
+                overlays
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .map(|overlay| match overlay {
                         Some(overlay) => format!(
                             "kernel overlays over shared golden trees ({})",
                             overlay.dir.display()
                         ),
                         None => "git worktrees (`workspace.overlay: false`)".to_owned(),
-                    },
-                ),
+                    }),
+            );
+            check(
+                "build caches",
+                false,
+                build_caches_line(wf.verify.warm_cache, &overlays, shows_elsewhere),
             );
             if crate::models::needs_model(wf) {
                 check("model", true, model_check(wf));

@@ -397,6 +397,12 @@ fn overlay_workspaces_run_sandboxed_agents_and_merge() {
             .contains("kernel overlays over shared golden trees"),
         "{doctor}"
     );
+    assert!(
+        doctor
+            .stdout
+            .contains("cold: gates and agents build from nothing"),
+        "warm caches are off by default: {doctor}"
+    );
     f.takt.add_task("First", &[]);
     f.takt.add_task("Second", &[]);
     let out = f.takt.run_once();

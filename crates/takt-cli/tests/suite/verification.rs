@@ -840,6 +840,11 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
             "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
         )
     });
+    let doctor = factory.takt.run(&["doctor"]).stdout;
+    assert!(
+        doctor.contains("warm for gates and agents"),
+        "doctor says how builds start: {doctor}"
+    );
     let id = factory.takt.add_task("Reorder add", &[]);
     factory.takt.run_once();
     assert_eq!(factory.takt.state_of(&id), "done", "{}", factory.describe());
