@@ -332,3 +332,25 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
         Code::Unhealthy
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_build_caches_line_says_why_a_build_starts_cold() {
+        let mounted: Result<Option<()>, String> = Ok(Some(()));
+        let worktrees: Result<Option<()>, String> = Ok(None);
+        let unavailable: Result<Option<()>, String> = Err("not root".into());
+        let line = |warm, overlays: &Result<Option<()>, String>, shows| {
+            build_caches_line(warm, overlays, shows).unwrap_or_else(|error| error)
+        };
+        assert!(line(true, &mounted, true).starts_with("warm for gates and agents"));
+        assert!(line(true, &mounted, false).contains("only bubblewrap"));
+        assert!(line(true, &worktrees, true).contains("`workspace.overlay: false`"));
+        assert!(build_caches_line(true, &unavailable, true).is_err());
+        assert!(line(true, &unavailable, true).contains("(not root)"));
+        assert!(line(false, &mounted, true).starts_with("cold"));
+    }
+}
