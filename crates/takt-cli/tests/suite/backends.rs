@@ -117,6 +117,77 @@ fn claude_code_through_the_daemon_reaches_review() {
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
 }
 
+/// A factory whose repository is a Cargo crate and whose workflow turns warm caches on: the
+/// agent's sandbox shows the workspace at the build caches' fixed path (as root with
+/// bubblewrap and overlay workspaces), which the backend must then work at.
+fn warm_factory(backend: &str, backend_section: &str, scenario: &str) -> ModelFactory {
+    let f = ModelFactory::new(
+        backend,
+        &format!("{backend_section}verify: {{warm_cache: true}}\n"),
+        scenario,
+    );
+    f.repo.commit_file(
+        "Cargo.toml",
+        "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        "crate",
+    );
+    f.repo
+        .commit_file("src/lib.rs", "pub fn one() -> i64 {\n    1\n}\n", "lib");
+    f.repo
+        .commit_file(".gitignore", "/target\n.takt/\nCargo.lock\n", "ignore");
+    f
+}
+
+/// Where the run's agent saw its workspace, from its `sandboxed` event: the fixed path when
+/// this host shows it there (root, bubblewrap, overlays).
+fn shown_elsewhere(f: &ModelFactory) -> bool {
+    let events = f.takt.json(&["task", "events", "TAKT-1"]).to_string();
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let shown = events.contains("agent build cache cold: no build cache of base");
+    assert!(
+        shown || !root,
+        "a root daemon shows the workspace elsewhere: {events}"
+    );
+    shown
+}
+
+#[test]
+fn codex_works_where_warm_agent_builds_show_the_workspace() {
+    let Some(codex) = agent_cli("codex", "TAKT_CODEX_BIN") else {
+        return;
+    };
+    let f = warm_factory(
+        "codex",
+        &format!(
+            "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\n",
+            codex.display()
+        ),
+        "steps:\n  - apply_patch: \"*** Begin Patch\\n*** Add File: hello.txt\\n+hello from codex\\n*** End Patch\\n\"\n  \
+         - text: DONE\n",
+    );
+    f.task_reaches_review_with_metered_usage("hello.txt", "hello from codex\n");
+    shown_elsewhere(&f);
+}
+
+#[test]
+fn claude_code_works_where_warm_agent_builds_show_the_workspace() {
+    let Some(claude) = agent_cli("claude", "TAKT_CLAUDE_BIN") else {
+        return;
+    };
+    // `{{cwd}}` is the working directory Claude Code reports: the fixed path.
+    let f = warm_factory(
+        "claude",
+        &format!("claude: {{command: \"{}\"}}\n", claude.display()),
+        "steps:\n  - tool: {name: Write, arguments: {file_path: \"{{cwd}}/hello.txt\", content: \"hello from claude\\n\"}}\n  \
+         - text: DONE\n",
+    );
+    f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
+    shown_elsewhere(&f);
+}
+
 #[test]
 fn the_builtin_loops_commands_run_sandboxed() {
     let f = ModelFactory::new(
