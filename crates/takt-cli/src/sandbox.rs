@@ -146,14 +146,15 @@ impl takt_workspace::HookLauncher for SandboxedHooks {
                 .join(&ctx.key)
                 .join(kind.name()),
             git_dirs: vec![self.mirror.clone()],
-            view: None,
+            view: ctx.view.clone(),
         };
+        let shown = ctx.view.as_ref().map_or(&ctx.workspace, |view| &view.at);
         let launch = takt_sandbox::Launch {
             program: "sh".into(),
             args: vec!["-lc".into(), script.into()],
             cwd: ctx.workspace.clone(),
             env: vec![
-                ("TAKT_WORKSPACE".into(), ctx.workspace.display().to_string()),
+                ("TAKT_WORKSPACE".into(), shown.display().to_string()),
                 ("TAKT_ISSUE_IDENTIFIER".into(), ctx.identifier.clone()),
                 ("TAKT_WORKSPACE_KEY".into(), ctx.key.clone()),
             ],

@@ -10,6 +10,8 @@ use takt_core::{Event, Policy, RunExit, RunSpec, StopReason};
 use takt_protocol::{AgentEvent, RunOutcome, RunPhase};
 use takt_workflow::{PromptContext, Workflow};
 use takt_workspace::{BaseRef, HookKind, Workspace, WorkspaceManager};
+
+use crate::warm_view::AgentView;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -164,9 +166,19 @@ async fn attempt(mut ctx: RunContext) {
     });
     info!(issue_identifier = %identifier, workspace = %workspace.path.display(), "workspace ready");
 
+    // Where the agent sees its workspace, and the build cache below it (held for the run: the
+    // cache is not pruned while the agent or its hooks build on it). The sandboxed hooks see
+    // the same.
+    let shown = crate::warm_view::agent_view(
+        ctx.build_caches.as_deref(),
+        &ctx.sandbox,
+        &ctx.workspaces,
+        &workspace,
+    )
+    .await;
     let ending = if let Err(error) = ctx
         .workspaces
-        .run_hook(HookKind::BeforeRun, &workspace)
+        .run_hook_in_view(HookKind::BeforeRun, &workspace, shown.view.as_ref())
         .await
     {
         Ending::failed(format!("before_run hook failed: {error}"), 0)
@@ -174,7 +186,7 @@ async fn attempt(mut ctx: RunContext) {
         phase(RunPhase::BuildingPrompt);
         match render(&ctx) {
             Err(error) => Ending::failed(error, 0),
-            Ok(prompt) => converse(&mut ctx, &workspace, &base, prompt, &phase).await,
+            Ok(prompt) => converse(&mut ctx, &workspace, &shown, &base, prompt, &phase).await,
         }
     };
     let ending = contained(&ctx, ending);
@@ -198,11 +210,11 @@ async fn attempt(mut ctx: RunContext) {
                 format!("committing the agent's work failed: {error}"),
                 ending.turns,
             );
-            finish_hooks(&ctx, &workspace).await;
+            finish_hooks(&ctx, &workspace, &shown).await;
             return report(&ctx, ending.outcome, None, ending.error, ending.turns, None);
         }
     };
-    finish_hooks(&ctx, &workspace).await;
+    finish_hooks(&ctx, &workspace, &shown).await;
     report(
         &ctx,
         ending.outcome,
@@ -259,9 +271,13 @@ fn contained(ctx: &RunContext, mut ending: Ending) -> Ending {
     ending
 }
 
-async fn finish_hooks(ctx: &RunContext, workspace: &Workspace) {
+async fn finish_hooks(ctx: &RunContext, workspace: &Workspace, shown: &AgentView) {
     // after_run: best effort, after every attempt once the workspace exists.
-    if let Err(error) = ctx.workspaces.run_hook(HookKind::AfterRun, workspace).await {
+    if let Err(error) = ctx
+        .workspaces
+        .run_hook_in_view(HookKind::AfterRun, workspace, shown.view.as_ref())
+        .await
+    {
         warn!(issue_identifier = %ctx.spec.issue.identifier, %error, "after_run hook failed (ignored)");
     }
 }
@@ -337,19 +353,12 @@ fn render(ctx: &RunContext) -> Result<String, String> {
 async fn converse(
     ctx: &mut RunContext,
     workspace: &Workspace,
+    shown: &AgentView,
     base: &BaseRef,
     prompt: String,
     phase: &impl Fn(RunPhase),
 ) -> Ending {
     phase(RunPhase::LaunchingAgent);
-    // Held for the session: the cache is not pruned while the agent builds on it.
-    let shown = crate::warm_view::agent_view(
-        ctx.build_caches.as_deref(),
-        &ctx.sandbox,
-        &ctx.workspaces,
-        workspace,
-    )
-    .await;
     let session_context = SessionContext {
         task_id: ctx.spec.task_id.clone(),
         identifier: ctx.spec.issue.identifier.clone(),

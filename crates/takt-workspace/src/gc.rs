@@ -88,6 +88,7 @@ impl WorkspaceManager {
                 workspace: path.clone(),
                 identifier: identifier.clone(),
                 key,
+                view: None,
             };
             let launcher = self.hook_launcher();
             if let Err(error) = hooks::run_hook_with(

@@ -95,6 +95,10 @@ pub struct HookContext {
     pub identifier: String,
     /// `TAKT_WORKSPACE_KEY`.
     pub key: String,
+    /// Where a sandboxed hook sees the workspace when the agent's sandbox shows it elsewhere
+    /// (warm agent builds): the same place, so what the hook makes with the path in it (a
+    /// virtualenv, build outputs) is where the agent looks. `None`: at `workspace`.
+    pub view: Option<takt_core::ports::WorkspaceView>,
 }
 
 /// A hook that exited with status 0.
@@ -337,6 +341,7 @@ mod tests {
             workspace: dir.to_path_buf(),
             identifier: "ABC-1".into(),
             key: "ABC-1".into(),
+            view: None,
         }
     }
 

@@ -418,6 +418,17 @@ impl WorkspaceManager {
     /// is configured. Whether a failure matters is the caller's decision (see
     /// [`HookKind::is_fatal`]); it is logged here either way.
     pub async fn run_hook(&self, kind: HookKind, ws: &Workspace) -> Result<(), HookError> {
+        self.run_hook_in_view(kind, ws, None).await
+    }
+
+    /// [`WorkspaceManager::run_hook`] for a hook that, run in the agent's sandbox, sees the
+    /// workspace where the agent does (`view`, see [`HookContext::view`]).
+    pub async fn run_hook_in_view(
+        &self,
+        kind: HookKind,
+        ws: &Workspace,
+        view: Option<&takt_core::ports::WorkspaceView>,
+    ) -> Result<(), HookError> {
         let Some(script) = self.settings.hooks.script(kind) else {
             return Ok(());
         };
@@ -425,6 +436,7 @@ impl WorkspaceManager {
             workspace: ws.path.clone(),
             identifier: ws.identifier.clone(),
             key: ws.key.clone(),
+            view: view.cloned(),
         };
         let launcher = self.hook_launcher();
         hooks::run_hook_with(

@@ -837,7 +837,11 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
                       sed -i 's/a - b/b + a/' src/lib.rs; fi\n";
         workflow(
             agent(f, script),
-            "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\n",
+            &format!(
+                "risk:\n  default: auto_ship\nverify:\n  warm_cache: true\nhooks:\n  \
+                 before_run: |\n    echo \"HOOK $(pwd) $TAKT_WORKSPACE\" >> {}/hooks.txt\n",
+                f.log_dir().display()
+            ),
         )
     });
     let doctor = factory.takt.run(&["doctor"]).stdout;
@@ -864,6 +868,13 @@ fn the_agents_next_session_builds_on_the_frozen_cache_of_its_base() {
     assert!(
         build.contains("Compiling sample"),
         "the edited crate rebuilt: {build}"
+    );
+    // The sandboxed hook saw the workspace where the agent does, in both attempts.
+    let hooks = std::fs::read_to_string(factory.log_dir().join("hooks.txt")).unwrap_or_default();
+    assert_eq!(
+        hooks.lines().collect::<Vec<_>>(),
+        vec![format!("HOOK {pwd} {pwd}"); 2],
+        "{hooks}"
     );
     let events = factory.takt.json(&["task", "events", &id]).to_string();
     assert!(
