@@ -10,10 +10,10 @@ use takt_core::{Event, Policy, RunExit, RunSpec, StopReason};
 use takt_protocol::{AgentEvent, RunOutcome, RunPhase};
 use takt_workflow::{PromptContext, Workflow};
 use takt_workspace::{BaseRef, HookKind, Workspace, WorkspaceManager};
-
-use crate::warm_view::AgentView;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
+
+use crate::warm_view::AgentView;
 
 /// Everything a run needs, snapshotted when it starts (R-048: a reload never changes a live
 /// session's configuration).
