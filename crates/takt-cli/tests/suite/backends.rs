@@ -86,20 +86,34 @@ pub(super) fn agent_cli(name: &str, variable: &str) -> Option<PathBuf> {
     None
 }
 
+/// The workflow's `codex` section for the CLI at `codex`.
+fn codex_section(codex: &Path) -> String {
+    format!(
+        "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\n",
+        codex.display()
+    )
+}
+
+/// The mock model's scenario: Codex adds `hello.txt` through `apply_patch`.
+const CODEX_WRITES_HELLO: &str = "steps:\n  - apply_patch: \"*** Begin Patch\\n*** Add File: hello.txt\\n+hello from codex\\n*** End Patch\\n\"\n  \
+     - text: DONE\n";
+
+/// The workflow's `claude` section for the CLI at `claude`.
+fn claude_section(claude: &Path) -> String {
+    format!("claude: {{command: \"{}\"}}\n", claude.display())
+}
+
+/// The mock model's scenario: Claude Code writes `hello.txt` in the working directory it
+/// reports (`{{cwd}}`).
+const CLAUDE_WRITES_HELLO: &str = "steps:\n  - tool: {name: Write, arguments: {file_path: \"{{cwd}}/hello.txt\", content: \"hello from claude\\n\"}}\n  \
+     - text: DONE\n";
+
 #[test]
 fn codex_app_server_through_the_daemon_reaches_review() {
     let Some(codex) = agent_cli("codex", "TAKT_CODEX_BIN") else {
         return;
     };
-    let f = ModelFactory::new(
-        "codex",
-        &format!(
-            "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\n",
-            codex.display()
-        ),
-        "steps:\n  - apply_patch: \"*** Begin Patch\\n*** Add File: hello.txt\\n+hello from codex\\n*** End Patch\\n\"\n  \
-         - text: DONE\n",
-    );
+    let f = ModelFactory::new("codex", &codex_section(&codex), CODEX_WRITES_HELLO);
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from codex\n");
 }
 
@@ -108,12 +122,7 @@ fn claude_code_through_the_daemon_reaches_review() {
     let Some(claude) = agent_cli("claude", "TAKT_CLAUDE_BIN") else {
         return;
     };
-    let f = ModelFactory::new(
-        "claude",
-        &format!("claude: {{command: \"{}\"}}\n", claude.display()),
-        "steps:\n  - tool: {name: Write, arguments: {file_path: \"{{cwd}}/hello.txt\", content: \"hello from claude\\n\"}}\n  \
-         - text: DONE\n",
-    );
+    let f = ModelFactory::new("claude", &claude_section(&claude), CLAUDE_WRITES_HELLO);
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
 }
 
@@ -142,10 +151,7 @@ fn warm_factory(backend: &str, backend_section: &str, scenario: &str) -> ModelFa
 /// this host shows it there (root, bubblewrap, overlays).
 fn shown_elsewhere(f: &ModelFactory) -> bool {
     let events = f.takt.json(&["task", "events", "TAKT-1"]).to_string();
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
+    let root = super::running_as_root();
     let shown = events.contains("agent build cache cold: no build cache of base");
     assert!(
         shown || !root,
@@ -159,15 +165,7 @@ fn codex_works_where_warm_agent_builds_show_the_workspace() {
     let Some(codex) = agent_cli("codex", "TAKT_CODEX_BIN") else {
         return;
     };
-    let f = warm_factory(
-        "codex",
-        &format!(
-            "codex: {{command: \"{} app-server\", turn_timeout_ms: 120000}}\n",
-            codex.display()
-        ),
-        "steps:\n  - apply_patch: \"*** Begin Patch\\n*** Add File: hello.txt\\n+hello from codex\\n*** End Patch\\n\"\n  \
-         - text: DONE\n",
-    );
+    let f = warm_factory("codex", &codex_section(&codex), CODEX_WRITES_HELLO);
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from codex\n");
     shown_elsewhere(&f);
 }
@@ -177,13 +175,8 @@ fn claude_code_works_where_warm_agent_builds_show_the_workspace() {
     let Some(claude) = agent_cli("claude", "TAKT_CLAUDE_BIN") else {
         return;
     };
-    // `{{cwd}}` is the working directory Claude Code reports: the fixed path.
-    let f = warm_factory(
-        "claude",
-        &format!("claude: {{command: \"{}\"}}\n", claude.display()),
-        "steps:\n  - tool: {name: Write, arguments: {file_path: \"{{cwd}}/hello.txt\", content: \"hello from claude\\n\"}}\n  \
-         - text: DONE\n",
-    );
+    // Claude Code reports the fixed path as its working directory.
+    let f = warm_factory("claude", &claude_section(&claude), CLAUDE_WRITES_HELLO);
     f.task_reaches_review_with_metered_usage("hello.txt", "hello from claude\n");
     shown_elsewhere(&f);
 }

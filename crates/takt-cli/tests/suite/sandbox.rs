@@ -214,7 +214,7 @@ esac
     let hog = f.takt.task("TAKT-1");
     let attempt = &hog["attempts"][0];
     assert_eq!(hog["state"], "failed", "{hog:#}");
-    if takt_sandbox_root() {
+    if super::running_as_root() {
         // As root the memory cgroup kills, and the kill is reported.
         assert_eq!(attempt["outcome"], "sandbox_violation", "{hog:#}");
         assert!(
@@ -355,16 +355,9 @@ fn a_hostile_builtin_agent_is_contained_while_an_honest_task_lands() {
     }
 }
 
-fn takt_sandbox_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|meta| {
-        use std::os::unix::fs::MetadataExt;
-        meta.uid() == 0
-    })
-}
-
 #[test]
 fn landlock_mode_says_how_to_fix_a_private_directory_above_the_workspace() {
-    if !takt_sandbox_root() {
+    if !super::running_as_root() {
         return; // Only a root daemon drops to the agent user.
     }
     let f = Factory::bare("sandbox-landlock-private");
@@ -384,7 +377,7 @@ fn landlock_mode_says_how_to_fix_a_private_directory_above_the_workspace() {
 
 #[test]
 fn overlay_workspaces_run_sandboxed_agents_and_merge() {
-    if !takt_sandbox_root() {
+    if !super::running_as_root() {
         return; // Overlays need a root daemon.
     }
     // The default: no `workspace.overlay` in the workflow.
@@ -448,7 +441,7 @@ fn overlay_workspaces_run_sandboxed_agents_and_merge() {
 /// task's workspace is a mount away instead of a checkout on its critical path.
 #[test]
 fn after_a_merge_the_next_bases_golden_tree_is_made_before_any_task_needs_it() {
-    if !takt_sandbox_root() {
+    if !super::running_as_root() {
         return; // Overlays need a root daemon.
     }
     let f = Factory::bare("sandbox-next-base");

@@ -666,8 +666,7 @@ fn sample_crate(f: &Factory, dependencies: &str) {
 
 /// Whether the tests run as root, as warm caches need (overlays); says so when they do not.
 fn root_daemon() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = super::running_as_root();
     if !root {
         eprintln!("skipped: warm caches need a root daemon (overlays)");
     }
