@@ -115,9 +115,14 @@ pub async fn agent_view(
         upper: layer.join("upper"),
         work: layer.join("work"),
     });
+    let note = format!(
+        "warm: {}, the workspace at {}",
+        cache.note,
+        view.at.display()
+    );
     AgentView {
         view: Some(view),
-        note: Some(format!("warm: {}", cache.note)),
+        note: Some(note),
         _cache: Some(cache),
     }
 }

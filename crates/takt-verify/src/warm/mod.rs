@@ -132,7 +132,7 @@ pub struct AgentBuildCache {
     pub key: String,
     /// The name of the directory it belongs at in the workspace (`target`).
     pub dir: &'static str,
-    /// One line for the run's evidence.
+    /// One line for the run's evidence: which cache.
     pub note: String,
     /// When it was frozen: no output in it is newer. A source changed before then looks
     /// older than the outputs built from the base's version of it.
@@ -158,10 +158,8 @@ impl Verifier {
                     frozen_at,
                     lower: lease.target.clone(),
                     note: format!(
-                        "{CACHED_DIR}/ is an overlay of the build cache of base {short} (cache {}), \
-                         the workspace at {}",
+                        "{CACHED_DIR}/ is an overlay of the build cache of base {short} (cache {})",
                         &key[..key.len().min(12)],
-                        self.warm.fixed_path().display()
                     ),
                     key,
                     dir: CACHED_DIR,
