@@ -581,6 +581,13 @@ impl Daemon {
         Ok(())
     }
 
+    /// Where frozen build caches come from, when `verify.warm_cache` is on.
+    fn build_caches(&self) -> Option<Arc<takt_verify::Verifier>> {
+        self.verifier
+            .clone()
+            .filter(|_| self.workflow.verify.warm_cache)
+    }
+
     async fn on_endpoint_news(&mut self, news: EndpointNews) -> Result<()> {
         match news {
             EndpointNews::Call(mut call, transcript) => {
@@ -829,9 +836,7 @@ impl Daemon {
                 // An operator command waits for its background work; a daemon has the time.
                 let prepare = !self.inline;
                 let build_caches = self
-                    .verifier
-                    .clone()
-                    .filter(|_| self.workflow.verify.warm_cache)
+                    .build_caches()
                     .map(|verifier| (verifier, self.workflow.clone()));
                 self.background.spawn(async move {
                     let result = match forge {
@@ -1165,10 +1170,7 @@ impl Daemon {
         }
         let context = RunContext {
             host_tools: Some(host_tools),
-            build_caches: self
-                .verifier
-                .clone()
-                .filter(|_| self.workflow.verify.warm_cache),
+            build_caches: self.build_caches(),
             model,
             run_dir: run_dir(&self.state_dir, &spec.run_id),
             spec,
@@ -1460,7 +1462,6 @@ impl Daemon {
     }
 }
 
-/// After a merge moved the base: its golden tree, made now, off any task's critical path.
 /// After a merge: the new base's golden tree, then (with `verify.warm_cache`) its frozen build
 /// cache, so the next tasks start from both instead of paying for them on their critical path.
 async fn prepare_next_base(

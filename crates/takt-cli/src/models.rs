@@ -170,13 +170,17 @@ pub enum EndpointNews {
     Quota(Option<i64>),
 }
 
+fn call_news(call: ModelCall) -> EndpointNews {
+    let transcript = call.transcript.clone();
+    EndpointNews::Call(Box::new(report(call)), transcript)
+}
+
 /// The calls the endpoint has reported and the daemon not yet taken, without waiting.
 pub fn reported_calls(models: Option<&mut ModelEndpoint>) -> Vec<EndpointNews> {
     let mut news = Vec::new();
     if let Some(models) = models {
         while let Ok(call) = models.calls.try_recv() {
-            let transcript = call.transcript.clone();
-            news.push(EndpointNews::Call(Box::new(report(call)), transcript));
+            news.push(call_news(call));
         }
     }
     news
@@ -188,10 +192,7 @@ pub async fn next_news(models: Option<&mut ModelEndpoint>) -> Option<EndpointNew
         return std::future::pending().await;
     };
     tokio::select! {
-        call = models.calls.recv() => call.map(|call| {
-            let transcript = call.transcript.clone();
-            EndpointNews::Call(Box::new(report(call)), transcript)
-        }),
+        call = models.calls.recv() => call.map(call_news),
         changed = models.quota.changed() => {
             changed.ok()?;
             let until = match *models.quota.borrow_and_update() {

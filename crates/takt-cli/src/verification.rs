@@ -33,7 +33,6 @@ impl EvidenceStore for StoreEvidence {
     }
 }
 
-/// The gates WORKFLOW.md configures (hidden ones included), in the written order.
 /// A job naming the base commit `sha` itself: the gates and settings verifications on that
 /// base use, for building its warm cache ahead of them.
 pub fn base_job(workflow: &Workflow, sha: &str) -> VerifyJob {
@@ -51,6 +50,7 @@ pub fn base_job(workflow: &Workflow, sha: &str) -> VerifyJob {
     }
 }
 
+/// The gates WORKFLOW.md configures (hidden ones included), in the written order.
 pub fn configured_gates(workflow: &Workflow) -> Vec<GateSpec> {
     workflow
         .gates
