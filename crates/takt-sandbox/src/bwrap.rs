@@ -78,9 +78,9 @@ pub enum Node {
     Tmpfs(PathBuf),
     /// An empty directory, owned by the agent user.
     Dir(PathBuf),
-    /// The sandbox's `/proc` and `/dev`: only bubblewrap can mount these (its pid namespace,
-    /// its device nodes).
+    /// The sandbox's `/proc`: only bubblewrap can mount it (its pid namespace).
     Proc(PathBuf),
+    /// The sandbox's `/dev`: a few harmless devices, the usual links, private terminals.
     Dev(PathBuf),
     Overlay(Overlay),
 }
@@ -268,15 +268,18 @@ pub fn args(plan: &Plan) -> Vec<String> {
 }
 
 /// The bubblewrap argument list over a root the supervisor has already laid out (every node
-/// of `nodes` but `/proc` and `/dev`, which only bubblewrap can mount): one bind of that root
-/// instead of one bind, read-only remount and mount-table scan per entry.
+/// of `nodes` but `/proc`, which only bubblewrap can mount): one bind of that root instead of
+/// one bind, read-only remount and mount-table scan per entry.
 pub fn prepared_args(root: &Path, nodes: &[Node], cwd: &Path) -> Vec<String> {
     let mut args = namespace_args();
-    args.extend(["--bind".into(), root.display().to_string(), "/".into()]);
+    // `--dev-bind`: bubblewrap's `--bind` would make every submount `nodev`, the devices in
+    // `/dev` too. Every other mount of the tree is `nodev` already, set by the supervisor and
+    // locked against the agent.
+    args.extend(["--dev-bind".into(), root.display().to_string(), "/".into()]);
     args.extend(
         nodes
             .iter()
-            .filter(|node| matches!(node, Node::Proc(_) | Node::Dev(_)))
+            .filter(|node| matches!(node, Node::Proc(_)))
             .flat_map(Node::args),
     );
     args.extend(command_args(cwd));
@@ -338,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn a_prepared_root_is_bound_whole_and_only_proc_and_dev_are_left_to_bubblewrap() {
+    fn a_prepared_root_is_bound_whole_and_only_proc_is_left_to_bubblewrap() {
         let nodes = tree(&plan());
         let args = prepared_args(
             Path::new("/run/takt-sandbox"),
@@ -347,10 +350,10 @@ mod tests {
         );
         let joined = args.join(" ");
         assert!(joined.starts_with("--unshare-all --die-with-parent --new-session"));
-        assert!(joined.contains("--bind /run/takt-sandbox / --proc /proc --dev /dev --chdir"));
+        assert!(joined.contains("--dev-bind /run/takt-sandbox / --proc /proc --chdir"));
         assert_eq!(
             args.iter().filter(|a| a.starts_with("--")).count(),
-            9,
+            8,
             "{joined}"
         );
         // The tree itself holds what bubblewrap's own arguments would lay out.

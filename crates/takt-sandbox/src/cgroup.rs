@@ -264,15 +264,32 @@ fn single_threaded() -> bool {
         .unwrap_or(false)
 }
 
-/// Whether `pid` exists and is not a zombie.
+/// Whether `pid` can still run: it exists, and it is neither a zombie nor already exiting.
+/// A process past the point of no return in `exit` never runs its code again; waiting for it
+/// to finish would wait for the kernel to tear down its namespaces (bubblewrap's pid 1 takes
+/// about a millisecond), on the run's critical path. A main thread that exited while others
+/// run shows as a zombie, so more than one thread counts as alive.
 pub(crate) fn alive(pid: i32) -> bool {
     fs_err::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            let rest = stat.get(stat.rfind(')')? + 1..)?;
-            rest.trim_start().chars().next()
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
+        .is_some_and(|stat| can_run(&stat))
+}
+
+/// The kernel's flag for a task inside `exit` (`PF_EXITING`).
+const EXITING: u64 = 0x4;
+
+/// [`alive`] for one `/proc/<pid>/stat` line.
+fn can_run(stat: &str) -> bool {
+    // The command name may hold spaces and parentheses; the fields start after the last `)`.
+    let Some(rest) = stat.rfind(')').and_then(|at| stat.get(at + 1..)) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let number = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    let (Some(state), Some(flags), Some(threads)) = (fields.first(), number(6), number(17)) else {
+        return false;
+    };
+    threads > 1 || (!matches!(*state, "Z" | "X") && flags & EXITING == 0)
 }
 
 fn delegates_limits(dir: &Path) -> bool {
@@ -354,4 +371,41 @@ pub fn sweep_stale(prefix: &str, kill: bool) -> usize {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `/proc/<pid>/stat` line with the fields [`can_run`] reads.
+    fn stat(comm: &str, state: &str, flags: u64, threads: u64) -> String {
+        format!("42 ({comm}) {state} 1 42 42 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 {threads} 0 100")
+    }
+
+    #[test]
+    fn a_running_or_sleeping_process_can_run() {
+        assert!(can_run(&stat("agent", "R", 0x400000, 1)));
+        assert!(can_run(&stat("agent", "S", 0x400000, 1)));
+        assert!(can_run(&stat("a) S (b", "D", 0, 1)));
+    }
+
+    #[test]
+    fn zombies_and_exiting_processes_never_run_again() {
+        assert!(!can_run(&stat("agent", "Z", 0x400000, 1)));
+        assert!(!can_run(&stat("agent", "X", 0, 1)));
+        // bubblewrap's pid 1 tearing down its namespaces: still `R` or `D`, but exiting.
+        assert!(!can_run(&stat("bwrap", "R", 0x400000 | EXITING, 1)));
+        assert!(!can_run(&stat("bwrap", "D", EXITING, 1)));
+        assert!(!can_run("garbage"));
+    }
+
+    #[test]
+    fn a_process_whose_main_thread_exited_still_runs_its_other_threads() {
+        assert!(can_run(&stat("agent", "Z", EXITING, 3)));
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        assert!(alive(i32::try_from(std::process::id()).unwrap_or(1)));
+    }
 }
