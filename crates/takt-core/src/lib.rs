@@ -20,6 +20,7 @@ pub mod risk;
 pub mod schedule;
 pub mod state;
 pub mod stats;
+pub mod zone;
 
 pub use machine::{approvals_satisfied, handle, next_deadline};
 pub use messages::{

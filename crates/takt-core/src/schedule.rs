@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use chrono::TimeZone;
+use jiff::{Timestamp, Zoned};
 use takt_protocol::Millis;
 
 /// What a schedule creates.
@@ -27,7 +27,7 @@ pub struct Schedule {
     pub timezone: String,
     pub template: TaskTemplate,
     cron: croner::Cron,
-    zone: chrono_tz::Tz,
+    zone: jiff::tz::TimeZone,
 }
 
 impl PartialEq for Schedule {
@@ -66,12 +66,10 @@ impl Schedule {
             cron: cron_text.clone(),
             reason: error.to_string(),
         })?;
-        let zone = timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| ScheduleError::Zone {
-                name: name.clone(),
-                zone: timezone.clone(),
-            })?;
+        let zone = crate::zone::zone(&timezone).ok_or_else(|| ScheduleError::Zone {
+            name: name.clone(),
+            zone: timezone.clone(),
+        })?;
         Ok(Schedule {
             name,
             cron_text,
@@ -84,11 +82,11 @@ impl Schedule {
 
     /// The first occurrence strictly after `after`.
     pub fn next_after(&self, after: Millis) -> Option<Millis> {
-        let start = self.zone.timestamp_millis_opt(after).single()?;
+        let start = self.local(after)?;
         self.cron
             .find_next_occurrence(&start, false)
             .ok()
-            .map(|at| at.timestamp_millis())
+            .map(|at| at.timestamp().as_millisecond())
     }
 
     /// The next occurrence to show at `now`: after `now`, and never one it already fired for
@@ -100,13 +98,20 @@ impl Schedule {
     /// The latest occurrence in `(after, now]`: what a check at `now` owes when the schedule
     /// last fired (or was armed) at `after`.
     pub fn due(&self, after: Millis, now: Millis) -> Option<Millis> {
-        let end = self.zone.timestamp_millis_opt(now).single()?;
+        let end = self.local(now)?;
         let latest = self
             .cron
             .find_previous_occurrence(&end, true)
             .ok()?
-            .timestamp_millis();
+            .timestamp()
+            .as_millisecond();
         (latest > after).then_some(latest)
+    }
+
+    /// `at` on the schedule's wall clock; `None` past the years a calendar names (±9999).
+    fn local(&self, at: Millis) -> Option<Zoned> {
+        let instant = Timestamp::from_millisecond(at).ok()?;
+        Some(instant.to_zoned(self.zone.clone()))
     }
 }
 
@@ -166,5 +171,107 @@ mod tests {
             .unwrap_or_default();
         assert!(error.contains("schedule x"), "{error}");
         assert!(Schedule::new("x", "@daily", "Mars/Olympus", template).is_err());
+    }
+
+    fn daily(cron: &str, timezone: &str) -> Schedule {
+        Schedule::new("daily", cron, timezone, weekly().template)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// 2023-03-25T12:00:00Z, the day before Berlin's clocks jump from 02:00 CET to 03:00 CEST.
+    const BEFORE_SPRING: Millis = 1_679_745_600_000;
+    /// 2023-03-26T01:00:00Z: 03:00 CEST, the first wall time after the gap.
+    const AFTER_GAP: Millis = 1_679_792_400_000;
+    /// 2023-10-28T12:00:00Z, the day before Berlin's clocks fall back from 03:00 CEST to 02:00 CET.
+    const BEFORE_FALL: Millis = 1_698_494_400_000;
+    /// 2023-10-29T00:30:00Z: the first 02:30 of the night (CEST); the second is an hour later.
+    const FIRST_0230: Millis = 1_698_539_400_000;
+    const SECOND_0230: Millis = FIRST_0230 + 3_600_000;
+    const DAY: Millis = 86_400_000;
+
+    #[test]
+    fn a_time_the_clocks_skip_fires_when_the_gap_ends() {
+        let schedule = daily("30 2 * * *", "Europe/Berlin");
+        assert_eq!(schedule.next_after(BEFORE_SPRING), Some(AFTER_GAP));
+        // 2023-03-27 02:30 CEST is 00:30Z, a day less the hour the night lost.
+        assert_eq!(
+            schedule.next_after(AFTER_GAP),
+            Some(AFTER_GAP + DAY - 1_800_000)
+        );
+        assert_eq!(schedule.due(BEFORE_SPRING, AFTER_GAP - 1), None);
+        assert_eq!(schedule.due(BEFORE_SPRING, AFTER_GAP), Some(AFTER_GAP));
+    }
+
+    #[test]
+    fn a_time_the_clocks_repeat_fires_once_at_its_first_instant() {
+        let schedule = daily("30 2 * * *", "Europe/Berlin");
+        assert_eq!(schedule.next_after(BEFORE_FALL), Some(FIRST_0230));
+        // 2023-10-30 02:30 CET is 01:30Z, a day and the night's extra hour later.
+        assert_eq!(schedule.next_after(FIRST_0230), Some(SECOND_0230 + DAY));
+        assert_eq!(
+            schedule.next_after(SECOND_0230 - 1),
+            Some(SECOND_0230 + DAY)
+        );
+        assert_eq!(schedule.due(BEFORE_FALL, SECOND_0230), Some(FIRST_0230));
+        assert_eq!(schedule.due(FIRST_0230, SECOND_0230), None);
+    }
+
+    #[test]
+    fn an_hourly_schedule_fires_on_both_passes_of_a_repeated_hour() {
+        let schedule = daily("0 * * * *", "Europe/Berlin");
+        // 02:00 CEST, 02:00 CET, 03:00 CET: three instants an hour apart.
+        let first_0200 = FIRST_0230 - 1_800_000;
+        assert_eq!(schedule.next_after(first_0200 - 1), Some(first_0200));
+        assert_eq!(
+            schedule.next_after(first_0200),
+            Some(first_0200 + 3_600_000)
+        );
+        assert_eq!(
+            schedule.next_after(first_0200 + 3_600_000),
+            Some(first_0200 + 7_200_000)
+        );
+    }
+
+    #[test]
+    fn a_zone_half_an_hour_off_the_hour_keeps_its_offset() {
+        // 2023-11-14T00:00:00Z; 09:00 in Kolkata (UTC+05:30) is 03:30Z.
+        let midnight: Millis = 1_699_920_000_000;
+        let schedule = daily("0 9 * * *", "Asia/Kolkata");
+        assert_eq!(schedule.next_after(midnight), Some(midnight + 12_600_000));
+        assert_eq!(
+            schedule.due(midnight, midnight + 12_600_000),
+            Some(midnight + 12_600_000)
+        );
+        // Kathmandu is UTC+05:45, so :15 past its hour is :30 past the hour in UTC.
+        let quarter = daily("15 * * * *", "Asia/Kathmandu");
+        assert_eq!(quarter.next_after(midnight), Some(midnight + 1_800_000));
+    }
+
+    #[test]
+    fn zone_names_are_the_tz_databases_spelled_exactly() {
+        let template = weekly().template;
+        let accepts = |zone: &str| Schedule::new("x", "@daily", zone, template.clone()).is_ok();
+        for zone in [
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+            "US/Eastern",
+            "Etc/GMT+5",
+            "Europe/Kiev",
+        ] {
+            assert!(accepts(zone), "{zone}");
+        }
+        for zone in [
+            "Mars/Olympus",
+            "",
+            " UTC",
+            "utc",
+            "europe/berlin",
+            "Etc/Unknown",
+            "+01:00",
+        ] {
+            assert!(!accepts(zone), "{zone:?}");
+        }
     }
 }

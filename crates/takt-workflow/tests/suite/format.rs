@@ -250,6 +250,26 @@ fn schedules_are_validated_when_the_file_loads() {
 }
 
 #[test]
+fn a_schedules_time_zone_is_the_tz_databases_name_spelled_exactly() {
+    let workflow = load_ok(
+        "---\nschedules:\n  - {name: a, cron: \"@daily\", timezone: Asia/Kolkata, title: T}\n  \
+         - {name: b, cron: \"@daily\", timezone: US/Eastern, title: T}\n---\n",
+    );
+    assert!(workflow.warnings.is_empty(), "{:?}", workflow.warnings);
+    assert_eq!(workflow.schedules[1].timezone, "US/Eastern");
+    // The daemon looks the name up the same way; one the file accepted must never fail there.
+    for zone in ["europe/berlin", "Etc/Unknown", "\"\""] {
+        assert_error(
+            &load_err(&format!(
+                "---\nschedules:\n  - {{name: a, cron: \"@daily\", timezone: {zone}, title: T}}\n---\n"
+            )),
+            "invalid_workflow_config",
+            &["`schedules[0].timezone`"],
+        );
+    }
+}
+
+#[test]
 fn gates_review_and_risk_are_sections_now_not_extensions() {
     let workflow = load_ok(
         "---\ngates:\n  - {name: unit, run: cargo test}\nreview: {max_rounds: 5}\nrisk: {default: hard_stop}\n---\n",
