@@ -233,52 +233,56 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         ));
     }
     markdown.push_str(
-        "\nWhere the time goes (2026-11-22: one run with the supervisor and inner stage \
-         instrumented, the crate's small `takt-sandbox-helper` standing in for `takt`, load ≈3; \
-         p50 per step): before it starts bubblewrap the supervisor spends about 2.5 ms — 0.4 ms \
-         entering a private mount namespace, 0.35 ms creating and entering the run's cgroups, \
-         0.9 ms laying out the sandbox's tree (about 45 mounts made directly with \
-         `open_tree`/`mount_setattr`/`move_mount`), the rest reading the spec, handing the \
-         writable directories to the agent user and writing the inner spec. bubblewrap, the \
-         inner stage and `true` then take about 4-5 ms more than bare bubblewrap: the inner \
-         stage's own work (rlimits, Landlock, seccomp, its layers file) is under 1 ms, the rest is \
-         its exec and bubblewrap copying and tearing down a mount namespace that holds the \
-         prepared tree besides the host's mounts. After the agent exits the supervisor spends \
-         1-2 ms sweeping for leftovers, reading the cgroups' counters and writing the report. On \
-         top of that come the two execs of the 40 MB `takt` binary (supervisor, inner stage): \
-         3.2 ms each against 1.2 ms for the small helper (`perf stat`: 601 against 102 page \
-         faults, most of them applying about 80,000 relocations), so about 4 ms of the total; \
-         the `mode: landlock` row (supervisor and inner stage, no bubblewrap) shows that part \
-         alone.\n",
+        "\nWhere the time goes (2026-11-22, from `perf` traces of process and syscall events \
+         during this benchmark, and `perf stat`): the two execs of the `takt` binary (supervisor, \
+         inner stage) cost about 2.5 ms each against 0.8 ms for a small C program. `takt` is a \
+         position-independent executable, and the dynamic loader applies about 52,000 \
+         relocations that copy every page of its 0.86 MB `.data.rel.ro` (400 page faults per \
+         exec against 49 for `/bin/true`). Before it starts bubblewrap the supervisor spends \
+         about 2.5 ms: 0.4 ms entering a private mount namespace, 0.35 ms creating and entering \
+         the run's cgroups, about 1 ms laying out the sandbox's tree (about 55 mounts made \
+         directly with `open_tree`/`mount_setattr`/`move_mount`, `/dev` included), the rest \
+         reading the spec and writing the inner spec; forking and starting bubblewrap as the \
+         agent user takes about 1 ms more. bubblewrap over the prepared root then takes about \
+         what bare bubblewrap takes, the inner stage's own work (rlimits, Landlock, seccomp, the \
+         relay's port) under 1 ms. After the agent exits the supervisor sweeps for leftovers, \
+         reads the cgroups' counters and writes the report in about 0.5 ms.\n",
     );
     markdown.push_str(
         "\nWhat changed it (2026-11-22, interleaved against the previous binary with \
-         `TAKT_BENCH_BASELINE`, \
-         p50): the root supervisor lays out the tree itself and bubblewrap binds it whole, \
-         instead of bubblewrap making about 45 binds each with a read-only remount and a scan of \
-         the whole mount table (together with the next change, 26.3 → 21.7 ms and 28.3 → 23.7 \
-         ms in two runs); the tree is mounted on one root-owned directory in the supervisor's \
-         own namespace and left to vanish with it, so no per-launch unmount waits for RCU \
-         (0.5-2 ms). The supervisor also enters the cgroups as its only thread through v1 \
-         `tasks`, which skips the kernel's global thread-group lock: moving a whole process \
-         through `cgroup.procs` switches that lock to its slow mode and can wait an RCU grace \
-         period (5-15 ms seen in earlier runs), but in these runs entering took 0.12 ms either \
-         way (launches this close together keep the lock's slow mode from settling), so it \
-         removes that outlier rather than moving the median (an A/B inside one run, alternating \
-         the two ways by launch, showed no difference either). `mode: landlock` measured about \
-         0.7 ms slower with the new binary (interleaved, under load: 16.0 → 16.7 ms), partly its \
-         larger size (16 more page faults per exec). Tried without effect: \
-         `/sys/kernel/rcu_expedited` (the lock's switch uses `call_rcu`). Not done: cgroup v1 \
-         `favordynmods` would keep the lock in its slow mode for the whole host; takt does not \
-         change it. Removing the empty cgroups stays with the daemon, off the run's critical \
-         path.\n",
+         `TAKT_BENCH_BASELINE`, p50, three runs on a quiet machine: 19.8 → 15.2, 19.2 → 14.5 \
+         and 18.4 → 14.0 ms; bare bubblewrap 6.0, 5.6 and 5.4 ms): (1) the supervisor lays out \
+         `/dev` with the rest of the tree. bubblewrap's `--dev` bound six devices, each followed \
+         by its own scan of the whole mount table, which with the prepared tree beside the \
+         host's mounts cost about 3 ms (with the crate's small helper, interleaved: 17.4 → 14.3 \
+         and 16.2 → 13.3 ms). (2) The supervisor no longer waits for a process that is already \
+         inside `exit`: bubblewrap's pid 1, tearing down its namespaces, held the end of every \
+         run for about 1.2 ms. (3) Schedules take their time zones from jiff's compiled-in tz \
+         database instead of chrono-tz, whose tables were 1 MB of `.data.rel.ro`: 620 → 400 page \
+         faults and 3.3 → 2.6 ms per exec (`takt --version`), the `mode: landlock` row 10.1 → \
+         8.5 ms. Earlier (interleaved the same way): the root supervisor lays out the tree \
+         itself and bubblewrap binds it whole, instead of bubblewrap making about 45 binds each \
+         with a read-only remount and a scan of the mount table (26.3 → 21.7 ms); the tree \
+         lives in the supervisor's own mount namespace, so no per-launch unmount waits for RCU; \
+         the supervisor enters its cgroups as its only thread through v1 `tasks`, which avoids \
+         switching the kernel's global thread-group lock to its slow mode (5-15 ms outliers).\n",
     );
     markdown.push_str(
-        "\nWhy 2× is still missed: bare bubblewrap costs one exec of a small C program; takt adds \
-         two execs of a large Rust binary (about 4 ms more than two small ones), the \
-         supervisor's own work (about 4 ms before and after the sandbox) and the inner stage. \
-         Reaching 2× would take a much smaller helper binary or fewer relocations in `takt` \
-         (linker settings, out of scope here) and folding the supervisor's bookkeeping.\n",
+        "\nTried and not kept: linking `takt` as a non-PIE executable removes the relocations \
+         (1.5 ms and 156 page faults per exec; 16.8 against 22.0 ms per launch before the \
+         changes above) but gives up address-space randomization for all of takt's own code, in \
+         a root daemon that parses untrusted input. Serving the relays from the supervisor, so \
+         that the inner stage could become the agent instead of staying its parent, is worth \
+         under 1 ms: `network: none` (no relays) measured the same ratio as `model`.\n",
+    );
+    markdown.push_str(
+        "\nWhy 2× is still missed: bare bubblewrap is one exec of a small C program; takt adds two \
+         execs of a large PIE binary (about 3.4 ms more than two small ones) and the \
+         supervisor's own work (about 3.5 ms before and after the sandbox). The next step is a \
+         fork server: a supervisor forked from a long-lived `takt` process already set up would \
+         save one exec and the start-up (about 3 ms), but the supervisor would no longer be the \
+         daemon's own child, which changes how every caller waits for and kills a sandboxed \
+         command.\n",
     );
     markdown.push_str(
         "\nWhat the difference buys: the supervisor re-executes the `takt` binary (so a cgroup, the \
