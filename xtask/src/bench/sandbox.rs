@@ -276,7 +276,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
          under 1 ms: `network: none` (no relays) measured the same ratio as `model`.\n",
     );
     markdown.push_str(
-        "\nWhy 2× is still missed (2.5-2.9× across runs on 2026-11-22, as the machine's speed \
+        "\nWhy 2× is still missed (2.4-2.9× across runs on 2026-11-22, as the machine's speed \
          moved; the previous binary measured 3.3-3.6× in the same runs): bare bubblewrap is one \
          exec of a small C program; takt adds two \
          execs of a large PIE binary (about 3.4 ms more than two small ones) and the \
