@@ -50,6 +50,7 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
         eprintln!("takt sandbox: {reason}");
         return 126;
     }
+    keep_path_for_login_shells();
     let mut command = std::process::Command::new(&spec.program);
     command.args(&spec.args);
     if spec.relays.is_empty() {
@@ -65,6 +66,61 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
         Err(error) => {
             eprintln!("takt sandbox: cannot run {}: {error}", spec.program);
             127
+        }
+    }
+}
+
+/// Writes `$HOME/.profile` (the sandbox's private home) with the allowed `PATH`, unless one
+/// exists. A login shell (`sh -lc`, Codex's `bash -lc`) first runs the host's `/etc/profile`,
+/// which on Debian sets `PATH` to the distribution's and so loses the toolchains; it then runs
+/// `~/.profile`, which puts the allowed `PATH` back. Under bubblewrap the login profile is left
+/// out of the tree, but Landlock alone cannot hide it. Runs as the agent: what it writes is
+/// the agent's own, and a link planted there is never followed.
+fn keep_path_for_login_shells() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (Some(home), Some(path)) = (std::env::var_os("HOME"), std::env::var("PATH").ok()) else {
+        return;
+    };
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(Path::new(&home).join(".profile"))
+    {
+        let _ = file.write_all(login_profile(&path).as_bytes());
+    }
+}
+
+/// A `.profile` that sets `PATH` to `path`, quoted for any shell.
+fn login_profile(path: &str) -> String {
+    let quoted = path.replace('\'', "'\\''");
+    format!(
+        "# Written by takt: keeps the sandbox's PATH in login shells.\nPATH='{quoted}'\nexport PATH\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_login_profile_sets_the_path_exactly_whatever_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join(".profile");
+        for path in [
+            "/usr/bin:/root/.cargo/bin",
+            "/opt/it's here:/b $(x) `y`:/c\\d",
+        ] {
+            std::fs::write(&profile, login_profile(path)).unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(". '{}'; printf %s \"$PATH\"", profile.display()))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), path);
         }
     }
 }
