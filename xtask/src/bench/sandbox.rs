@@ -243,7 +243,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
          the run's cgroups, about 1 ms laying out the sandbox's tree (about 55 mounts made \
          directly with `open_tree`/`mount_setattr`/`move_mount`, `/dev` included), the rest \
          reading the spec and writing the inner spec; forking and starting bubblewrap as the \
-         agent user takes about 1 ms more. bubblewrap over the prepared root then takes about \
+         agent user takes about 0.3 ms more. bubblewrap over the prepared root then takes about \
          what bare bubblewrap takes, the inner stage's own work (rlimits, Landlock, seccomp, the \
          relay's port) under 1 ms. After the agent exits the supervisor sweeps for leftovers, \
          reads the cgroups' counters and writes the report in about 0.5 ms.\n",
