@@ -142,8 +142,9 @@ pub struct AgentBuildCache {
 
 impl Verifier {
     /// The newest frozen build cache of `base` (made by the first verification on that base,
-    /// or ahead of it after a merge, see [`Verifier::prepare_build_cache`]), for an agent working on a tree of that commit at
-    /// [`Verifier::warm_path`]; the error says why there is none, for the run's evidence.
+    /// or ahead of it after a merge, see [`Verifier::prepare_build_cache`]), for an agent
+    /// working on a tree of that commit at [`Verifier::warm_path`]; the error says why there
+    /// is none, for the run's evidence.
     pub async fn build_cache_for_agent(&self, base: &str) -> Result<AgentBuildCache, String> {
         self.warm.ready(&self.root.join("checkouts")).await?;
         let short = &base[..base.len().min(12)];
