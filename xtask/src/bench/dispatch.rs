@@ -370,14 +370,27 @@ pub(super) fn start_daemon(
     Ok(daemon)
 }
 
-fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session> {
+/// A benchmark's project in a temporary directory: the command agent's script and its
+/// stamps, and a repository on `main` holding a README, a `.gitignore` and the workflow.
+pub(super) struct BenchProject {
+    // Dropped before the directory: the daemon's overlay workspaces outlive it on purpose, but
+    // not the benchmark.
+    _unmount: takt_test_support::UnmountBelow,
+    pub temp: tempfile::TempDir,
+    pub stamps: std::path::PathBuf,
+    pub workflow: std::path::PathBuf,
+    pub state_dir: std::path::PathBuf,
+}
+
+/// The project of benchmark `name`, its workflow [`workflow_text`] as `adjust` changes it.
+pub(super) fn bench_project(
+    name: &str,
+    adjust: impl FnOnce(String) -> String,
+) -> Result<BenchProject> {
     let temp = tempfile::Builder::new()
-        .prefix("takt-bench-dispatch-")
+        .prefix(&format!("takt-bench-{name}-"))
         .tempdir()
         .context("creating a temporary directory")?;
-    // Declared after the directory, so dropped before it: the daemon's overlay workspaces
-    // outlive it on purpose, but not the benchmark.
-    let _unmount = takt_test_support::UnmountBelow(temp.path().to_path_buf());
     let repo = temp.path().join("repo");
     let stamps = temp.path().join("stamps");
     fs_err::create_dir_all(&repo)?;
@@ -385,17 +398,37 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
     let script = temp.path().join("agent.sh");
     fs_err::write(&script, agent_script(&stamps))?;
     git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
-    fs_err::write(repo.join("README.md"), "# dispatch benchmark\n")?;
+    fs_err::write(repo.join("README.md"), format!("# {name} benchmark\n"))?;
     fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
     let workflow = repo.join("WORKFLOW.md");
-    fs_err::write(&workflow, workflow_text(&script, &stamps, ""))?;
+    fs_err::write(&workflow, adjust(workflow_text(&script, &stamps, "")))?;
     git(&repo, &["add", "-A"])?;
-    git(&repo, &["commit", "--quiet", "-m", "dispatch benchmark"])?;
+    git(
+        &repo,
+        &["commit", "--quiet", "-m", &format!("{name} benchmark")],
+    )?;
     let state_dir = repo.join(".takt");
     fs_err::create_dir_all(&state_dir)?;
+    Ok(BenchProject {
+        _unmount: takt_test_support::UnmountBelow(temp.path().to_path_buf()),
+        temp,
+        stamps,
+        workflow,
+        state_dir,
+    })
+}
 
+fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session> {
+    let project = bench_project("dispatch", |text| text)?;
+    let BenchProject {
+        temp,
+        stamps,
+        workflow,
+        state_dir,
+        ..
+    } = &project;
     let log_path = temp.path().join("daemon.log");
-    let mut daemon = start_daemon(takt, &workflow, &state_dir, &log_path, rust_log)?;
+    let mut daemon = start_daemon(takt, workflow, state_dir, &log_path, rust_log)?;
 
     let mut warm = Vec::new();
     let mut samples = Vec::new();
@@ -406,7 +439,7 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
         } else {
             format!("warm-up task {}", i + 1)
         };
-        let (identifier, submitted, added) = add_task(takt, &workflow, &title)?;
+        let (identifier, submitted, added) = add_task(takt, workflow, &title)?;
         let Some(agent) = wait_for_stamp(&stamps.join(&identifier))? else {
             bail!(
                 "{identifier}'s agent did not start within {} s; the daemon's log:\n{}",
@@ -420,7 +453,7 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
             added,
             agent,
         };
-        wait_for_run_end(&state_dir, &sample.identifier);
+        wait_for_run_end(state_dir, &sample.identifier);
         if measured {
             samples.push(sample);
         } else {
@@ -430,7 +463,7 @@ fn session(takt: &Path, tasks: usize, rust_log: Option<&str>) -> Result<Session>
     daemon.stop()?;
     let log = parse_log(&fs_err::read_to_string(&log_path)?);
     drop(daemon);
-    drop(temp);
+    drop(project);
     Ok(Session { warm, samples, log })
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::dispatch::{
-    Daemon, agent_script, now_ns, to_ms, wait_for_run_end, wait_for_stamp, workflow_text,
+    BenchProject, Daemon, bench_project, now_ns, to_ms, wait_for_run_end, wait_for_stamp,
 };
-use super::{Dist, Machine, Section, git, ms, table, verdict};
+use super::{Dist, Machine, Section, ms, table, verdict};
 
 const TASKS: usize = 30;
 const WARM_UP: usize = 3;
@@ -28,34 +28,22 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         takt.display()
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let temp = tempfile::Builder::new()
-        .prefix("takt-bench-webhook-")
-        .tempdir()?;
-    // Declared after the directory, so dropped before it: the daemon's overlay workspaces
-    // outlive it on purpose, but not the benchmark.
-    let _unmount = takt_test_support::UnmountBelow(temp.path().to_path_buf());
-    let repo = temp.path().join("repo");
-    let stamps = temp.path().join("stamps");
-    fs_err::create_dir_all(&repo)?;
-    fs_err::create_dir_all(&stamps)?;
-    let script = temp.path().join("agent.sh");
-    fs_err::write(&script, agent_script(&stamps))?;
-    git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
-    fs_err::write(repo.join("README.md"), "# webhook benchmark\n")?;
-    fs_err::write(repo.join(".gitignore"), ".takt/\n")?;
-    let workflow = repo.join("WORKFLOW.md");
-    let text = workflow_text(&script, &stamps, "").replacen(
-        "publish:",
-        "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\npublish:",
-        1,
-    );
-    fs_err::write(&workflow, text)?;
-    git(&repo, &["add", "-A"])?;
-    git(&repo, &["commit", "--quiet", "-m", "webhook benchmark"])?;
-    let state_dir = repo.join(".takt");
+    let project = bench_project("webhook", |text| {
+        text.replacen(
+            "publish:",
+            "server:\n  webhook_token: $TAKT_BENCH_WEBHOOK_TOKEN\npublish:",
+            1,
+        )
+    })?;
+    let BenchProject {
+        stamps,
+        workflow,
+        state_dir,
+        ..
+    } = &project;
     let child = Command::new(&takt)
         .arg("-w")
-        .arg(&workflow)
+        .arg(workflow)
         .args(["run", "--port", "0"])
         .env("TAKT_BENCH_WEBHOOK_TOKEN", TOKEN)
         .env_remove("RUST_LOG")
@@ -125,7 +113,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
             // The journal stamps whole milliseconds.
             decisions.push(dispatched_ms as f64 - to_ms(submitted));
         }
-        wait_for_run_end(&state_dir, &identifier);
+        wait_for_run_end(state_dir, &identifier);
     }
     let _ = daemon.stop();
     let dist = Dist::of(&samples).context("no samples")?;
