@@ -207,14 +207,14 @@ impl Factory {
     }
 }
 
-/// The whole `task list --json`, to compare before and after something that must change
-/// nothing.
 /// Whether the tests run as root: overlays, the agent user and warm caches need it.
 pub fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
 }
 
+/// The whole `task list --json`, to compare before and after something that must change
+/// nothing.
 pub fn snapshot(takt: &Takt) -> Value {
     Value::Array(takt.tasks())
 }
