@@ -13,8 +13,8 @@ use takt_core::ports::{
     AgentBackend, AgentError, AgentEventSink, AgentSession, SessionContext, TurnInput, TurnResult,
 };
 use takt_protocol::{AgentEvent, OutputStream};
+use takt_sandbox::Confined as Child;
 use tokio::io::AsyncWriteExt;
-use tokio::process::Child;
 
 use crate::lines::next_line;
 
@@ -87,7 +87,7 @@ impl CommandSession {
         crate::process::agent_dir(&self.context).join(format!("question-{turn}.txt"))
     }
 
-    fn spawn(&self, turn: u32) -> Result<Child, AgentError> {
+    async fn spawn(&self, turn: u32) -> Result<Child, AgentError> {
         let context = &self.context;
         let mut env = crate::process::run_env(context);
         env.extend([
@@ -109,11 +109,11 @@ impl CommandSession {
             read_only: Vec::new(),
             remove_env: self.remove_env.clone(),
         };
-        let mut command = crate::process::confined(&self.sandbox, context, launch)
-            .map_err(|error| AgentError::Spawn(error.to_string()))?;
-        command.spawn().map_err(|error| {
-            AgentError::Spawn(format!("could not run `sh -lc {}`: {error}", self.run))
-        })
+        crate::process::confined(&self.sandbox, context, launch)
+            .await
+            .map_err(|error| {
+                AgentError::Spawn(format!("could not run `sh -lc {}`: {error}", self.run))
+            })
     }
 }
 
@@ -137,7 +137,7 @@ impl AgentSession for CommandSession {
         .await
         .map_err(|error| AgentError::Io(error.to_string()))?
         .map_err(|error| AgentError::Io(format!("writing the prompt file: {error}")))?;
-        let mut child = self.spawn(turn)?;
+        let mut child = self.spawn(turn).await?;
         let pid = child.id();
         self.pgid = pid;
         if let Some(mark) = pid.and_then(ProcessMark::of) {

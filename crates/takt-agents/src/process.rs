@@ -178,13 +178,13 @@ pub fn install_paths(command: &str) -> Vec<std::path::PathBuf> {
     paths
 }
 
-/// The confined command for a session's process (stdio piped, own process group).
-pub fn confined(
+/// Starts a session's process confined (stdio piped, own process group).
+pub async fn confined(
     sandbox: &takt_sandbox::Sandbox,
     context: &takt_core::ports::SessionContext,
     launch: takt_sandbox::Launch,
-) -> Result<tokio::process::Command, takt_sandbox::SandboxError> {
-    sandbox.command(&scope(context), launch)
+) -> Result<takt_sandbox::Confined, takt_sandbox::SandboxError> {
+    sandbox.spawn(&scope(context), launch).await
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// The supervisor process could not be started (fork or exec failed: too many processes,
+    /// out of memory, the helper binary gone). Retryable once the cause passes.
+    #[error("sandbox: could not start the supervisor: {reason}")]
+    Start { reason: String },
     /// A spec could not be encoded or decoded (a version mismatch between the daemon and the
     /// helper binary). Not retryable.
     #[error("sandbox: spec {}: {reason}", path.display())]

@@ -20,6 +20,14 @@ pub(crate) fn run(spec_path: &Path) -> i32 {
     };
     // A new session: the agent cannot reach the daemon's terminal (TIOCSTI) or its group.
     let _ = nix::unistd::setsid();
+    // Under Landlock nothing else ties the agent to its supervisor (bubblewrap's pid
+    // namespace does): a supervisor killed with SIGKILL takes the agent along. The signal
+    // survives the exec of the agent, which is never set-user-ID here (`no_new_privs`).
+    let supervisor = nix::unistd::getppid();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid() != supervisor {
+        return 125;
+    }
     let mut layers = rules::apply_rlimits(&spec.limits, false);
     layers.extend(rules::apply_nproc(&spec.limits));
     match rules::apply_landlock(

@@ -5,11 +5,13 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::SandboxError;
 use crate::WorkspaceView;
+use crate::child::Confined;
+use crate::launcher::{ForkServer, LaunchError};
 use crate::policy::{Mechanism, Network, Policy};
 use crate::probe::HostReport;
 use crate::spec::{ExecSpec, PlacedView, SPEC_VERSION, write_json};
@@ -72,6 +74,24 @@ pub struct Sandbox {
     launches: AtomicU64,
     /// Writable directories (device, inode) a launch already gave to the agent user.
     handed_over: Mutex<HashSet<(u64, u64)>>,
+    fork_server: Mutex<ServerSlot>,
+}
+
+/// Where a sandbox's fork server stands.
+#[derive(Debug)]
+enum ServerSlot {
+    NotStarted,
+    Running(Arc<ForkServer>),
+    /// It does not work here (or was switched off): supervisors are exec'd.
+    Unusable,
+}
+
+/// A launch made ready to start.
+enum Prepared {
+    /// The program itself, with its filtered environment.
+    Unconfined(Launch, Vec<(String, String)>),
+    /// A supervisor, with the path of its spec file.
+    Supervised(PathBuf),
 }
 
 impl Sandbox {
@@ -104,6 +124,7 @@ impl Sandbox {
             key: key.to_owned(),
             launches: AtomicU64::new(0),
             handed_over: Mutex::new(HashSet::new()),
+            fork_server: Mutex::new(ServerSlot::NotStarted),
         })
     }
 
@@ -120,6 +141,7 @@ impl Sandbox {
             key: String::new(),
             launches: AtomicU64::new(0),
             handed_over: Mutex::new(HashSet::new()),
+            fork_server: Mutex::new(ServerSlot::Unusable),
         }
     }
 
@@ -168,14 +190,50 @@ impl Sandbox {
         &self.key
     }
 
-    /// A command that runs `launch` for `scope` inside the sandbox. Its stdio is piped; it
-    /// leads its own process group and is killed when dropped. With `Mechanism::Unconfined`
-    /// it is the program itself with the filtered environment.
+    /// Starts `launch` for `scope` inside the sandbox, with piped stdio, in its own process
+    /// group, killed when dropped. The supervisor is forked by this sandbox's fork server
+    /// (started on first use) where it works, else exec'd as [`Sandbox::command`] does. With
+    /// `Mechanism::Unconfined` it is the program itself with the filtered environment.
+    pub async fn spawn(&self, scope: &RunScope, launch: Launch) -> Result<Confined, SandboxError> {
+        let prepared = self.prepare(scope, launch)?;
+        if let Prepared::Supervised(spec) = &prepared
+            && let Some(server) = self.fork_server()
+        {
+            match server.launch(spec).await {
+                Ok(child) => return Ok(child),
+                Err(LaunchError::NotStarted(error)) => {
+                    return Err(SandboxError::Start {
+                        reason: error.to_string(),
+                    });
+                }
+                Err(LaunchError::NotForked(error)) => self.forget_fork_server(&server, &error),
+            }
+        }
+        Confined::spawn(self.command_for(prepared)).map_err(|error| SandboxError::Start {
+            reason: error.to_string(),
+        })
+    }
+
+    /// A command that runs `launch` for `scope` inside the sandbox by exec'ing the supervisor,
+    /// for callers that wrap it in another command. Its stdio is piped; it leads its own
+    /// process group and is killed when dropped. With `Mechanism::Unconfined` it is the
+    /// program itself with the filtered environment.
     pub fn command(
         &self,
         scope: &RunScope,
         launch: Launch,
     ) -> Result<tokio::process::Command, SandboxError> {
+        Ok(self.command_for(self.prepare(scope, launch)?))
+    }
+
+    /// Starts supervisors by exec only, never through a fork server (benchmarks compare the
+    /// two).
+    pub fn without_fork_server(mut self) -> Sandbox {
+        self.fork_server = Mutex::new(ServerSlot::Unusable);
+        self
+    }
+
+    fn prepare(&self, scope: &RunScope, launch: Launch) -> Result<Prepared, SandboxError> {
         let env = self.environment(&launch);
         if let Some(view) = &scope.view
             && !self.can_show_elsewhere()
@@ -188,19 +246,28 @@ impl Sandbox {
                 ),
             });
         }
-        let mut command = if self.mechanism == Mechanism::Unconfined {
-            let mut command = tokio::process::Command::new(&launch.program);
-            command
-                .args(&launch.args)
-                .current_dir(&launch.cwd)
-                .env_clear()
-                .envs(env);
-            command
-        } else {
-            let spec_path = self.write_spec(scope, launch, env)?;
-            let mut command = tokio::process::Command::new(&self.helper);
-            command.arg(crate::SUPERVISE_ARG).arg(spec_path).env_clear();
-            command
+        if self.mechanism == Mechanism::Unconfined {
+            return Ok(Prepared::Unconfined(launch, env));
+        }
+        Ok(Prepared::Supervised(self.write_spec(scope, launch, env)?))
+    }
+
+    fn command_for(&self, prepared: Prepared) -> tokio::process::Command {
+        let mut command = match prepared {
+            Prepared::Unconfined(launch, env) => {
+                let mut command = tokio::process::Command::new(&launch.program);
+                command
+                    .args(&launch.args)
+                    .current_dir(&launch.cwd)
+                    .env_clear()
+                    .envs(env);
+                command
+            }
+            Prepared::Supervised(spec) => {
+                let mut command = tokio::process::Command::new(&self.helper);
+                command.arg(crate::SUPERVISE_ARG).arg(spec).env_clear();
+                command
+            }
         };
         command
             .stdin(Stdio::piped())
@@ -208,7 +275,43 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        Ok(command)
+        command
+    }
+
+    /// This sandbox's fork server, started on first use; `None` when it does not work here.
+    fn fork_server(&self) -> Option<Arc<ForkServer>> {
+        let mut slot = self.fork_server.lock().ok()?;
+        if let ServerSlot::NotStarted = *slot {
+            *slot = match ForkServer::start(&self.helper) {
+                Ok(server) => ServerSlot::Running(Arc::new(server)),
+                Err(error) => {
+                    tracing::warn!(%error, "the sandbox's fork server cannot start; supervisors are exec'd");
+                    ServerSlot::Unusable
+                }
+            };
+        }
+        match &*slot {
+            ServerSlot::Running(server) => Some(server.clone()),
+            ServerSlot::NotStarted | ServerSlot::Unusable => None,
+        }
+    }
+
+    /// After a launch `server` did not fork: a server that had worked is replaced on the next
+    /// launch; one that never did does not work on this host.
+    fn forget_fork_server(&self, server: &Arc<ForkServer>, error: &std::io::Error) {
+        let Ok(mut slot) = self.fork_server.lock() else {
+            return;
+        };
+        if !matches!(&*slot, ServerSlot::Running(current) if Arc::ptr_eq(current, server)) {
+            return;
+        }
+        if server.forked.load(Ordering::Relaxed) {
+            tracing::warn!(%error, "the sandbox's fork server is gone; the next launch starts another");
+            *slot = ServerSlot::NotStarted;
+        } else {
+            tracing::warn!(%error, "the sandbox's fork server does not work on this host; supervisors are exec'd");
+            *slot = ServerSlot::Unusable;
+        }
     }
 
     fn environment(&self, launch: &Launch) -> Vec<(String, String)> {

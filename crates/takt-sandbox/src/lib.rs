@@ -1,29 +1,34 @@
 //! One sandbox for every agent process.
 //!
 //! The daemon never sets up confinement in its own address space: it re-executes its own
-//! binary as a *supervisor* ([`helper_main`], the codex-rs arg0 pattern) with a spec file
-//! written by [`Sandbox::command`]. The supervisor, outside the sandbox, prepares what needs
+//! binary ([`helper_main`], the codex-rs arg0 pattern) once as a *fork server*, which forks a
+//! *supervisor* for each launch with a spec file written by [`Sandbox::spawn`] (or the daemon
+//! execs the supervisor itself, [`Sandbox::command`]). The supervisor, outside the sandbox, prepares what needs
 //! privileges (cgroups, dropping root to the agent user, laying out the sandbox's file tree),
 //! relays the model endpoint and the egress proxy over unix sockets, starts bubblewrap, enforces
 //! the wall clock, and writes a [`ContainmentReport`]. Inside, an *inner* stage applies rlimits,
 //! Landlock and a seccomp filter, starts the loopback relays, and runs the agent.
 //!
 //! Layout: [`policy`] (what the workflow asks for), [`probe`] (what this host can do),
-//! [`launch`] (the daemon side), [`spec`] (the files between the stages), [`bwrap`] (argv),
+//! [`launch`] (the daemon side), `launcher` and `server` (the fork server's two ends), `child`
+//! (the daemon's handle on a confined process), [`spec`] (the files between the stages), [`bwrap`] (argv),
 //! `supervisor` and `inner` (the two helper stages), `cgroup`, `rules` (Landlock and seccomp),
 //! `relay` and `egress` (networking), [`report`].
 
 pub mod bwrap;
 mod cgroup;
+mod child;
 mod egress;
 mod error;
 mod inner;
 pub mod launch;
+mod launcher;
 pub mod policy;
 pub mod probe;
 mod relay;
 pub mod report;
 mod rules;
+mod server;
 pub mod shared;
 pub mod spec;
 mod stage;
@@ -31,6 +36,7 @@ mod supervisor;
 pub mod user;
 
 pub use cgroup::sweep_stale as cgroup_sweep;
+pub use child::{Confined, Output};
 pub use error::SandboxError;
 pub use launch::{Launch, RunScope, Sandbox};
 pub use policy::{Limits, Mechanism, Mode, Network, Policy};
@@ -43,6 +49,8 @@ pub const SUPERVISE_ARG: &str = "__sandbox-supervise";
 /// The hidden subcommand that runs the inner stage (inside bubblewrap, or directly under
 /// Landlock).
 pub const INNER_ARG: &str = "__sandbox-inner";
+/// The hidden subcommand that runs the fork server (its control socket is stdin).
+pub const SERVE_ARG: &str = "__sandbox-serve";
 /// The hidden subcommand that probes a mechanism in a child process (`takt doctor`).
 pub const PROBE_ARG: &str = "__sandbox-probe";
 
@@ -56,6 +64,7 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Option<i32> {
     match (stage, spec) {
         (SUPERVISE_ARG, Some(spec)) => Some(supervisor::run(&spec)),
         (INNER_ARG, Some(spec)) => Some(inner::run(&spec)),
+        (SERVE_ARG, _) => Some(server::run()),
         (PROBE_ARG, _) => Some(rules::probe_landlock()),
         (SUPERVISE_ARG | INNER_ARG, None) => {
             eprintln!("takt sandbox helper: missing the spec file argument");

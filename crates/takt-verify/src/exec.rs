@@ -59,22 +59,28 @@ pub(crate) async fn execute(
         read_only: Vec::new(),
         remove_env: Vec::new(),
     };
-    let command = sandbox
-        .command(&scope, launch)
-        .map_err(|error| VerifyError::Launch {
-            gate: gate.name.clone(),
-            reason: error.to_string(),
-        })?;
-    let mut command = match fixed {
-        Some(fixed) => fixed.wrap(&command, checkout),
-        None => command,
-    };
-    command.stdin(std::process::Stdio::null());
-    let started = Instant::now();
-    let mut child = command.spawn().map_err(|error| VerifyError::Launch {
+    let launch_error = |reason: String| VerifyError::Launch {
         gate: gate.name.clone(),
-        reason: error.to_string(),
-    })?;
+        reason,
+    };
+    let started = Instant::now();
+    let mut child = match fixed {
+        // The fixed view wraps the supervisor in a mount namespace of its own, so it is
+        // exec'd inside that wrapper rather than forked by the fork server.
+        Some(fixed) => {
+            let command = sandbox
+                .command(&scope, launch)
+                .map_err(|error| launch_error(error.to_string()))?;
+            takt_sandbox::Confined::spawn(fixed.wrap(&command, checkout))
+                .map_err(|error| launch_error(error.to_string()))?
+        }
+        None => sandbox
+            .spawn(&scope, launch)
+            .await
+            .map_err(|error| launch_error(error.to_string()))?,
+    };
+    // Gates get no input: a command reading stdin sees its end at once.
+    drop(child.stdin.take());
     let group = child.id();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -11,8 +11,11 @@ use takt_core::ports::{
     AgentError, AgentEventSink, AgentSession, SessionContext, TurnInput, TurnResult,
 };
 use takt_protocol::{AgentEvent, OutputStream};
+use takt_sandbox::Confined as Child;
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio::net::unix::pipe::{
+    Receiver as ChildStdout, Receiver as ChildStderr, Sender as ChildStdin,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -130,9 +133,8 @@ impl ClaudeSession {
             launch.read_only.push(binary);
         }
         let mut child = crate::process::confined(sandbox, &context, launch)
-            .map_err(|error| spawn_error(std::io::Error::other(error.to_string())))?
-            .spawn()
-            .map_err(spawn_error)?;
+            .await
+            .map_err(|error| spawn_error(std::io::Error::other(error.to_string())))?;
         let Some(pgid) = child.id() else {
             return Err(spawn_error(std::io::Error::other(
                 "the process ended before it could be watched",

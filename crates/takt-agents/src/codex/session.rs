@@ -12,8 +12,9 @@ use takt_core::ports::{
     AgentError, AgentEventSink, AgentSession, BoxFuture, SessionContext, TurnInput, TurnResult,
 };
 use takt_protocol::AgentEvent;
+use takt_sandbox::Confined as Child;
 use tokio::io::BufReader;
-use tokio::process::{Child, ChildStderr};
+use tokio::net::unix::pipe::Receiver as ChildStderr;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -128,16 +129,12 @@ impl CodexSession {
                 .chain(settings.remove_env.iter().cloned())
                 .collect(),
         };
-        let mut command = crate::process::confined(sandbox, &context, launch).map_err(|error| {
-            CodexError::Spawn {
+        let mut child = crate::process::confined(sandbox, &context, launch)
+            .await
+            .map_err(|error| CodexError::Spawn {
                 command: settings.command.clone(),
                 source: std::io::Error::other(error.to_string()),
-            }
-        })?;
-        let mut child = command.spawn().map_err(|source| CodexError::Spawn {
-            command: settings.command.clone(),
-            source,
-        })?;
+            })?;
         let pgid = child.id();
         if let Some(mark) = pgid.and_then(ProcessMark::of) {
             // Recorded so a restarted daemon can kill what a crashed one left behind.

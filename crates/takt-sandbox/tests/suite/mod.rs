@@ -3,6 +3,7 @@
 //! escape test runs once per available mechanism.
 
 mod escape;
+mod server;
 mod view;
 
 use std::net::SocketAddr;
@@ -148,9 +149,7 @@ pub async fn run(sandbox: &Sandbox, harness: &Harness, script: &str) -> Ran {
         read_only: Vec::new(),
         remove_env: Vec::new(),
     };
-    let mut command = sandbox.command(&harness.scope, launch).unwrap();
-    command.stdin(std::process::Stdio::null());
-    let child = command.spawn().unwrap();
+    let child = sandbox.spawn(&harness.scope, launch).await.unwrap();
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("the sandboxed command did not finish")

@@ -16,7 +16,6 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -175,14 +174,13 @@ pub async fn run(command: &str, context: RunContext<'_>) -> Result<RunOutcome, T
             git_dirs: Vec::new(),
             view: None,
         });
-    let mut shell = context
+    let mut child = context
         .sandbox
-        .command(&scope, launch)
+        .spawn(&scope, launch)
+        .await
         .map_err(|error| ToolError::Spawn(error.to_string()))?;
-    shell.stdin(Stdio::null());
-    let mut child = shell
-        .spawn()
-        .map_err(|error| ToolError::Spawn(error.to_string()))?;
+    // Nothing is written to it: a shell reading stdin sees its end at once.
+    drop(child.stdin.take());
     let pgid = child.id();
     context.running.set(pgid);
     let pid_file = match (

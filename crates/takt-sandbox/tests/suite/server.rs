@@ -1,0 +1,220 @@
+//! The fork server: supervisors are forked by one long-lived helper process, a dropped launch
+//! is killed, a killed server takes its sandboxes with it and is replaced, and a helper that
+//! cannot serve leaves supervisors exec'd as before.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Instant;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use takt_sandbox::Confined;
+
+use super::*;
+
+fn launch(h: &Harness, script: &str) -> Launch {
+    Launch {
+        program: "sh".into(),
+        args: vec!["-c".into(), script.into()],
+        cwd: h.workspace().to_path_buf(),
+        ..Launch::default()
+    }
+}
+
+/// Field `n` (1-based, as in proc(5)) of `/proc/<pid>/stat`.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n - 3).map(str::to_owned)
+}
+
+fn parent(pid: u32) -> u32 {
+    stat_field(pid, 4).unwrap().parse().unwrap()
+}
+
+fn cmdline(pid: u32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .replace('\0', " ")
+}
+
+/// Whether `pid` is still a process that can run (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    stat_field(pid, 3).is_some_and(|state| state != "Z" && state != "X")
+}
+
+fn any_process_with(token: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(token))
+    })
+}
+
+/// Waits up to 20 s for `gone` to hold; whether it did.
+async fn eventually(mut gone: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if gone() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gone()
+}
+
+async fn started_and_waiting(child: &mut Confined) {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = [0u8; 6];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(&line, b"ready\n");
+    child.stdout = Some(stdout);
+}
+
+#[tokio::test]
+async fn supervisors_are_forked_by_one_server_that_the_daemon_started() {
+    for mode in modes() {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let mut first = sandbox
+            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
+            .await
+            .unwrap();
+        let mut second = sandbox
+            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
+            .await
+            .unwrap();
+        started_and_waiting(&mut first).await;
+        started_and_waiting(&mut second).await;
+        let (a, b) = (first.id().unwrap(), second.id().unwrap());
+        let server = parent(a);
+        assert_eq!(parent(b), server, "{mode:?}: one server forks both");
+        assert_eq!(parent(server), std::process::id(), "{mode:?}");
+        assert!(
+            cmdline(server).contains(takt_sandbox::SERVE_ARG),
+            "{mode:?}: {}",
+            cmdline(server)
+        );
+        // Each supervisor leads its own process group, as an exec'd one did.
+        assert_eq!(stat_field(a, 5).unwrap(), a.to_string(), "{mode:?}");
+        for mut child in [first, second] {
+            drop(child.stdin.take());
+            let output = child.wait_with_output().await.unwrap();
+            assert!(output.status.success(), "{mode:?}: {output:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_launch_is_killed_with_its_sandbox() {
+    for mode in modes() {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let token = format!("3{}", std::process::id() % 1000 + 1000);
+        let mut child = sandbox
+            .spawn(
+                &h.scope,
+                launch(&h, &format!("echo ready; exec sleep {token}")),
+            )
+            .await
+            .unwrap();
+        started_and_waiting(&mut child).await;
+        let supervisor = child.id().unwrap();
+        assert!(
+            eventually(|| any_process_with(&format!("sleep\0{token}"))).await,
+            "{mode:?}: the agent never started"
+        );
+        drop(child);
+        assert!(
+            eventually(|| !running(supervisor) && !any_process_with(&format!("sleep\0{token}")))
+                .await,
+            "{mode:?}: the dropped launch is still running"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_new_one() {
+    for mode in modes() {
+        let h = Harness::new();
+        let sandbox = sandbox(policy(mode), None);
+        let token = format!("3{}", std::process::id() % 1000 + 2000);
+        let mut child = sandbox
+            .spawn(
+                &h.scope,
+                launch(&h, &format!("echo ready; exec sleep {token}")),
+            )
+            .await
+            .unwrap();
+        started_and_waiting(&mut child).await;
+        let server = parent(child.id().unwrap());
+        kill(
+            Pid::from_raw(i32::try_from(server).unwrap()),
+            Signal::SIGKILL,
+        )
+        .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("the launch outlived its server")
+            .unwrap();
+        assert!(!status.success(), "{mode:?}: {status:?}");
+        assert!(
+            eventually(|| !any_process_with(&format!("sleep\0{token}"))).await,
+            "{mode:?}: the sandbox outlived its server"
+        );
+
+        let ran = run(&sandbox, &h, "echo again").await;
+        assert_eq!(ran.code, Some(0), "{mode:?}: {}", ran.all());
+        assert!(ran.stdout.contains("again"), "{mode:?}: {}", ran.all());
+        let mut next = sandbox
+            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
+            .await
+            .unwrap();
+        started_and_waiting(&mut next).await;
+        let replacement = parent(next.id().unwrap());
+        assert_ne!(replacement, server, "{mode:?}");
+        assert!(cmdline(replacement).contains(takt_sandbox::SERVE_ARG));
+    }
+}
+
+#[tokio::test]
+async fn a_helper_that_cannot_serve_leaves_supervisors_execd() {
+    let h = Harness::new();
+    // A helper binary from before the fork server: every stage but serving.
+    let bin = h.root.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let old_helper = bin.join("old-helper");
+    std::fs::write(
+        &old_helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = {} ] && exit 2\nexec {HELPER} \"$@\"\n",
+            takt_sandbox::SERVE_ARG
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&old_helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for mode in modes() {
+        let mut policy = policy(mode);
+        // The inner stage runs the wrapper too, inside.
+        policy.read_only.push(bin.clone());
+        policy
+            .read_only
+            .push(Path::new(HELPER).parent().unwrap().to_path_buf());
+        let host = takt_sandbox::probe(&old_helper, &policy.user);
+        let sandbox = Sandbox::new(policy, &host, old_helper.clone(), "test").unwrap();
+        for _ in 0..2 {
+            let mut child = sandbox
+                .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
+                .await
+                .unwrap();
+            started_and_waiting(&mut child).await;
+            assert_eq!(
+                parent(child.id().unwrap()),
+                std::process::id(),
+                "{mode:?}: exec'd by the daemon itself"
+            );
+            drop(child.stdin.take());
+            let output = child.wait_with_output().await.unwrap();
+            assert!(output.status.success(), "{mode:?}: {output:?}");
+        }
+    }
+}
