@@ -57,6 +57,21 @@ pub fn helper() -> Result<PathBuf> {
     std::env::current_exe().context("cannot find the takt binary to use as the sandbox helper")
 }
 
+/// The small inner-stage binary beside this one, looked up once per process.
+fn inner_stage() -> Option<PathBuf> {
+    static INNER: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    INNER
+        .get_or_init(|| takt_sandbox::inner_stage_beside(&helper().ok()?))
+        .clone()
+}
+
+fn with_inner_stage(sandbox: Sandbox) -> Sandbox {
+    match inner_stage() {
+        Some(inner) => sandbox.with_inner_stage(inner),
+        None => sandbox,
+    }
+}
+
 /// Probes what confinement works here, as the workflow's agent user.
 pub fn probe(workflow: &Workflow) -> Result<HostReport> {
     Ok(takt_sandbox::probe(&helper()?, &workflow.sandbox.user))
@@ -71,6 +86,7 @@ pub fn build(
     model: Option<std::net::SocketAddr>,
 ) -> Result<Sandbox> {
     let sandbox = Sandbox::new(policy_for(workflow), host, helper()?, &key(state_dir))
+        .map(with_inner_stage)
         .with_context(|| {
             format!(
                 "{}: the sandbox cannot start (`takt doctor` shows what works on this host)",
@@ -95,12 +111,14 @@ pub fn build_for_gates(
 ) -> Result<Sandbox> {
     let mut policy = policy_for(workflow);
     policy.network = Network::None;
-    Sandbox::new(policy, host, helper()?, &key(state_dir)).with_context(|| {
-        format!(
-            "{}: the gate sandbox cannot start (`takt doctor` shows what works on this host)",
-            workflow.path.display()
-        )
-    })
+    Sandbox::new(policy, host, helper()?, &key(state_dir))
+        .map(with_inner_stage)
+        .with_context(|| {
+            format!(
+                "{}: the gate sandbox cannot start (`takt doctor` shows what works on this host)",
+                workflow.path.display()
+            )
+        })
 }
 
 /// A short stable name for a state directory: the prefix of its sandboxes' cgroups, so a

@@ -35,7 +35,7 @@ pub struct Output {
 enum Waiter {
     /// Spawned by the daemon (unconfined, or a supervisor started by exec).
     Spawned(tokio::process::Child),
-    /// Forked by the fork server, which writes its raw wait status on `status`.
+    /// Forked by the fork server; its wait status arrives on `status` (see `crate::server`).
     Served {
         status: StatusReader,
         exited: Option<ExitStatus>,

@@ -40,6 +40,41 @@ impl RunScope {
     }
 }
 
+/// The small inner-stage binary ([`crate::INNER_BINARY`]) installed beside `helper`, when it
+/// is there and reads this build's specs. The inner stage runs once per launch inside the
+/// sandbox; exec'ing a 2 MB binary instead of the whole of takt spares the loader most of its
+/// relocations (see docs/BENCHMARKS.md §5). Without it the helper runs the inner stage too.
+pub fn inner_stage_beside(helper: &Path) -> Option<PathBuf> {
+    let inner = helper.with_file_name(crate::INNER_BINARY);
+    if !inner.is_file() {
+        return None;
+    }
+    let output = std::process::Command::new(&inner)
+        .arg(crate::SPEC_VERSION_ARG)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.stdout.trim_ascii() == crate::spec_fingerprint().as_bytes() => {
+            Some(inner)
+        }
+        Ok(output) => {
+            tracing::warn!(
+                inner = %inner.display(),
+                says = %String::from_utf8_lossy(output.stdout.trim_ascii()),
+                expected = %crate::spec_fingerprint(),
+                "the sandbox's inner-stage binary is from another build; the helper runs the inner stage"
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!(inner = %inner.display(), %error, "the sandbox's inner-stage binary does not run; the helper runs the inner stage");
+            None
+        }
+    }
+}
+
 /// `<run_dir>/agent`, the part of a run directory an agent may see.
 pub fn agent_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("agent")
@@ -66,6 +101,8 @@ pub struct Sandbox {
     mechanism: Mechanism,
     policy: Policy,
     helper: PathBuf,
+    /// The binary that runs the inner stage: `helper` itself, or a small one beside it.
+    inner: PathBuf,
     bwrap: Option<PathBuf>,
     agent_user: Option<AgentUser>,
     model: Option<SocketAddr>,
@@ -117,6 +154,7 @@ impl Sandbox {
         Ok(Sandbox {
             mechanism,
             policy,
+            inner: helper.clone(),
             helper,
             bwrap: host.bwrap.as_ref().ok().map(|(path, _)| path.clone()),
             agent_user,
@@ -135,6 +173,7 @@ impl Sandbox {
             mechanism: Mechanism::Unconfined,
             policy,
             helper: PathBuf::new(),
+            inner: PathBuf::new(),
             bwrap: None,
             agent_user: None,
             model: None,
@@ -148,6 +187,12 @@ impl Sandbox {
     /// The daemon's model endpoint, relayed into every sandbox.
     pub fn with_model_endpoint(mut self, endpoint: SocketAddr) -> Sandbox {
         self.model = Some(endpoint);
+        self
+    }
+
+    /// Runs the inner stage with `binary` (see [`inner_stage_beside`]) instead of the helper.
+    pub fn with_inner_stage(mut self, binary: PathBuf) -> Sandbox {
+        self.inner = binary;
         self
     }
 
@@ -374,7 +419,7 @@ impl Sandbox {
         let spec = ExecSpec {
             version: SPEC_VERSION,
             mechanism: self.mechanism,
-            helper: self.helper.clone(),
+            helper: self.inner.clone(),
             bwrap: self.bwrap.clone(),
             program: if launch.program.contains('/') {
                 without_dots(Path::new(&launch.program))

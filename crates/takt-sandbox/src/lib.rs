@@ -38,7 +38,7 @@ pub mod user;
 pub use cgroup::sweep_stale as cgroup_sweep;
 pub use child::{Confined, Output};
 pub use error::SandboxError;
-pub use launch::{Launch, RunScope, Sandbox};
+pub use launch::{Launch, RunScope, Sandbox, inner_stage_beside};
 pub use policy::{Limits, Mechanism, Mode, Network, Policy};
 pub use probe::{HostReport, probe};
 pub use report::{ContainmentReport, Violation, ViolationKind};
@@ -51,6 +51,12 @@ pub const SUPERVISE_ARG: &str = "__sandbox-supervise";
 pub const INNER_ARG: &str = "__sandbox-inner";
 /// The hidden subcommand that runs the fork server (its control socket is stdin).
 pub const SERVE_ARG: &str = "__sandbox-serve";
+/// The hidden subcommand that prints which specs a helper binary reads
+/// ([`inner_stage_beside`]).
+pub const SPEC_VERSION_ARG: &str = "__sandbox-spec-version";
+/// The small binary installed beside `takt` that runs the inner stage (see
+/// [`inner_stage_beside`]).
+pub const INNER_BINARY: &str = "takt-sandbox-inner";
 /// The hidden subcommand that probes a mechanism in a child process (`takt doctor`).
 pub const PROBE_ARG: &str = "__sandbox-probe";
 
@@ -65,6 +71,10 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Option<i32> {
         (SUPERVISE_ARG, Some(spec)) => Some(supervisor::run(&spec)),
         (INNER_ARG, Some(spec)) => Some(inner::run(&spec)),
         (SERVE_ARG, _) => Some(server::run()),
+        (SPEC_VERSION_ARG, _) => {
+            println!("{}", spec_fingerprint());
+            Some(0)
+        }
         (PROBE_ARG, _) => Some(rules::probe_landlock()),
         (SUPERVISE_ARG | INNER_ARG, None) => {
             eprintln!("takt sandbox helper: missing the spec file argument");
@@ -72,4 +82,14 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Option<i32> {
         }
         _ => None,
     }
+}
+
+/// What a helper binary must print for [`SPEC_VERSION_ARG`] to be trusted with this build's
+/// specs.
+pub(crate) fn spec_fingerprint() -> String {
+    format!(
+        "takt-sandbox {} spec {}",
+        env!("CARGO_PKG_VERSION"),
+        spec::SPEC_VERSION
+    )
 }

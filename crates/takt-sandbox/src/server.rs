@@ -7,8 +7,11 @@
 //! each launch as one `SOCK_SEQPACKET` message: the spec file's path, with the supervisor's
 //! stdin, stdout and stderr and a status socket attached (`SCM_RIGHTS`). The server forks; the
 //! child becomes the supervisor exactly as an exec'd one would, in its own process group. On
-//! the status socket the server writes the child's pid, and later its raw wait status (both
-//! native-endian `i32`; a negative pid is an errno: the fork failed). A supervisor whose status
+//! the status socket the server writes the child's pid (a native-endian `i32`; a negative one
+//! is an errno: the fork failed), then comes a wait status: the supervisor writes its own
+//! exit code as one just before it exits, and the server writes the real one when it reaps
+//! the child. The daemon takes the first, so a supervisor killed before it could say is
+//! still reported. A supervisor whose status
 //! socket the daemon closes early (it dropped the handle) is killed. When the daemon's end of
 //! the control socket closes — the daemon exited or was killed — the server exits, and every
 //! supervisor, whose parent-death signal points at the server, dies with it.
@@ -206,9 +209,8 @@ fn become_supervisor(request: Request, control: OwnedFd, running: HashMap<Pid, R
         stdin,
         stdout,
         stderr,
-        status,
+        mut status,
     } = request;
-    drop(status);
     let stdio = nix::unistd::dup2_stdin(&stdin)
         .and_then(|()| nix::unistd::dup2_stdout(&stdout))
         .and_then(|()| nix::unistd::dup2_stderr(&stderr));
@@ -224,7 +226,11 @@ fn become_supervisor(request: Request, control: OwnedFd, running: HashMap<Pid, R
     if nix::unistd::getppid() != server {
         std::process::exit(125);
     }
-    std::process::exit(crate::supervisor::run(&spec))
+    let code = crate::supervisor::run(&spec);
+    // Said before this process is torn down (its mount namespace, its memory), which the
+    // daemon need not wait for: the sandbox is gone and the report written.
+    let _ = status.write_all(&((code & 0xff) << 8).to_ne_bytes());
+    std::process::exit(code)
 }
 
 /// Reads one launch; `Ok(None)` when the daemon closed its end.

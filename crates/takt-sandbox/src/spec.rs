@@ -21,7 +21,8 @@ pub const SPEC_VERSION: u32 = 1;
 pub struct ExecSpec {
     pub version: u32,
     pub mechanism: Mechanism,
-    /// The helper binary (the daemon's own executable), bound into the sandbox.
+    /// The binary that runs the inner stage (the daemon's own executable, or the small
+    /// [`crate::INNER_BINARY`] beside it), bound into the sandbox.
     pub helper: PathBuf,
     /// The bubblewrap binary (the supervisor runs with an empty environment, so no PATH).
     pub bwrap: Option<PathBuf>,

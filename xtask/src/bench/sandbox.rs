@@ -1,6 +1,7 @@
 //! Sandbox launch overhead: `true` started N times through takt's sandbox (bubblewrap and
-//! Landlock modes), against a bare `bwrap --unshare-all … true` and against no sandbox. The
-//! target (issue 4) is at most 2× bare bubblewrap.
+//! Landlock modes, and the bubblewrap mode's earlier forms), against a bare
+//! `bwrap --unshare-all … true` and against no sandbox. The target (issue 4) is at most 2×
+//! bare bubblewrap.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,6 +15,9 @@ use super::{Dist, Machine, Section, ms, table, verdict};
 const BARE_BWRAP: &str = "bare `bwrap --unshare-all … true`";
 const TAKT_BWRAP: &str =
     "takt, `mode: bwrap` (supervisor, bubblewrap, Landlock, seccomp, cgroups, relay)";
+const TAKT_BWRAP_FAT_INNER: &str = "takt, `mode: bwrap`, inner stage run by `takt` itself";
+const TAKT_BWRAP_EXEC: &str =
+    "takt, `mode: bwrap`, supervisor exec'd, inner stage run by `takt` (before the fork server)";
 const BASELINE_BWRAP: &str = "takt, `mode: bwrap`, the `TAKT_BENCH_BASELINE` binary";
 const BASELINE_LANDLOCK: &str = "takt, `mode: landlock`, the `TAKT_BENCH_BASELINE` binary";
 const TAKT_LANDLOCK: &str = "takt, `mode: landlock` (supervisor, Landlock, seccomp, rlimits)";
@@ -78,13 +82,16 @@ fn through(sandbox: &Sandbox, scope: &RunScope, runtime: &tokio::runtime::Runtim
         cwd: scope.workspace.clone(),
         ..Launch::default()
     };
-    let mut command = sandbox.command(scope, launch)?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let status = runtime.block_on(async { command.status().await })?;
-    anyhow::ensure!(status.success(), "the sandboxed `true` failed: {status}");
+    let output = runtime.block_on(async {
+        let child = sandbox.spawn(scope, launch).await?;
+        anyhow::Ok(child.wait_with_output().await?)
+    })?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the sandboxed `true` failed: {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
 
@@ -133,15 +140,41 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     ];
     let unconfined = Sandbox::unconfined(Policy::default());
     let mut sandboxes = Vec::new();
-    for (mode, label) in [(Mode::Bwrap, TAKT_BWRAP), (Mode::Landlock, TAKT_LANDLOCK)] {
+    // As the daemon runs it: the fork server, and the small inner-stage binary when it was
+    // built (`cargo build --release -p takt-cli` builds both).
+    let inner = takt_sandbox::inner_stage_beside(&helper);
+    if inner.is_none() {
+        println!("  no {} beside {}", takt_sandbox::INNER_BINARY, helper.display());
+    }
+    for (mode, label, served, small_inner) in [
+        (Mode::Bwrap, TAKT_BWRAP, true, true),
+        (Mode::Bwrap, TAKT_BWRAP_FAT_INNER, true, false),
+        (Mode::Bwrap, TAKT_BWRAP_EXEC, false, false),
+        (Mode::Landlock, TAKT_LANDLOCK, true, true),
+    ] {
         let policy = Policy {
             mode,
             ..Policy::default()
         };
-        match Sandbox::new(policy, &host, helper.clone(), "bench") {
-            Ok(sandbox) => sandboxes.push((label, sandbox)),
-            Err(error) => println!("  {label}: unavailable ({error})"),
-        }
+        let sandbox = match Sandbox::new(policy, &host, helper.clone(), "bench") {
+            Ok(sandbox) => sandbox,
+            Err(error) => {
+                println!("  {label}: unavailable ({error})");
+                continue;
+            }
+        };
+        let sandbox = match (&inner, small_inner) {
+            (Some(inner), true) => sandbox.with_inner_stage(inner.clone()),
+            _ => sandbox,
+        };
+        sandboxes.push((
+            label,
+            if served {
+                sandbox
+            } else {
+                sandbox.without_fork_server()
+            },
+        ));
     }
     // An older helper binary as an extra row, interleaved with the others: a before/after
     // comparison that the machine's noise cannot skew.
@@ -233,65 +266,72 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         ));
     }
     markdown.push_str(
-        "\nWhere the time goes (2026-11-22, from `perf` traces of process and syscall events \
-         during this benchmark, and `perf stat`): the two execs of the `takt` binary (supervisor, \
-         inner stage) cost about 2.5 ms each against 0.8 ms for a small C program. `takt` is a \
-         position-independent executable, and the dynamic loader applies about 52,000 \
-         relocations that copy every page of its 0.86 MB `.data.rel.ro` (400 page faults per \
-         exec against 49 for `/bin/true`). Before it starts bubblewrap the supervisor spends \
-         about 2.5 ms: 0.4 ms entering a private mount namespace, 0.35 ms creating and entering \
-         the run's cgroups, about 1 ms laying out the sandbox's tree (about 55 mounts made \
-         directly with `open_tree`/`mount_setattr`/`move_mount`, `/dev` included), the rest \
-         reading the spec and writing the inner spec; forking and starting bubblewrap as the \
-         agent user takes about 0.3 ms more. bubblewrap over the prepared root then takes about \
-         what bare bubblewrap takes, the inner stage's own work (rlimits, Landlock, seccomp, the \
-         relay's port) under 1 ms. After the agent exits the supervisor sweeps for leftovers, \
-         reads the cgroups' counters and writes the report in about 0.5 ms.\n",
+        "\nHow a launch goes now (2026-11-22, from `perf` traces of process and syscall events \
+         during this benchmark): the daemon writes the spec and sends it to the sandbox's fork \
+         server, which forks the supervisor within about 0.1 ms. Before it starts bubblewrap \
+         the supervisor spends about 1.5 ms: a private mount namespace, the run's cgroups, and \
+         the sandbox's tree (about 55 mounts made with `open_tree`/`mount_setattr`/\
+         `move_mount`, `/dev` included). bubblewrap over the prepared root then takes about \
+         what bare bubblewrap takes. The inner stage (rlimits, Landlock, seccomp, the relay's \
+         port) runs from the 2 MB `takt-sandbox-inner`, about 1 ms from its exec to the \
+         agent's. When the agent exits, the supervisor reaps bubblewrap, sweeps for leftovers, \
+         reads the cgroups' counters, writes the report and tells the daemon the exit status \
+         itself, about 1 ms in all, before its own teardown (its mount namespace, its memory), \
+         which nobody waits for.\n",
     );
     markdown.push_str(
-        "\nWhat changed it (2026-11-22, interleaved against the previous binary with \
-         `TAKT_BENCH_BASELINE`, p50, three runs on a quiet machine: 19.8 → 15.2, 19.2 → 14.5 \
-         and 18.4 → 14.0 ms; bare bubblewrap 6.0, 5.6 and 5.4 ms): (1) the supervisor lays out \
-         `/dev` with the rest of the tree. bubblewrap's `--dev` bound six devices, each followed \
-         by its own scan of the whole mount table, which with the prepared tree beside the \
-         host's mounts cost about 3 ms (with the crate's small helper, interleaved: 17.4 → 14.3 \
-         and 16.2 → 13.3 ms). (2) The supervisor no longer waits for a process that is already \
-         inside `exit`: bubblewrap's pid 1, tearing down its namespaces, held the end of every \
-         run for about 1.2 ms. (3) Schedules take their time zones from jiff's compiled-in tz \
-         database instead of chrono-tz, whose tables were 1 MB of `.data.rel.ro`: 620 → 400 page \
-         faults and 3.3 → 2.6 ms per exec (`takt --version`), the `mode: landlock` row 10.1 → \
-         8.5 ms. Earlier (interleaved the same way): the root supervisor lays out the tree \
-         itself and bubblewrap binds it whole, instead of bubblewrap making about 45 binds each \
-         with a read-only remount and a scan of the mount table (26.3 → 21.7 ms); the tree \
-         lives in the supervisor's own mount namespace, so no per-launch unmount waits for RCU; \
-         the supervisor enters its cgroups as its only thread through v1 `tasks`, which avoids \
-         switching the kernel's global thread-group lock to its slow mode (5-15 ms outliers).\n",
+        "\nWhat changed it this time (2026-11-22, the rows above are interleaved, three runs: \
+         p50 8.21, 9.88 and 9.93 ms, against bare bubblewrap 4.17, 5.09 and 5.06 ms, so \
+         1.97×, 1.94× and 1.96×): (1) a fork server. The daemon re-executes `takt` once, as a \
+         small single-threaded server, and has it fork each supervisor instead of exec'ing \
+         `takt` for each launch: 1.6-2.1 ms less per launch (the last two rows but one). \
+         (2) The inner stage runs from `takt-sandbox-inner`, a 2 MB binary built beside \
+         `takt`. Exec'ing the whole of `takt` costs about 1.9 ms and 350 page faults, most of \
+         them the dynamic loader's relocations of its 0.86 MB `.data.rel.ro`. The small binary \
+         takes 1.1 ms and 95 faults: 1.0-1.2 ms less per launch. (3) The supervisor \
+         reports the exit status before its own teardown, and waits for bubblewrap's last \
+         process in naps from 50 µs instead of 1 ms. Together the launch went from 2.4-2.9× \
+         bare bubblewrap to under 2×, and `mode: landlock` is now about as fast as bare \
+         bubblewrap.\n",
+    );
+    markdown.push_str(
+        "\nEarlier (interleaved the same way against the binary before each change): the \
+         supervisor lays out `/dev` itself instead of bubblewrap's `--dev`, whose six device \
+         binds each scanned the whole mount table (about 3 ms); the supervisor no longer waits \
+         for a process already inside `exit` (about 1.2 ms); schedules take their time zones \
+         from jiff's compiled-in tz database instead of chrono-tz (1 MB less `.data.rel.ro`: \
+         3.3 → 2.6 ms per exec of `takt`); the root supervisor lays out the tree itself and \
+         bubblewrap binds it whole, instead of about 45 binds each with a read-only remount \
+         and a scan of the mount table (26.3 → 21.7 ms); the tree lives in the supervisor's \
+         own mount namespace, so no per-launch unmount waits for RCU; the supervisor enters \
+         its cgroups as its only thread through v1 `tasks`, which avoids switching the \
+         kernel's global thread-group lock to its slow mode (5-15 ms outliers).\n",
     );
     markdown.push_str(
         "\nTried and not kept: linking `takt` as a non-PIE executable removes the relocations \
-         (1.5 ms and 156 page faults per exec; 16.8 against 22.0 ms per launch before the \
-         changes above) but gives up address-space randomization for all of takt's own code, in \
-         a root daemon that parses untrusted input. Serving the relays from the supervisor, so \
-         that the inner stage could become the agent instead of staying its parent, is worth \
-         under 1 ms: `network: none` (no relays) measured the same ratio as `model`.\n",
+         (1.5 ms and 156 page faults per exec) but gives up address-space randomization for \
+         all of takt's own code, in a root daemon that parses untrusted input. RELR packing \
+         (`-z pack-relative-relocs`) shrinks the relocation table but not the copy-on-write \
+         faults, and gained nothing. Serving the relays from the supervisor, so that the inner \
+         stage could become the agent instead of staying its parent, is worth under 1 ms: \
+         `network: none` (no relays) measured the same ratio as `model`.\n",
     );
     markdown.push_str(
-        "\nWhy 2× is still missed (2.4-2.9× across runs on 2026-11-22, as the machine's speed \
-         moved; the previous binary measured 3.3-3.6× in the same runs): bare bubblewrap is one \
-         exec of a small C program; takt adds two \
-         execs of a large PIE binary (about 3.4 ms more than two small ones) and the \
-         supervisor's own work (about 3.5 ms before and after the sandbox). The next step is a \
-         fork server: a supervisor forked from a long-lived `takt` process already set up would \
-         save one exec and the start-up (about 3 ms), but the supervisor would no longer be the \
-         daemon's own child, which changes how every caller waits for and kills a sandboxed \
-         command.\n",
+        "\nThe margin is thin, and the ratio moves with the machine's speed (bare bubblewrap \
+         took 4.1 to 6.5 ms across today's runs): compare rows of one run, not runs of \
+         different days. What is left is the supervisor's own work, about 2.5 ms before and \
+         after the sandbox, most of it the tree's ~900 system calls (each mount's path is \
+         walked component by component without following links, as root, where the agent may \
+         have planted some). A pre-forked supervisor that has already entered its mount \
+         namespace and laid out the parts of the tree every launch shares would take most of \
+         that off the critical path.\n",
     );
     markdown.push_str(
-        "\nWhat the difference buys: the supervisor re-executes the `takt` binary (so a cgroup, the \
-         agent user, the sandbox's tree and relays are set up outside the daemon's address space), \
-         and the inner stage is a second `takt` exec applying Landlock and seccomp. The cost is \
-         paid once per agent session (Codex, Claude Code) or once per `run` tool command \
-         (builtin loop).\n",
+        "\nWhat the difference buys: the supervisor sets up a cgroup, the agent user, the \
+         sandbox's tree and relays outside the daemon's address space, and the inner stage \
+         applies Landlock and seccomp inside bubblewrap. The cost is paid once per agent \
+         session (Codex, Claude Code), once per `run` tool command (builtin loop) and once \
+         per gate.\n",
     );
     Ok(Section {
         name: "sandbox",

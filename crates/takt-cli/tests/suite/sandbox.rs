@@ -63,6 +63,63 @@ fn alive_with(token: &str) -> bool {
     })
 }
 
+/// The pids of the processes whose parent is `parent`, with their command lines.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: u32 = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (ppid == parent).then(|| (pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// The daemon forks its agents' supervisors from a fork server; killed with SIGKILL, it takes
+/// the server, the supervisors and the sandboxes with it, no restart needed.
+#[test]
+fn a_daemon_killed_with_sigkill_takes_its_sandboxed_agents_along() {
+    let f = Factory::bare("sandbox-daemon-kill9");
+    let token = format!("sleep\u{0}3{}", std::process::id() % 1000 + 3000);
+    let script = format!("sleep {} & sleep {}\n", &token[6..], &token[6..]);
+    let mut wf = f.sandboxed(&WorkflowFile::new(f.agent_command(&script)));
+    wf.max_concurrent_agents = 2;
+    f.write_workflow(&wf);
+    f.takt.add_task("Sleeps", &[]);
+    f.takt.add_task("Sleeps too", &[]);
+    let log = f.log_dir().join("daemon.log");
+    let mut daemon = f.takt.spawn_daemon(&log);
+    let daemon_pid = daemon.pid();
+    let server = || {
+        children_of(daemon_pid)
+            .into_iter()
+            .find(|(_, cmdline)| cmdline.contains(takt_sandbox::SERVE_ARG))
+    };
+    let describe = || std::fs::read_to_string(&log).unwrap_or_default();
+    takt_test_support::wait_until(
+        "both agents sleeping",
+        Duration::from_secs(60),
+        || server().is_some_and(|(server, _)| children_of(server).len() == 2) && alive_with(&token),
+        describe,
+    );
+    let (server, _) = server().unwrap();
+
+    daemon.kill9();
+    takt_test_support::wait_until(
+        "the server and every sandboxed process gone",
+        Duration::from_secs(20),
+        || !alive_with(&token) && !std::path::Path::new(&format!("/proc/{server}")).exists(),
+        describe,
+    );
+}
+
 #[test]
 fn a_hostile_agent_is_contained_while_an_honest_task_lands() {
     hostile_beside_honest("auto");

@@ -218,3 +218,66 @@ async fn a_helper_that_cannot_serve_leaves_supervisors_execd() {
         }
     }
 }
+
+#[test]
+fn the_inner_stage_binary_beside_the_helper_is_used_only_when_it_reads_our_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("takt");
+    std::fs::write(&helper, "").unwrap();
+    assert_eq!(takt_sandbox::inner_stage_beside(&helper), None, "missing");
+
+    let inner = dir.path().join(takt_sandbox::INNER_BINARY);
+    std::os::unix::fs::symlink(HELPER, &inner).unwrap();
+    assert_eq!(
+        takt_sandbox::inner_stage_beside(&helper),
+        Some(inner.clone()),
+        "from this build"
+    );
+
+    std::fs::remove_file(&inner).unwrap();
+    std::fs::write(&inner, "#!/bin/sh\necho takt-sandbox 0.0.1 spec 0\n").unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        takt_sandbox::inner_stage_beside(&helper),
+        None,
+        "from another build"
+    );
+}
+
+#[tokio::test]
+async fn the_inner_stage_runs_from_the_binary_it_was_given() {
+    let h = Harness::new();
+    let bin = h.root.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // Records where it ran from, then is the real inner stage.
+    let inner = bin.join(takt_sandbox::INNER_BINARY);
+    std::fs::write(
+        &inner,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = {} ] && echo \"inner stage from $0\" >&2\nexec {HELPER} \"$@\"\n",
+            takt_sandbox::INNER_ARG
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for mode in modes() {
+        let mut policy = policy(mode);
+        policy
+            .read_only
+            .push(Path::new(HELPER).parent().unwrap().to_path_buf());
+        let sandbox = sandbox(policy, None).with_inner_stage(inner.clone());
+        let ran = run(&sandbox, &h, "echo ran").await;
+        assert_eq!(ran.code, Some(0), "{mode:?}: {}", ran.all());
+        // Inside bubblewrap the binary is bound at a fixed path; under Landlock it runs where
+        // it lies.
+        let shown = match mode {
+            Mode::Bwrap => "/run/takt/helper".to_owned(),
+            _ => inner.display().to_string(),
+        };
+        assert!(
+            ran.stderr.contains(&format!("inner stage from {shown}")),
+            "{mode:?}: {}",
+            ran.all()
+        );
+    }
+}
