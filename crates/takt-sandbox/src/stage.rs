@@ -14,9 +14,12 @@
 //! them there: the agent cannot remount a read-only one writable or unmount one to look
 //! below it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
@@ -31,9 +34,15 @@ use crate::bwrap::Node;
 
 pub(crate) struct Stage {
     root: PathBuf,
-    root_fd: OwnedFd,
+    root_fd: Rc<OwnedFd>,
     uid: u32,
     gid: u32,
+    /// Directories of the tree already walked to, by their path inside it: most entries
+    /// share their first components, and walking each anew cost hundreds of system calls
+    /// per launch. A handle keeps naming the directory it was opened on even after
+    /// something is mounted over it, so every mount drops the handles at and below its
+    /// mount point.
+    walked: RefCell<HashMap<PathBuf, Rc<OwnedFd>>>,
 }
 
 impl Stage {
@@ -67,9 +76,10 @@ impl Stage {
         .map_err(|e| format!("{}: {e}", root.display()))?;
         Ok(Stage {
             root,
-            root_fd,
+            root_fd: Rc::new(root_fd),
             uid,
             gid,
+            walked: RefCell::new(HashMap::new()),
         })
     }
 
@@ -118,7 +128,7 @@ impl Stage {
                     & libc::S_IFMT
                     == libc::S_IFDIR;
                 let target = self.mount_point(dest, is_dir)?;
-                attach(&tree, &target)
+                self.mount_at(&tree, &target, dest)
             }
             Node::Symlink { target, dest } => {
                 let (parent, name) = self.parent(dest)?;
@@ -128,7 +138,7 @@ impl Stage {
             Node::Tmpfs(dest) => {
                 let target = self.mount_point(dest, true)?;
                 let tmpfs = self.tmpfs().map_err(|e| format!("tmpfs: {e}"))?;
-                attach(&tmpfs, &target)
+                self.mount_at(&tmpfs, &target, dest)
             }
             Node::Dir(dest) | Node::Proc(dest) => self.mount_point(dest, true).map(drop),
             Node::Dev(dest) => self.dev(dest),
@@ -136,7 +146,7 @@ impl Stage {
                 let target = self.mount_point(&layers.dest, true)?;
                 let overlay = overlay(&layers.lower, &layers.upper, &layers.work)
                     .map_err(|e| format!("overlay: {e}"))?;
-                attach(&overlay, &target)
+                self.mount_at(&overlay, &target, &layers.dest)
             }
         }
     }
@@ -150,7 +160,7 @@ impl Stage {
     fn dev(&self, dest: &Path) -> Result<(), String> {
         let target = self.mount_point(dest, true)?;
         let tmpfs = self.tmpfs().map_err(|e| format!("tmpfs: {e}"))?;
-        attach(&tmpfs, &target)?;
+        self.mount_at(&tmpfs, &target, dest)?;
         for name in DEVICES {
             let host = Path::new("/dev").join(name);
             let device = open_tree(
@@ -161,7 +171,8 @@ impl Stage {
             .map_err(|e| format!("{}: {e}", host.display()))?;
             set_attributes(device.as_fd(), libc::MOUNT_ATTR_NOSUID)
                 .map_err(|e| format!("{}: {e}", host.display()))?;
-            attach(&device, &self.mount_point(&dest.join(name), false)?)?;
+            let at = dest.join(name);
+            self.mount_at(&device, &self.mount_point(&at, false)?, &at)?;
         }
         for (name, target) in DEV_LINKS {
             self.place(&Node::Symlink {
@@ -170,9 +181,10 @@ impl Stage {
             })?;
         }
         self.mount_point(&dest.join("shm"), true)?;
-        let pts = self.mount_point(&dest.join("pts"), true)?;
+        let at = dest.join("pts");
+        let pts = self.mount_point(&at, true)?;
         let devpts = devpts().map_err(|e| format!("devpts: {e}"))?;
-        attach(&devpts, &pts)
+        self.mount_at(&devpts, &pts, &at)
     }
 
     /// An empty tmpfs as bubblewrap's `--tmpfs` makes it: mode 0755, the agent's, nosuid,
@@ -217,8 +229,17 @@ impl Stage {
         self.directory(&parent, name)
     }
 
+    /// Attaches `tree` over `target`, the opened mount point `dest`.
+    fn mount_at(&self, tree: &OwnedFd, target: &OwnedFd, dest: &Path) -> Result<(), String> {
+        attach(tree, target)?;
+        self.walked
+            .borrow_mut()
+            .retain(|walked, _| !walked.starts_with(dest));
+        Ok(())
+    }
+
     /// The directory holding `dest` (created like [`Stage::mount_point`]) and `dest`'s name.
-    fn parent<'a>(&self, dest: &'a Path) -> Result<(OwnedFd, &'a OsStr), String> {
+    fn parent<'a>(&self, dest: &'a Path) -> Result<(Rc<OwnedFd>, &'a OsStr), String> {
         let mut names = Vec::new();
         for component in dest.components() {
             match component {
@@ -228,9 +249,21 @@ impl Stage {
             }
         }
         let name = names.pop().ok_or("the root itself")?;
-        let mut dir = self.root_fd.try_clone().map_err(|e| e.to_string())?;
+        let mut dir = self.root_fd.clone();
+        let mut path = PathBuf::from("/");
         for step in names {
-            dir = self.directory(&dir, step)?;
+            path.push(step);
+            let walked = self.walked.borrow().get(&path).cloned();
+            dir = match walked {
+                Some(walked) => walked,
+                None => {
+                    let opened = Rc::new(self.directory(&dir, step)?);
+                    self.walked
+                        .borrow_mut()
+                        .insert(path.clone(), opened.clone());
+                    opened
+                }
+            };
         }
         Ok((dir, name))
     }

@@ -144,7 +144,11 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
     // built (`cargo build --release -p takt-cli` builds both).
     let inner = takt_sandbox::inner_stage_beside(&helper);
     if inner.is_none() {
-        println!("  no {} beside {}", takt_sandbox::INNER_BINARY, helper.display());
+        println!(
+            "  no {} beside {}",
+            takt_sandbox::INNER_BINARY,
+            helper.display()
+        );
     }
     for (mode, label, served, small_inner) in [
         (Mode::Bwrap, TAKT_BWRAP, true, true),
