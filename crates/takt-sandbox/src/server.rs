@@ -228,7 +228,17 @@ fn become_supervisor(request: Request, control: OwnedFd, running: HashMap<Pid, R
     }
     let code = crate::supervisor::run(&spec);
     // Said before this process is torn down (its mount namespace, its memory), which the
-    // daemon need not wait for: the sandbox is gone and the report written.
+    // daemon need not wait for: the sandbox is gone and the report written. The stdio pipes
+    // close first, so that a daemon reading them to their end does not wait either.
+    if let Ok(null) = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null)
+            .and_then(|()| nix::unistd::dup2_stdout(&null))
+            .and_then(|()| nix::unistd::dup2_stderr(&null));
+    }
     let _ = status.write_all(&((code & 0xff) << 8).to_ne_bytes());
     std::process::exit(code)
 }

@@ -284,18 +284,20 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
          which nobody waits for.\n",
     );
     markdown.push_str(
-        "\nWhat changed it this time (2026-11-22, the rows above are interleaved, three runs: \
-         p50 8.21, 9.88 and 9.93 ms, against bare bubblewrap 4.17, 5.09 and 5.06 ms, so \
-         1.97×, 1.94× and 1.96×): (1) a fork server. The daemon re-executes `takt` once, as a \
+        "\nWhat changed it this time (2026-11-22; the rows above are interleaved; the last \
+         three runs before this one: p50 11.35, 9.78 and 11.53 ms against bare bubblewrap \
+         5.93, 4.99 and 6.03 ms, so 1.91×, 1.96× and 1.91×): (1) a fork server. The daemon re-executes `takt` once, as a \
          small single-threaded server, and has it fork each supervisor instead of exec'ing \
          `takt` for each launch: 1.6-2.1 ms less per launch (the last two rows but one). \
          (2) The inner stage runs from `takt-sandbox-inner`, a 2 MB binary built beside \
          `takt`. Exec'ing the whole of `takt` costs about 1.9 ms and 350 page faults, most of \
          them the dynamic loader's relocations of its 0.86 MB `.data.rel.ro`. The small binary \
          takes 1.1 ms and 95 faults: 1.0-1.2 ms less per launch. (3) The supervisor \
-         reports the exit status before its own teardown, and waits for bubblewrap's last \
-         process in naps from 50 µs instead of 1 ms. Together the launch went from 2.4-2.9× \
-         bare bubblewrap to under 2×, and `mode: landlock` is now about as fast as bare \
+         closes its stdio and reports the exit status before its own teardown, and waits for \
+         bubblewrap's last process in naps from 50 µs instead of 1 ms. (4) Laying out the tree \
+         keeps the directories it walked to until something is mounted over them: 840 \
+         instead of 1,080 system calls per supervisor. Together the launch went from \
+         2.4-2.9× bare bubblewrap to about 2× (1.91-2.05× across eleven runs), and `mode: landlock` is now about as fast as bare \
          bubblewrap.\n",
     );
     markdown.push_str(
@@ -324,7 +326,7 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
         "\nThe margin is thin, and the ratio moves with the machine's speed (bare bubblewrap \
          took 4.1 to 6.5 ms across today's runs): compare rows of one run, not runs of \
          different days. What is left is the supervisor's own work, about 2.5 ms before and \
-         after the sandbox, most of it the tree's ~900 system calls (each mount's path is \
+         after the sandbox, much of it the tree's ~840 system calls (each mount's path is \
          walked component by component without following links, as root, where the agent may \
          have planted some). A pre-forked supervisor that has already entered its mount \
          namespace and laid out the parts of the tree every launch shares would take most of \

@@ -70,6 +70,23 @@ async fn started_and_waiting(child: &mut Confined) {
     child.stdout = Some(stdout);
 }
 
+/// A launch whose agent is `sleep <token>`, once that is running.
+async fn sleeping(sandbox: &Sandbox, h: &Harness, token: &str) -> Confined {
+    let mut child = sandbox
+        .spawn(
+            &h.scope,
+            launch(h, &format!("echo ready; exec sleep {token}")),
+        )
+        .await
+        .unwrap();
+    started_and_waiting(&mut child).await;
+    assert!(
+        eventually(|| any_process_with(&format!("sleep\0{token}"))).await,
+        "the agent never started"
+    );
+    child
+}
+
 #[tokio::test]
 async fn supervisors_are_forked_by_one_server_that_the_daemon_started() {
     for mode in modes() {
@@ -110,19 +127,8 @@ async fn a_dropped_launch_is_killed_with_its_sandbox() {
         let h = Harness::new();
         let sandbox = sandbox(policy(mode), None);
         let token = format!("3{}", std::process::id() % 1000 + 1000);
-        let mut child = sandbox
-            .spawn(
-                &h.scope,
-                launch(&h, &format!("echo ready; exec sleep {token}")),
-            )
-            .await
-            .unwrap();
-        started_and_waiting(&mut child).await;
+        let child = sleeping(&sandbox, &h, &token).await;
         let supervisor = child.id().unwrap();
-        assert!(
-            eventually(|| any_process_with(&format!("sleep\0{token}"))).await,
-            "{mode:?}: the agent never started"
-        );
         drop(child);
         assert!(
             eventually(|| !running(supervisor) && !any_process_with(&format!("sleep\0{token}")))
@@ -138,14 +144,7 @@ async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_ne
         let h = Harness::new();
         let sandbox = sandbox(policy(mode), None);
         let token = format!("3{}", std::process::id() % 1000 + 2000);
-        let mut child = sandbox
-            .spawn(
-                &h.scope,
-                launch(&h, &format!("echo ready; exec sleep {token}")),
-            )
-            .await
-            .unwrap();
-        started_and_waiting(&mut child).await;
+        let mut child = sleeping(&sandbox, &h, &token).await;
         let server = parent(child.id().unwrap());
         kill(
             Pid::from_raw(i32::try_from(server).unwrap()),
