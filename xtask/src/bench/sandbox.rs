@@ -288,7 +288,8 @@ pub fn run(root: &Path, machine: &Machine) -> Result<Section> {
          three runs before this one: p50 11.35, 9.78 and 11.53 ms against bare bubblewrap \
          5.93, 4.99 and 6.03 ms, so 1.91×, 1.96× and 1.91×): (1) a fork server. The daemon re-executes `takt` once, as a \
          small single-threaded server, and has it fork each supervisor instead of exec'ing \
-         `takt` for each launch: 1.6-2.1 ms less per launch (the last two rows but one). \
+         `takt` for each launch: 1.6-2.6 ms less per launch (the row with the inner stage run by `takt` \
+         against the one with the supervisor exec'd). \
          (2) The inner stage runs from `takt-sandbox-inner`, a 2 MB binary built beside \
          `takt`. Exec'ing the whole of `takt` costs about 1.9 ms and 350 page faults, most of \
          them the dynamic loader's relocations of its 0.86 MB `.data.rel.ro`. The small binary \
