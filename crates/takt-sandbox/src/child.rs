@@ -5,11 +5,14 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::Arc;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
+
+use crate::launcher::ForkServer;
 
 /// A confined process: its stdio pipes, and waiting for and killing it. Like a
 /// `tokio::process::Child` spawned with piped stdio, in its own process group and killed when
@@ -39,6 +42,9 @@ enum Waiter {
     Served {
         status: StatusReader,
         exited: Option<ExitStatus>,
+        /// The server exits when its control socket closes, and its supervisors with it: it
+        /// stays while a launch of it runs, even when its sandbox is gone.
+        _server: Arc<ForkServer>,
     },
 }
 
@@ -117,13 +123,19 @@ impl Confined {
     }
 
     /// A process the fork server forked as `pid`, reporting its end on `status`.
-    pub(crate) fn served(pid: u32, ours: Pipes, status: StatusReader) -> Confined {
+    pub(crate) fn served(
+        pid: u32,
+        ours: Pipes,
+        status: StatusReader,
+        server: Arc<ForkServer>,
+    ) -> Confined {
         Confined::new(
             pid,
             ours,
             Waiter::Served {
                 status,
                 exited: None,
+                _server: server,
             },
         )
     }
@@ -151,7 +163,7 @@ impl Confined {
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         match &mut self.waiter {
             Waiter::Spawned(child) => child.wait().await,
-            Waiter::Served { status, exited } => {
+            Waiter::Served { status, exited, .. } => {
                 if let Some(code) = exited {
                     return Ok(*code);
                 }

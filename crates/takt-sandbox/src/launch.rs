@@ -252,6 +252,11 @@ impl Sandbox {
                     });
                 }
                 Err(LaunchError::NotForked(error)) => self.forget_fork_server(&server, &error),
+                Err(LaunchError::Busy) => {
+                    tracing::warn!(
+                        "the sandbox's fork server is busy; this launch execs its supervisor"
+                    );
+                }
             }
         }
         Confined::spawn(self.command_for(prepared)).map_err(|error| SandboxError::Start {

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::net::{
@@ -34,6 +35,9 @@ pub(crate) enum LaunchError {
     /// The server did not fork (it is gone, or went before it read the request): nothing was
     /// started, so starting the supervisor another way is safe.
     NotForked(io::Error),
+    /// The server's queue stayed full for [`QUEUE_PATIENCE`]: nothing was sent. The server
+    /// still serves (and holds running supervisors), so only this launch goes another way.
+    Busy,
     /// The server took the request but the supervisor did not start.
     NotStarted(io::Error),
 }
@@ -67,7 +71,7 @@ impl ForkServer {
     }
 
     /// Has the server fork a supervisor for the spec at `spec`.
-    pub(crate) async fn launch(&self, spec: &Path) -> Result<Confined, LaunchError> {
+    pub(crate) async fn launch(self: &Arc<Self>, spec: &Path) -> Result<Confined, LaunchError> {
         let path = spec.as_os_str().as_bytes();
         if path.len() > MAX_REQUEST {
             return Err(LaunchError::NotForked(io::Error::other(format!(
@@ -88,9 +92,7 @@ impl ForkServer {
             stderr.as_fd(),
             status_theirs.as_fd(),
         ];
-        self.send(path, &handed)
-            .await
-            .map_err(LaunchError::NotForked)?;
+        self.send(path, &handed).await?;
         // The server holds its own copies now; ours must close for the pipes to end.
         drop((stdin, stdout, stderr, status_theirs));
         let status = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(status))
@@ -100,7 +102,12 @@ impl ForkServer {
             Some(pid) if pid > 0 => {
                 self.forked
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                Ok(Confined::served(pid.unsigned_abs(), ours, status))
+                Ok(Confined::served(
+                    pid.unsigned_abs(),
+                    ours,
+                    status,
+                    self.clone(),
+                ))
             }
             Some(errno) => Err(LaunchError::NotStarted(io::Error::from_raw_os_error(
                 errno.saturating_neg(),
@@ -113,7 +120,11 @@ impl ForkServer {
         }
     }
 
-    async fn send(&self, path: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
+    async fn send(
+        &self,
+        path: &[u8],
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), LaunchError> {
         let deadline = tokio::time::Instant::now() + QUEUE_PATIENCE;
         loop {
             let mut space =
@@ -132,8 +143,9 @@ impl ForkServer {
                 Err(rustix::io::Errno::AGAIN) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                Err(rustix::io::Errno::AGAIN) => return Err(LaunchError::Busy),
                 Err(rustix::io::Errno::INTR) => {}
-                Err(errno) => return Err(errno.into()),
+                Err(errno) => return Err(LaunchError::NotForked(errno.into())),
             }
         }
     }

@@ -144,9 +144,10 @@ fn serve() -> Result<(), String> {
             continue;
         }
         let request = match receive(&control) {
-            Ok(Some(request)) => request,
+            Ok(Received::Launch(request)) => request,
+            Ok(Received::Nothing) => continue,
             // The daemon is gone: so are we, and our supervisors with us.
-            Ok(None) => return Ok(()),
+            Ok(Received::DaemonGone) => return Ok(()),
             Err(reason) => {
                 eprintln!("takt sandbox fork server: a launch was refused: {reason}");
                 continue;
@@ -243,8 +244,17 @@ fn become_supervisor(request: Request, control: OwnedFd, running: HashMap<Pid, R
     std::process::exit(code)
 }
 
-/// Reads one launch; `Ok(None)` when the daemon closed its end.
-fn receive(control: &OwnedFd) -> Result<Option<Request>, String> {
+/// What the control socket held.
+enum Received {
+    Launch(Request),
+    /// A wake-up without a message (a signal, or another reader was first).
+    Nothing,
+    /// The daemon closed its end.
+    DaemonGone,
+}
+
+/// Reads one launch.
+fn receive(control: &OwnedFd) -> Result<Received, String> {
     let mut bytes = [0u8; MAX_REQUEST];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_REQUEST))];
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
@@ -256,9 +266,7 @@ fn receive(control: &OwnedFd) -> Result<Option<Request>, String> {
     );
     let received = match received {
         Ok(received) => received,
-        Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {
-            return Err("interrupted".into());
-        }
+        Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => return Ok(Received::Nothing),
         Err(error) => return Err(format!("receiving: {error}")),
     };
     let mut fds: Vec<OwnedFd> = ancillary
@@ -270,7 +278,7 @@ fn receive(control: &OwnedFd) -> Result<Option<Request>, String> {
         .flatten()
         .collect();
     if received.bytes == 0 && fds.is_empty() {
-        return Ok(None);
+        return Ok(Received::DaemonGone);
     }
     if fds.len() != FDS_PER_REQUEST || received.bytes > MAX_REQUEST {
         return Err(format!(
@@ -284,7 +292,7 @@ fn receive(control: &OwnedFd) -> Result<Option<Request>, String> {
     let stdout = fds.remove(1);
     let stdin = fds.remove(0);
     let spec = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..received.bytes]));
-    Ok(Some(Request {
+    Ok(Received::Launch(Request {
         spec,
         stdin,
         stdout,

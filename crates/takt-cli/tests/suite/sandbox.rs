@@ -63,6 +63,15 @@ fn alive_with(token: &str) -> bool {
     })
 }
 
+/// Whether `pid` is a process that can still run (neither gone nor a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|end| stat[end + 2..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// The pids of the processes whose parent is `parent`, with their command lines.
 fn children_of(parent: u32) -> Vec<(u32, String)> {
     std::fs::read_dir("/proc")
@@ -87,8 +96,10 @@ fn children_of(parent: u32) -> Vec<(u32, String)> {
 #[test]
 fn a_daemon_killed_with_sigkill_takes_its_sandboxed_agents_along() {
     let f = Factory::bare("sandbox-daemon-kill9");
-    let token = format!("sleep\u{0}3{}", std::process::id() % 1000 + 3000);
-    let script = format!("sleep {} & sleep {}\n", &token[6..], &token[6..]);
+    // Unique among the tests running at once, and never the start of another test's token.
+    let seconds = format!("5{:07}", std::process::id());
+    let token = format!("sleep\u{0}{seconds}\u{0}");
+    let script = format!("sleep {seconds} & sleep {seconds}\n");
     let mut wf = f.sandboxed(&WorkflowFile::new(f.agent_command(&script)));
     wf.max_concurrent_agents = 2;
     f.write_workflow(&wf);
@@ -115,7 +126,7 @@ fn a_daemon_killed_with_sigkill_takes_its_sandboxed_agents_along() {
     takt_test_support::wait_until(
         "the server and every sandboxed process gone",
         Duration::from_secs(20),
-        || !alive_with(&token) && !std::path::Path::new(&format!("/proc/{server}")).exists(),
+        || !alive_with(&token) && !running(server),
         describe,
     );
 }
@@ -232,7 +243,7 @@ fn assert_contained(f: &Factory, home: &std::path::Path, listener: &TcpListener)
     takt_test_support::wait_until(
         "the hostile agent's background processes to be gone",
         Duration::from_secs(10),
-        || !alive_with("sleep\u{0}3331") && !alive_with("sleep\u{0}3332"),
+        || !alive_with("sleep\u{0}3331\u{0}") && !alive_with("sleep\u{0}3332\u{0}"),
         || "sleep 3331/3332 still alive".to_owned(),
     );
     let events = f.takt.json(&["task", "events", "TAKT-1"]);

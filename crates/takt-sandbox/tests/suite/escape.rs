@@ -385,17 +385,18 @@ fn no_background_process_outlives_the_run() {
         .await;
         assert!(ran.stdout.contains("left"), "{mode:?}: {}", ran.all());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while (!alive_with("3171").is_empty() || !alive_with("3172").is_empty())
+        while (!alive_with("sleep\x003171\x00").is_empty()
+            || !alive_with("sleep\x003172\x00").is_empty())
             && std::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(
-            alive_with("sleep\x003171").is_empty(),
+            alive_with("sleep\x003171\x00").is_empty(),
             "{mode:?}: setsid'd process survived"
         );
         assert!(
-            alive_with("sleep\x003172").is_empty(),
+            alive_with("sleep\x003172\x00").is_empty(),
             "{mode:?}: background process survived"
         );
     });

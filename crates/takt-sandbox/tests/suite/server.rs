@@ -70,6 +70,12 @@ async fn started_and_waiting(child: &mut Confined) {
     child.stdout = Some(stdout);
 }
 
+/// A number of seconds to sleep that names this test process's sleeps: unique among the
+/// tests running at once (their pids are), and never the start of another test's token.
+fn sleep_token() -> String {
+    format!("4{:07}", std::process::id())
+}
+
 /// A launch whose agent is `sleep <token>`, once that is running.
 async fn sleeping(sandbox: &Sandbox, h: &Harness, token: &str) -> Confined {
     let mut child = sandbox
@@ -81,7 +87,7 @@ async fn sleeping(sandbox: &Sandbox, h: &Harness, token: &str) -> Confined {
         .unwrap();
     started_and_waiting(&mut child).await;
     assert!(
-        eventually(|| any_process_with(&format!("sleep\0{token}"))).await,
+        eventually(|| any_process_with(&format!("sleep\0{token}\0"))).await,
         "the agent never started"
     );
     child
@@ -126,12 +132,12 @@ async fn a_dropped_launch_is_killed_with_its_sandbox() {
     for mode in modes() {
         let h = Harness::new();
         let sandbox = sandbox(policy(mode), None);
-        let token = format!("3{}", std::process::id() % 1000 + 1000);
+        let token = sleep_token();
         let child = sleeping(&sandbox, &h, &token).await;
         let supervisor = child.id().unwrap();
         drop(child);
         assert!(
-            eventually(|| !running(supervisor) && !any_process_with(&format!("sleep\0{token}")))
+            eventually(|| !running(supervisor) && !any_process_with(&format!("sleep\0{token}\0")))
                 .await,
             "{mode:?}: the dropped launch is still running"
         );
@@ -143,7 +149,7 @@ async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_ne
     for mode in modes() {
         let h = Harness::new();
         let sandbox = sandbox(policy(mode), None);
-        let token = format!("3{}", std::process::id() % 1000 + 2000);
+        let token = sleep_token();
         let mut child = sleeping(&sandbox, &h, &token).await;
         let server = parent(child.id().unwrap());
         kill(
@@ -157,7 +163,7 @@ async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_ne
             .unwrap();
         assert!(!status.success(), "{mode:?}: {status:?}");
         assert!(
-            eventually(|| !any_process_with(&format!("sleep\0{token}"))).await,
+            eventually(|| !any_process_with(&format!("sleep\0{token}\0"))).await,
             "{mode:?}: the sandbox outlived its server"
         );
 
