@@ -65,6 +65,18 @@ fn inner_stage() -> Option<PathBuf> {
         .clone()
 }
 
+/// Which binary runs the inner stage, for `takt doctor`.
+pub fn inner_stage_line() -> String {
+    match inner_stage() {
+        Some(inner) => format!("{} (the small binary beside takt)", inner.display()),
+        None => format!(
+            "takt itself: no {} of this build beside it (`cargo build --release -p takt-cli` \
+             builds both); each sandbox launch takes about 1 ms longer",
+            takt_sandbox::INNER_BINARY
+        ),
+    }
+}
+
 fn with_inner_stage(sandbox: Sandbox) -> Sandbox {
     match inner_stage() {
         Some(inner) => sandbox.with_inner_stage(inner),

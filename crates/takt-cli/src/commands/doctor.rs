@@ -167,6 +167,7 @@ pub async fn run(workflow: Option<&Path>, json: bool) -> Result<Code> {
                             })
                             .map_err(|error| format!("{error:#}")),
                     );
+                    check("inner stage", false, Ok(crate::sandbox::inner_stage_line()));
                 }
                 Err(error) => check("sandbox", true, Err(format!("{error:#}"))),
             }

@@ -423,6 +423,22 @@ fn a_hostile_builtin_agent_is_contained_while_an_honest_task_lands() {
     }
 }
 
+/// The small inner-stage binary built beside `takt` is found, and `takt doctor` names it.
+#[test]
+fn doctor_names_the_binary_that_runs_the_inner_stage() {
+    let f = Factory::bare("sandbox-inner-binary");
+    f.write_workflow(&f.sandboxed(&WorkflowFile::new(f.recording_agent())));
+    let doctor = f.takt.run(&["doctor"]);
+    let inner = std::path::Path::new(env!("CARGO_BIN_EXE_takt-sandbox-inner"));
+    assert!(
+        doctor.stdout.contains(&format!(
+            "{} (the small binary beside takt)",
+            inner.display()
+        )),
+        "{doctor}"
+    );
+}
+
 #[test]
 fn landlock_mode_says_how_to_fix_a_private_directory_above_the_workspace() {
     if !super::running_as_root() {
