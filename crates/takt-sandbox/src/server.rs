@@ -247,7 +247,7 @@ fn become_supervisor(request: Request, control: OwnedFd, running: HashMap<Pid, R
 /// What the control socket held.
 enum Received {
     Launch(Request),
-    /// A wake-up without a message (a signal, or another reader was first).
+    /// A wake-up without a message (an interrupted call).
     Nothing,
     /// The daemon closed its end.
     DaemonGone,
