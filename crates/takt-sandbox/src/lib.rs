@@ -3,17 +3,18 @@
 //! The daemon never sets up confinement in its own address space: it re-executes its own
 //! binary ([`helper_main`], the codex-rs arg0 pattern) once as a *fork server*, which forks a
 //! *supervisor* for each launch with a spec file written by [`Sandbox::spawn`] (or the daemon
-//! execs the supervisor itself, [`Sandbox::command`]). The supervisor, outside the sandbox, prepares what needs
-//! privileges (cgroups, dropping root to the agent user, laying out the sandbox's file tree),
-//! relays the model endpoint and the egress proxy over unix sockets, starts bubblewrap, enforces
-//! the wall clock, and writes a [`ContainmentReport`]. Inside, an *inner* stage applies rlimits,
-//! Landlock and a seccomp filter, starts the loopback relays, and runs the agent.
+//! execs the supervisor itself, [`Sandbox::command`]). The supervisor, outside the sandbox,
+//! prepares what needs privileges (cgroups, dropping root to the agent user, laying out the
+//! sandbox's file tree), relays the model endpoint and the egress proxy over unix sockets,
+//! starts bubblewrap, enforces the wall clock, and writes a [`ContainmentReport`]. Inside, an
+//! *inner* stage applies rlimits, Landlock and a seccomp filter, starts the loopback relays,
+//! and runs the agent.
 //!
 //! Layout: [`policy`] (what the workflow asks for), [`probe`] (what this host can do),
 //! [`launch`] (the daemon side), `launcher` and `server` (the fork server's two ends), `child`
-//! (the daemon's handle on a confined process), [`spec`] (the files between the stages), [`bwrap`] (argv),
-//! `supervisor` and `inner` (the two helper stages), `cgroup`, `rules` (Landlock and seccomp),
-//! `relay` and `egress` (networking), [`report`].
+//! (the daemon's handle on a confined process), [`spec`] (the files between the stages),
+//! [`bwrap`] (argv), `supervisor` and `inner` (the two helper stages), `cgroup`, `rules`
+//! (Landlock and seccomp), `relay` and `egress` (networking), [`report`].
 
 pub mod bwrap;
 mod cgroup;

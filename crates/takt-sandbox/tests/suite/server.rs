@@ -70,10 +70,47 @@ async fn started_and_waiting(child: &mut Confined) {
     child.stdout = Some(stdout);
 }
 
+/// An executable shell script at `path`.
+fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A helper binary stand-in in the harness's `bin/`: runs `first` (which may exit or record
+/// something), then is the real helper.
+fn wrapper(h: &Harness, name: &str, first: &str) -> PathBuf {
+    let bin = h.root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = bin.join(name);
+    write_script(&path, &format!("{first}\nexec {HELPER} \"$@\""));
+    path
+}
+
+/// The test policy for `mode`, with what [`wrapper`]s run visible inside: the inner stage
+/// runs from them too.
+fn policy_seeing_wrappers(h: &Harness, mode: Mode) -> Policy {
+    let mut policy = policy(mode);
+    policy.read_only.push(h.root.path().join("bin"));
+    policy
+        .read_only
+        .push(Path::new(HELPER).parent().unwrap().to_path_buf());
+    policy
+}
+
 /// A number of seconds to sleep that names this test process's sleeps: unique among the
 /// tests running at once (their pids are), and never the start of another test's token.
 fn sleep_token() -> String {
     format!("4{:07}", std::process::id())
+}
+
+/// A launch whose agent waits for a line on stdin, once it has started.
+async fn waiting(sandbox: &Sandbox, h: &Harness) -> Confined {
+    let mut child = sandbox
+        .spawn(&h.scope, launch(h, "echo ready; read line; exit 0"))
+        .await
+        .unwrap();
+    started_and_waiting(&mut child).await;
+    child
 }
 
 /// A launch whose agent is `sleep <token>`, once that is running.
@@ -98,16 +135,8 @@ async fn supervisors_are_forked_by_one_server_that_the_daemon_started() {
     for mode in modes() {
         let h = Harness::new();
         let sandbox = sandbox(policy(mode), None);
-        let mut first = sandbox
-            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
-            .await
-            .unwrap();
-        let mut second = sandbox
-            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
-            .await
-            .unwrap();
-        started_and_waiting(&mut first).await;
-        started_and_waiting(&mut second).await;
+        let first = waiting(&sandbox, &h).await;
+        let second = waiting(&sandbox, &h).await;
         let (a, b) = (first.id().unwrap(), second.id().unwrap());
         let server = parent(a);
         assert_eq!(parent(b), server, "{mode:?}: one server forks both");
@@ -170,11 +199,7 @@ async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_ne
         let ran = run(&sandbox, &h, "echo again").await;
         assert_eq!(ran.code, Some(0), "{mode:?}: {}", ran.all());
         assert!(ran.stdout.contains("again"), "{mode:?}: {}", ran.all());
-        let mut next = sandbox
-            .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
-            .await
-            .unwrap();
-        started_and_waiting(&mut next).await;
+        let next = waiting(&sandbox, &h).await;
         let replacement = parent(next.id().unwrap());
         assert_ne!(replacement, server, "{mode:?}");
         assert!(cmdline(replacement).contains(takt_sandbox::SERVE_ARG));
@@ -185,33 +210,17 @@ async fn a_killed_server_takes_its_sandboxes_along_and_the_next_launch_gets_a_ne
 async fn a_helper_that_cannot_serve_leaves_supervisors_execd() {
     let h = Harness::new();
     // A helper binary from before the fork server: every stage but serving.
-    let bin = h.root.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let old_helper = bin.join("old-helper");
-    std::fs::write(
-        &old_helper,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = {} ] && exit 2\nexec {HELPER} \"$@\"\n",
-            takt_sandbox::SERVE_ARG
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&old_helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old_helper = wrapper(
+        &h,
+        "old-helper",
+        &format!("[ \"$1\" = {} ] && exit 2", takt_sandbox::SERVE_ARG),
+    );
     for mode in modes() {
-        let mut policy = policy(mode);
-        // The inner stage runs the wrapper too, inside.
-        policy.read_only.push(bin.clone());
-        policy
-            .read_only
-            .push(Path::new(HELPER).parent().unwrap().to_path_buf());
+        let policy = policy_seeing_wrappers(&h, mode);
         let host = takt_sandbox::probe(&old_helper, &policy.user);
         let sandbox = Sandbox::new(policy, &host, old_helper.clone(), "test").unwrap();
         for _ in 0..2 {
-            let mut child = sandbox
-                .spawn(&h.scope, launch(&h, "echo ready; read line; exit 0"))
-                .await
-                .unwrap();
-            started_and_waiting(&mut child).await;
+            let mut child = waiting(&sandbox, &h).await;
             assert_eq!(
                 parent(child.id().unwrap()),
                 std::process::id(),
@@ -240,8 +249,7 @@ fn the_inner_stage_binary_beside_the_helper_is_used_only_when_it_reads_our_specs
     );
 
     std::fs::remove_file(&inner).unwrap();
-    std::fs::write(&inner, "#!/bin/sh\necho takt-sandbox 0.0.1 spec 0\n").unwrap();
-    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_script(&inner, "echo takt-sandbox 0.0.1 spec 0");
     assert_eq!(
         takt_sandbox::inner_stage_beside(&helper),
         None,
@@ -252,25 +260,18 @@ fn the_inner_stage_binary_beside_the_helper_is_used_only_when_it_reads_our_specs
 #[tokio::test]
 async fn the_inner_stage_runs_from_the_binary_it_was_given() {
     let h = Harness::new();
-    let bin = h.root.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
     // Records where it ran from, then is the real inner stage.
-    let inner = bin.join(takt_sandbox::INNER_BINARY);
-    std::fs::write(
-        &inner,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = {} ] && echo \"inner stage from $0\" >&2\nexec {HELPER} \"$@\"\n",
+    let inner = wrapper(
+        &h,
+        takt_sandbox::INNER_BINARY,
+        &format!(
+            "[ \"$1\" = {} ] && echo \"inner stage from $0\" >&2",
             takt_sandbox::INNER_ARG
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     for mode in modes() {
-        let mut policy = policy(mode);
-        policy
-            .read_only
-            .push(Path::new(HELPER).parent().unwrap().to_path_buf());
-        let sandbox = sandbox(policy, None).with_inner_stage(inner.clone());
+        let sandbox =
+            sandbox(policy_seeing_wrappers(&h, mode), None).with_inner_stage(inner.clone());
         let ran = run(&sandbox, &h, "echo ran").await;
         assert_eq!(ran.code, Some(0), "{mode:?}: {}", ran.all());
         // Inside bubblewrap the binary is bound at a fixed path; under Landlock it runs where
